@@ -1,0 +1,107 @@
+//! The [`App`] trait: what users implement and servers call.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::error::Error;
+use crate::handle::{Receiver, Sender};
+use crate::layer::Layer;
+use crate::scope::Scope;
+
+/// An ASGI application: `await app(scope, receive, send)`.
+///
+/// A server calls it once per connection (an HTTP request, a WebSocket) and once for the
+/// lifespan. The app reads events with [`Receiver::recv`] and answers with [`Sender::send`];
+/// when `call` returns, the connection is done.
+///
+/// Implemented for:
+/// - any `Fn(Scope, Receiver, Sender) -> impl Future<Output = Result<(), Error>>` (an `async
+///   fn` with that signature is an app, like the Python one);
+/// - `Arc<A>` for any app `A`, and [`DynApp`] (`Box<dyn App>`), so stacks can be type-erased.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::{App, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+/// use http::{HeaderMap, StatusCode};
+///
+/// async fn hello(scope: Scope, _receive: Receiver, mut send: Sender) -> Result<(), Error> {
+///     match scope {
+///         Scope::Http(_) => {
+///             send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new())).await?;
+///             send.send(SendEvent::response_body("Hello, world!", false)).await?;
+///             Ok(())
+///         }
+///         // Returning from the lifespan scope means "no lifespan support".
+///         _ => Ok(()),
+///     }
+/// }
+///
+/// fn assert_app(_: impl App) {}
+/// assert_app(hello);
+/// ```
+///
+/// # Errors
+///
+/// An `Err` before `http.response.start` makes the server answer `500`; after it, the
+/// server aborts the response so that the client can tell it is incomplete. A panic is
+/// treated like an `Err`, and the server keeps serving. Returning
+/// `Err` from [`Sender::send`]'s `Disconnected` (with `?`) is the normal way to stop when
+/// the client left.
+///
+/// # Cancel safety
+///
+/// Servers run each call in a task of its own and do not drop it while it works: an app
+/// learns of a client's disconnect from `recv`, not by being cancelled mid-await.
+#[async_trait]
+pub trait App: Send + Sync + 'static {
+    /// Handles one connection (or the lifespan).
+    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error>;
+}
+
+#[async_trait]
+impl<F, Fut> App for F
+where
+    F: Fn(Scope, Receiver, Sender) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send + 'static,
+{
+    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+        (self)(scope, receive, send).await
+    }
+}
+
+#[async_trait]
+impl<A: App + ?Sized> App for Arc<A> {
+    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+        (**self).call(scope, receive, send).await
+    }
+}
+
+/// A type-erased app, for stacks whose types differ by configuration.
+pub type DynApp = Box<dyn App>;
+
+#[async_trait]
+impl App for Box<dyn App> {
+    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+        (**self).call(scope, receive, send).await
+    }
+}
+
+/// Methods for every [`App`]: wrap it in a layer, erase its type.
+pub trait AppExt: App + Sized {
+    /// Wraps this app in `layer`: the layer's app sees every connection first and calls this
+    /// one inside. `app.with(a).with(b)` makes `b` the outermost layer; see
+    /// [`Layer`] for the onion diagram.
+    fn with<L: Layer<Self>>(self, layer: L) -> L::App {
+        layer.layer(self)
+    }
+
+    /// Boxes this app as a [`DynApp`].
+    fn boxed(self) -> DynApp {
+        Box::new(self)
+    }
+}
+
+impl<A: App> AppExt for A {}

@@ -1,0 +1,175 @@
+//! Lifespan state: filled by the app during `lifespan.startup`, then frozen and shared.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use crate::Error;
+
+/// The state an app put into its [`LifespanState`] during startup, frozen and shared with
+/// every connection's scope (ASGI's `scope["state"]`).
+///
+/// It is read-only: a clone is an `Arc` clone, and values are looked up by type. Put what
+/// every request needs (a connection pool, a config) here once, instead of in globals.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::LifespanState;
+///
+/// #[derive(Clone)]
+/// struct Config { greeting: &'static str }
+///
+/// let building = LifespanState::new();
+/// building.insert(Config { greeting: "hi" }).unwrap();
+/// let state = building.freeze();
+/// assert_eq!(state.get::<Config>().map(|c| c.greeting), Some("hi"));
+/// assert!(state.get::<u32>().is_none());
+/// ```
+#[derive(Clone, Default)]
+pub struct State {
+    map: Option<Arc<http::Extensions>>,
+}
+
+impl State {
+    /// An empty state, for servers without lifespan support and for tests.
+    pub fn empty() -> Self {
+        State::default()
+    }
+
+    /// The value of type `T`, if the app stored one during startup.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.map.as_deref().and_then(|m| m.get::<T>())
+    }
+
+    /// True when nothing was stored.
+    pub fn is_empty(&self) -> bool {
+        self.map.as_deref().is_none_or(|m| m.is_empty())
+    }
+}
+
+impl fmt::Debug for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("State")
+            .field("entries", &self.map.as_deref().map_or(0, |m| m.len()))
+            .finish()
+    }
+}
+
+/// The state an app fills while it handles `lifespan.startup`; the server
+/// [`freeze`](LifespanState::freeze)s it when the app sends `lifespan.startup.complete` and
+/// shares the result with every connection as [`State`].
+///
+/// Handles are cheap clones of one shared map. Values must be `Clone` (wrap a non-`Clone`
+/// value such as a pool in an `Arc`).
+///
+/// # Errors
+///
+/// [`insert`](LifespanState::insert) after the freeze fails with an [`Error`] for which
+/// [`is_state_frozen`](Error::is_state_frozen) is true: state is read-only once requests are
+/// being served, so that no request can observe it changing.
+#[derive(Clone, Default)]
+pub struct LifespanState {
+    inner: Arc<Mutex<Building>>,
+}
+
+#[derive(Default)]
+struct Building {
+    map: http::Extensions,
+    frozen: Option<State>,
+}
+
+impl LifespanState {
+    /// A new, empty state to hand to the app in the lifespan scope.
+    pub fn new() -> Self {
+        LifespanState::default()
+    }
+
+    /// Stores `value`, replacing and returning any earlier value of the same type.
+    ///
+    /// # Errors
+    ///
+    /// Fails once the state is frozen.
+    pub fn insert<T: Clone + Send + Sync + 'static>(&self, value: T) -> Result<Option<T>, Error> {
+        let mut building = self.lock();
+        if building.frozen.is_some() {
+            return Err(Error::state_frozen());
+        }
+        Ok(building.map.insert(value))
+    }
+
+    /// A clone of the stored value of type `T`, if any.
+    pub fn get<T: Clone + Send + Sync + 'static>(&self) -> Option<T> {
+        let building = self.lock();
+        match &building.frozen {
+            Some(state) => state.get::<T>().cloned(),
+            None => building.map.get::<T>().cloned(),
+        }
+    }
+
+    /// Freezes the state and returns the shared, read-only view. Calling it again returns the
+    /// same view; later inserts fail.
+    pub fn freeze(&self) -> State {
+        let mut building = self.lock();
+        if let Some(state) = &building.frozen {
+            return state.clone();
+        }
+        let map = std::mem::take(&mut building.map);
+        let state = State {
+            map: Some(Arc::new(map)),
+        };
+        building.frozen = Some(state.clone());
+        state
+    }
+
+    /// True once [`freeze`](LifespanState::freeze) was called.
+    pub fn is_frozen(&self) -> bool {
+        self.lock().frozen.is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Building> {
+        // A panic while holding this lock can only come from a panicking `Clone` impl of a
+        // user's value; the map itself is still consistent, so recover it.
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl fmt::Debug for LifespanState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LifespanState")
+            .field("frozen", &self.is_frozen())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_after_freeze_is_rejected() {
+        let building = LifespanState::new();
+        building.insert(1u8).unwrap();
+        let state = building.freeze();
+        let err = building.insert(2u8).unwrap_err();
+        assert!(err.is_state_frozen());
+        assert_eq!(state.get::<u8>(), Some(&1));
+    }
+
+    #[test]
+    fn freeze_twice_returns_same_state() {
+        let building = LifespanState::new();
+        building.insert(String::from("db")).unwrap();
+        let a = building.freeze();
+        let b = building.freeze();
+        assert_eq!(a.get::<String>(), b.get::<String>());
+        assert_eq!(building.get::<String>().as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn empty_state_has_nothing() {
+        assert!(State::empty().is_empty());
+        assert!(State::empty().get::<u8>().is_none());
+    }
+}
