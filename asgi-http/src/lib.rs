@@ -3,4 +3,6 @@
 //!
 //! # Layout
 //!
-//! This crate is being built; the server and helpers land here.
+//! - [`path`]: request targets split into the scope's `path`, `raw_path` and `query_string`.
+
+pub mod path;
