@@ -9,7 +9,8 @@
 //!   `Allow` header listing the methods it has;
 //! - `HEAD` falls back to the `GET` app (the server sends no body for `HEAD`);
 //! - WebSocket connections route by path alone, to the route's
-//!   [`websocket`](MethodRouter::websocket) app; with none, they get the not-found answer;
+//!   [`websocket`](MethodRouter::websocket) app; with none, they get the not-found answer
+//!   (and HTTP requests to a route that only has a WebSocket app get `404`);
 //! - the lifespan scope is answered by the router itself (`lifespan.startup.complete`,
 //!   `lifespan.shutdown.complete`), as Starlette's router does, unless an app is given with
 //!   [`Router::lifespan`]: route apps never see the lifespan scope.
@@ -129,7 +130,8 @@ pub struct MethodRouter {
 }
 
 impl MethodRouter {
-    /// A route with no apps: every HTTP method gets `405`, WebSockets the not-found answer.
+    /// A route with no apps yet; until one is added it answers nothing (requests and
+    /// WebSockets get the not-found answer).
     pub fn new() -> Self {
         MethodRouter::default()
     }
@@ -180,6 +182,10 @@ impl MethodRouter {
     pub fn websocket(mut self, app: impl App) -> Self {
         self.websocket = Some(Arc::new(app));
         self
+    }
+
+    fn serves_http(&self) -> bool {
+        !self.methods.is_empty() || self.any.is_some()
     }
 
     fn for_method(&self, method: &Method) -> Option<&Arc<dyn App>> {
@@ -433,6 +439,8 @@ impl Router {
             params.insert(name, value);
         }
         match method {
+            // A WebSocket-only route is not there for HTTP, as in Starlette.
+            Some(_) if !route.serves_http() => Dispatch::NoRoute,
             Some(method) => match route.for_method(method) {
                 Some(app) => Dispatch::App(app, params),
                 None => Dispatch::MethodNotAllowed(route.allow()),

@@ -248,6 +248,13 @@ async fn websocket_to_an_http_only_route_is_denied_with_404() {
 }
 
 #[tokio::test]
+async fn http_request_to_a_websocket_only_route_gives_404() {
+    let client = TestClient::new(Router::new().route("/ws", websocket(ws_echo)));
+    let response = client.get("/ws").await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn websocket_not_found_closes_when_the_server_has_no_denial_extension() {
     let router = Router::new().route("/ws", websocket(ws_echo));
     let scope = Scope::WebSocket(WebSocketScope::new("/other"));
