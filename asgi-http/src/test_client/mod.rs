@@ -727,3 +727,58 @@ impl TestResponse {
         &self.trailers
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_without_leading_slash_gets_one() {
+        let target = split_test_target("users/7?x=1");
+        assert_eq!(target.path, "/users/7");
+        assert_eq!(&target.query_string[..], b"x=1");
+    }
+
+    #[test]
+    fn default_headers_do_not_override_the_request_s_own() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("example.com"));
+        add_default_headers(&mut headers);
+        assert_eq!(headers[header::HOST], "example.com");
+        assert_eq!(headers[header::USER_AGENT], "testclient");
+    }
+
+    #[test]
+    fn extend_keeps_repeated_values_in_order() {
+        let mut into = HeaderMap::new();
+        into.insert("x-a", HeaderValue::from_static("0"));
+        let mut from = HeaderMap::new();
+        from.append("x-a", HeaderValue::from_static("1"));
+        from.append("x-a", HeaderValue::from_static("2"));
+        from.append("x-b", HeaderValue::from_static("3"));
+        extend(&mut into, from);
+        let a: Vec<_> = into.get_all("x-a").iter().collect();
+        assert_eq!(a, ["0", "1", "2"]);
+        assert_eq!(into["x-b"], "3");
+    }
+
+    #[test]
+    fn invalid_header_is_kept_as_the_request_s_error() {
+        let request = TestRequest::get("/")
+            .header("bad name", "x")
+            .header("x-ok", "fine");
+        let error = request.error.as_ref().map(ToString::to_string);
+        assert_eq!(
+            error.as_deref(),
+            Some("app error: invalid HTTP header name")
+        );
+        assert!(request.headers.contains_key("x-ok"));
+    }
+
+    #[test]
+    fn json_body_sets_content_type() {
+        let request = TestRequest::post("/").json(&serde_json::json!({"a": 1}));
+        assert_eq!(request.headers[header::CONTENT_TYPE], "application/json");
+        assert!(matches!(&request.body, RequestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
+    }
+}

@@ -439,3 +439,27 @@ impl WebSocketSession {
         self.exchange.finish().await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn handshake_headers_offer_the_subprotocols_in_order() {
+        let mut headers = HeaderMap::new();
+        add_handshake_headers(&mut headers, &["chat".to_owned(), "json".to_owned()]);
+        assert_eq!(headers[header::SEC_WEBSOCKET_PROTOCOL], "chat, json");
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::SEC_WEBSOCKET_VERSION], "13");
+        assert_eq!(headers[header::SEC_WEBSOCKET_KEY], SAMPLE_KEY);
+    }
+
+    #[test]
+    fn handshake_headers_keep_the_request_s_own() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        add_handshake_headers(&mut headers, &[]);
+        assert_eq!(headers[header::SEC_WEBSOCKET_VERSION], "8");
+        assert!(!headers.contains_key(header::SEC_WEBSOCKET_PROTOCOL));
+    }
+}
