@@ -101,6 +101,12 @@ const SUPPORTED_EXTENSIONS: [&str; 3] = [
 /// A `HEAD` response's body is dropped, as an HTTP client never receives one. An
 /// `http.response.pathsend` is answered by reading the file (which must be absolute).
 ///
+/// # Panics
+///
+/// Each call runs the app in a task of its own and bounds its waits with Tokio timers, so
+/// calls panic outside a Tokio runtime, or in one built without the time driver
+/// (`#[tokio::test]` has both; a hand-built runtime needs `enable_all()`).
+///
 /// # Example
 ///
 /// ```
