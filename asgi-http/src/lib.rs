@@ -4,5 +4,20 @@
 //! # Layout
 //!
 //! - [`path`]: request targets split into the scope's `path`, `raw_path` and `query_string`.
+//! - [`request`]: [`Request`](request::Request), a view over an HTTP scope and its receiver:
+//!   query, headers, path parameters, state, and the body with a size limit or in chunks.
+//! - [`response`]: [`Response`](response::Response) builders (text, HTML, JSON, redirects,
+//!   streams, files) that send themselves through a `Sender`.
+//! - [`router`]: [`Router`](router::Router), routing by path ([`matchit`]) and method, with
+//!   path parameters, `404`, `405` with `Allow`, and WebSocket routes.
+//! - [`mount`]: [`Mount`](mount::Mount), apps under path prefixes with `root_path` extended
+//!   and `path` kept whole.
+//! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
+//!   requests, streamed responses, WebSockets and lifespan.
 
+pub mod mount;
 pub mod path;
+pub mod request;
+pub mod response;
+pub mod router;
+pub mod test_client;

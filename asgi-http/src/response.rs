@@ -1,0 +1,538 @@
+//! [`Response`]: build an HTTP response and send it through a [`Sender`].
+//!
+//! A response is a status, headers and a body; [`Response::send`] turns it into the ASGI
+//! events (`http.response.start`, then `http.response.body` events or one
+//! `http.response.pathsend`). Bodies can be in memory ([`text`](Response::text),
+//! [`html`](Response::html), [`json`](Response::json), [`bytes`](Response::bytes)), a stream
+//! ([`streaming`](Response::streaming)) or a file ([`file`](Response::file)).
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use asgi_core::bytes::{Bytes, BytesMut};
+use asgi_core::extensions::{self, Extensions};
+use asgi_core::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use asgi_core::{BoxError, Error, SendEvent, Sender};
+use futures_util::stream::{BoxStream, Stream, StreamExt};
+use percent_encoding::{AsciiSet, CONTROLS};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+
+/// How many bytes of a file [`Response::file`] reads into each `http.response.body` event
+/// when the server does not support `http.response.pathsend`.
+///
+/// 64 KiB: large enough that a big file costs few events, small enough that each event's
+/// buffer stays small while the client reads slowly. The buffer is allocated per chunk and
+/// handed to the server, so at most one chunk per in-flight event is held.
+pub const FILE_CHUNK_SIZE: usize = 64 * 1024;
+
+/// Bytes that a `Location` header cannot carry as they are: controls, space and the
+/// characters RFC 3986 never allows in a URI. `%` is kept so that an already-encoded URL
+/// passes through unchanged; non-ASCII bytes are always encoded.
+const LOCATION_ENCODE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+enum Body {
+    Full(Bytes),
+    Stream(BoxStream<'static, Result<Bytes, BoxError>>),
+    Pathsend(PathBuf),
+    File { file: tokio::fs::File, len: u64 },
+}
+
+/// An HTTP response that sends itself through a [`Sender`].
+///
+/// Build it with a constructor for the body, adjust it with [`status`](Response::status)
+/// and [`header`](Response::header), and [`send`](Response::send) it:
+///
+/// | constructor | status | `content-type` | body |
+/// | --- | --- | --- | --- |
+/// | [`new`](Response::new) | given | none | empty |
+/// | [`text`](Response::text) | 200 | `text/plain; charset=utf-8` | the string |
+/// | [`html`](Response::html) | 200 | `text/html; charset=utf-8` | the string |
+/// | [`json`](Response::json) | 200 | `application/json` | the value, serialized |
+/// | [`bytes`](Response::bytes) | 200 | `application/octet-stream` | the bytes |
+/// | [`redirect`](Response::redirect) | 303 | none | empty, with `location` |
+/// | [`streaming`](Response::streaming) | 200 | none | one event per stream item |
+/// | [`file`](Response::file) | 200 | guessed from the extension | the file |
+///
+/// In-memory and file bodies get a `content-length`; streamed ones do not (the server uses
+/// chunked encoding on HTTP/1.1).
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::http::{header, HeaderValue, StatusCode};
+/// use asgi_core::{Error, Receiver, Scope, Sender};
+/// use asgi_http::response::Response;
+/// use asgi_http::test_client::TestClient;
+///
+/// async fn app(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+///     Response::text("created")
+///         .status(StatusCode::CREATED)
+///         .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+///         .send(&mut send)
+///         .await
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let response = TestClient::new(app).get("/").await?;
+/// assert_eq!(response.status(), StatusCode::CREATED);
+/// assert_eq!(response.header("cache-control"), Some("no-store"));
+/// assert_eq!(response.header("content-length"), Some("7"));
+/// assert_eq!(response.text(), "created");
+/// # Ok::<(), Error>(())
+/// # }).unwrap();
+/// ```
+pub struct Response {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let body = match &self.body {
+            Body::Full(bytes) => format!("{} bytes", bytes.len()),
+            Body::Stream(_) => "stream".to_owned(),
+            Body::Pathsend(path) => format!("pathsend {}", path.display()),
+            Body::File { len, .. } => format!("file of {len} bytes"),
+        };
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &body)
+            .finish()
+    }
+}
+
+impl Response {
+    /// A response with `status`, no headers and an empty body.
+    pub fn new(status: StatusCode) -> Self {
+        Response {
+            status,
+            headers: HeaderMap::new(),
+            body: Body::Full(Bytes::new()),
+        }
+    }
+
+    fn full(content_type: &'static str, body: Bytes) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Response {
+            status: StatusCode::OK,
+            headers,
+            body: Body::Full(body),
+        }
+    }
+
+    /// `200 OK`, `text/plain; charset=utf-8`.
+    pub fn text(text: impl Into<String>) -> Self {
+        Response::full("text/plain; charset=utf-8", Bytes::from(text.into()))
+    }
+
+    /// `200 OK`, `text/html; charset=utf-8`.
+    pub fn html(html: impl Into<String>) -> Self {
+        Response::full("text/html; charset=utf-8", Bytes::from(html.into()))
+    }
+
+    /// `200 OK`, `application/octet-stream`.
+    pub fn bytes(bytes: impl Into<Bytes>) -> Self {
+        Response::full("application/octet-stream", bytes.into())
+    }
+
+    /// `200 OK`, `application/json`, with `value` serialized by serde.
+    ///
+    /// # Errors
+    ///
+    /// When `value` cannot be serialized (e.g. a map with non-string keys); the error's
+    /// source is the [`serde_json::Error`].
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
+        let body = serde_json::to_vec(value).map_err(Error::new)?;
+        Ok(Response::full("application/json", Bytes::from(body)))
+    }
+
+    /// `303 See Other` to `location`: the client follows it with a `GET`, the usual answer
+    /// to a form `POST`. Use [`temporary_redirect`](Response::temporary_redirect) (307) or
+    /// [`permanent_redirect`](Response::permanent_redirect) (308) to keep the method and
+    /// body.
+    ///
+    /// Characters a URL cannot carry (spaces, non-ASCII, controls) are percent-encoded, so
+    /// any string makes a valid header; `%` is kept as it is.
+    pub fn redirect(location: &str) -> Self {
+        Response::redirect_with(StatusCode::SEE_OTHER, location)
+    }
+
+    /// `307 Temporary Redirect` to `location`: the client repeats the same method and body.
+    pub fn temporary_redirect(location: &str) -> Self {
+        Response::redirect_with(StatusCode::TEMPORARY_REDIRECT, location)
+    }
+
+    /// `308 Permanent Redirect` to `location`: like 307, and clients may remember it.
+    pub fn permanent_redirect(location: &str) -> Self {
+        Response::redirect_with(StatusCode::PERMANENT_REDIRECT, location)
+    }
+
+    fn redirect_with(status: StatusCode, location: &str) -> Self {
+        let encoded = percent_encoding::utf8_percent_encode(location, LOCATION_ENCODE).to_string();
+        // Infallible: after encoding, every byte is visible ASCII (controls, including DEL,
+        // and all non-ASCII bytes are percent-encoded), which is what a header value allows.
+        let value = HeaderValue::from_str(&encoded).expect("percent-encoded URL is ASCII");
+        Response::new(status).header(header::LOCATION, value)
+    }
+
+    /// `200 OK` with a body streamed from `stream`: each item becomes one
+    /// `http.response.body` event, in order, and a last empty event ends the body.
+    ///
+    /// The stream is pulled only after the previous event was accepted by the server, so a
+    /// slow client slows the stream down (backpressure) and nothing piles up in memory. No
+    /// `content-type` is set: add one with [`header`](Response::header).
+    ///
+    /// An `Err` item ends the response: [`send`](Response::send) returns it, and the server
+    /// aborts the response, so the client can tell the body is incomplete.
+    pub fn streaming<S, E>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send + 'static,
+        E: Into<BoxError>,
+    {
+        Response {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Body::Stream(stream.map(|item| item.map_err(Into::into)).boxed()),
+        }
+    }
+
+    /// `200 OK` with the file at `path` as the body, `content-type` guessed from its
+    /// extension (`application/octet-stream` when unknown) and `content-length` from its size.
+    ///
+    /// When `extensions` (the scope's) declare `http.response.pathsend`, the body is one
+    /// `http.response.pathsend` event with the file's absolute path, and the server sends the
+    /// file itself. Otherwise the file is opened now and read in chunks of
+    /// [`FILE_CHUNK_SIZE`] while sending, one `http.response.body` event each.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error when the file cannot be found, opened or read, or
+    /// [`io::ErrorKind::InvalidInput`] when `path` is not a regular file. Nothing has been
+    /// sent then: answer it as you like, e.g. with a 404 for [`io::ErrorKind::NotFound`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::io::ErrorKind;
+    ///
+    /// use asgi_core::http::StatusCode;
+    /// use asgi_core::{Error, Receiver, Scope, Sender};
+    /// use asgi_http::response::Response;
+    ///
+    /// async fn download(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+    ///     let Some(extensions) = scope.extensions() else { return Ok(()) };
+    ///     let response = match Response::file("report.pdf", extensions).await {
+    ///         Ok(response) => response,
+    ///         Err(e) if e.kind() == ErrorKind::NotFound => {
+    ///             Response::text("no such file").status(StatusCode::NOT_FOUND)
+    ///         }
+    ///         Err(e) => return Err(e.into()),
+    ///     };
+    ///     response.send(&mut send).await
+    /// }
+    /// # fn assert_app(_: impl asgi_core::App) {}
+    /// # assert_app(download);
+    /// ```
+    pub async fn file(path: impl AsRef<Path>, extensions: &Extensions) -> io::Result<Self> {
+        let path = tokio::fs::canonicalize(path.as_ref()).await?;
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type_for(&path)),
+        );
+        let (body, len) = if extensions.supports(extensions::HTTP_RESPONSE_PATHSEND) {
+            let metadata = tokio::fs::metadata(&path).await?;
+            require_file(&metadata, &path)?;
+            (Body::Pathsend(path), metadata.len())
+        } else {
+            let file = tokio::fs::File::open(&path).await?;
+            // The size of the file that was opened, so that a later rename of `path` cannot
+            // make the length and the bytes disagree.
+            let metadata = file.metadata().await?;
+            require_file(&metadata, &path)?;
+            let len = metadata.len();
+            (Body::File { file, len }, len)
+        };
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        Ok(Response {
+            status: StatusCode::OK,
+            headers,
+            body,
+        })
+    }
+
+    /// Sets the status.
+    pub fn status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Sets the header `name` to `value`, replacing any value it had.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Adds a value for the header `name`, keeping the ones it had (e.g. a second
+    /// `set-cookie`).
+    pub fn append_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.append(name, value);
+        self
+    }
+
+    /// The status.
+    pub fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The headers, to change them in place.
+    pub fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
+    /// Sends the response: `http.response.start`, then the body.
+    ///
+    /// # Errors
+    ///
+    /// - the [`SendError`](asgi_core::SendError) of `send`, converted: `is_disconnected()`
+    ///   when the client left (return it with `?`: it is the normal end), `is_protocol()`
+    ///   when a response was already started on this `send`;
+    /// - the error of a [`streaming`](Response::streaming) body's `Err` item, or the I/O
+    ///   error of reading a [`file`](Response::file) (including a file that became shorter
+    ///   than its `content-length`). The head has gone out then; returning the error makes
+    ///   the server abort the response.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropping the future part way leaves the response incomplete.
+    pub async fn send(self, send: &mut Sender) -> Result<(), Error> {
+        let Response {
+            status,
+            mut headers,
+            body,
+        } = self;
+        match body {
+            Body::Full(bytes) => {
+                if allows_body(status) && !headers.contains_key(header::CONTENT_LENGTH) {
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                }
+                send.send(SendEvent::response_start(status, headers))
+                    .await?;
+                send.send(SendEvent::response_body(bytes, false)).await?;
+            }
+            Body::Stream(mut stream) => {
+                send.send(SendEvent::response_start(status, headers))
+                    .await?;
+                while let Some(item) = stream.next().await {
+                    let chunk = item.map_err(Error::new)?;
+                    send.send(SendEvent::response_body(chunk, true)).await?;
+                }
+                send.send(SendEvent::response_body(Bytes::new(), false))
+                    .await?;
+            }
+            Body::Pathsend(path) => {
+                send.send(SendEvent::response_start(status, headers))
+                    .await?;
+                send.send(SendEvent::HttpResponsePathsend { path }).await?;
+            }
+            Body::File { mut file, len } => {
+                send.send(SendEvent::response_start(status, headers))
+                    .await?;
+                let mut remaining = len;
+                if remaining == 0 {
+                    send.send(SendEvent::response_body(Bytes::new(), false))
+                        .await?;
+                }
+                while remaining > 0 {
+                    let want = usize::try_from(remaining)
+                        .map_or(FILE_CHUNK_SIZE, |r| r.min(FILE_CHUNK_SIZE));
+                    let mut buf = BytesMut::with_capacity(want);
+                    while buf.len() < want {
+                        if file.read_buf(&mut buf).await? == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "the file became shorter than its content-length while sending",
+                            )
+                            .into());
+                        }
+                    }
+                    remaining -= buf.len() as u64;
+                    send.send(SendEvent::response_body(buf.freeze(), remaining > 0))
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn require_file(metadata: &std::fs::Metadata, path: &Path) -> io::Result<()> {
+    if metadata.is_file() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ))
+    }
+}
+
+/// 1xx, 204 and 304 responses have no body, so no `content-length` either (RFC 9110 8.6).
+fn allows_body(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// The `content-type` for a file, by its extension (case-insensitive). A small table of the
+/// types a web app serves; everything else is `application/octet-stream`, which browsers
+/// download rather than guess at.
+fn content_type_for(path: &Path) -> &'static str {
+    let Some(ext) = path.extension().and_then(|e| e.to_str()) else {
+        return "application/octet-stream";
+    };
+    match ext.to_ascii_lowercase().as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "map" => "application/json",
+        "txt" => "text/plain; charset=utf-8",
+        "md" => "text/markdown; charset=utf-8",
+        "csv" => "text/csv; charset=utf-8",
+        "xml" => "application/xml",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "gif" => "image/gif",
+        "webp" => "image/webp",
+        "avif" => "image/avif",
+        "ico" => "image/x-icon",
+        "pdf" => "application/pdf",
+        "wasm" => "application/wasm",
+        "zip" => "application/zip",
+        "gz" => "application/gzip",
+        "tar" => "application/x-tar",
+        "mp3" => "audio/mpeg",
+        "wav" => "audio/wav",
+        "ogg" => "audio/ogg",
+        "mp4" => "video/mp4",
+        "webm" => "video/webm",
+        "woff" => "font/woff",
+        "woff2" => "font/woff2",
+        "ttf" => "font/ttf",
+        "otf" => "font/otf",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use asgi_core::testing;
+    use asgi_core::{HttpScope, Receiver, Scope};
+
+    async fn events_of(response: Response) -> Vec<SendEvent> {
+        let slot = std::sync::Mutex::new(Some(response));
+        let app = move |_: Scope, _: Receiver, mut send: Sender| {
+            let response = slot.lock().unwrap().take();
+            async move {
+                if let Some(response) = response {
+                    response.send(&mut send).await?;
+                }
+                Ok::<(), Error>(())
+            }
+        };
+        let scope = Scope::Http(HttpScope::new(asgi_core::http::Method::GET, "/"));
+        let outcome = testing::call(&app, scope, []).await;
+        outcome.result.unwrap();
+        outcome.sent
+    }
+
+    #[test]
+    fn content_type_is_guessed_from_the_extension() {
+        assert_eq!(
+            content_type_for(Path::new("a/index.HTML")),
+            "text/html; charset=utf-8"
+        );
+        assert_eq!(content_type_for(Path::new("logo.png")), "image/png");
+        assert_eq!(
+            content_type_for(Path::new("archive.unknown")),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type_for(Path::new("Makefile")),
+            "application/octet-stream"
+        );
+    }
+
+    #[test]
+    fn redirect_percent_encodes_what_a_header_cannot_carry() {
+        let response = Response::redirect("/caf\u{e9} menu?q=a b%20c");
+        assert_eq!(response.status_code(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            response.headers()[header::LOCATION],
+            "/caf%C3%A9%20menu?q=a%20b%20c"
+        );
+        assert_eq!(
+            Response::temporary_redirect("/x").status_code(),
+            StatusCode::TEMPORARY_REDIRECT
+        );
+        assert_eq!(
+            Response::permanent_redirect("/x").status_code(),
+            StatusCode::PERMANENT_REDIRECT
+        );
+    }
+
+    #[tokio::test]
+    async fn full_body_is_one_final_event_with_content_length() {
+        let events = events_of(Response::text("hello")).await;
+        assert_eq!(events.len(), 2);
+        let SendEvent::HttpResponseStart { headers, .. } = &events[0] else {
+            panic!("expected a start, got {:?}", events[0]);
+        };
+        assert_eq!(headers[header::CONTENT_LENGTH], "5");
+        assert_eq!(events[1], SendEvent::response_body("hello", false));
+    }
+
+    #[tokio::test]
+    async fn no_content_gets_no_content_length() {
+        let events = events_of(Response::new(StatusCode::NO_CONTENT)).await;
+        let SendEvent::HttpResponseStart {
+            headers, status, ..
+        } = &events[0]
+        else {
+            panic!("expected a start, got {:?}", events[0]);
+        };
+        assert_eq!(*status, StatusCode::NO_CONTENT);
+        assert!(!headers.contains_key(header::CONTENT_LENGTH));
+    }
+
+    #[tokio::test]
+    async fn json_that_cannot_serialize_is_an_error() {
+        let mut map = std::collections::HashMap::new();
+        map.insert(vec![1u8], 1u8);
+        let err = Response::json(&map).unwrap_err();
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}
