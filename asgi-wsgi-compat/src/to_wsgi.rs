@@ -100,7 +100,7 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
 ///     Ok(Writer::from_fn(|_| Ok(())))
 /// });
 /// let body = app.call(Environ::for_request("GET", "/sync"), start_response).unwrap();
-/// let bytes: Vec<u8> = body.map(|chunk| chunk.unwrap()).flatten().collect();
+/// let bytes: Vec<u8> = body.flat_map(|chunk| chunk.unwrap()).collect();
 /// assert_eq!(bytes, b"async says hi to /sync");
 /// ```
 ///
