@@ -51,7 +51,9 @@ pub fn default_max_threads() -> usize {
 /// (`spawn_blocking`), and streams both ways through bounded channels:
 ///
 /// - the request body flows into `wsgi.input` as the app reads it (at most
-///   [`INPUT_CHANNEL_CAPACITY`] chunks ahead), so a 1 GiB upload never sits in memory;
+///   [`INPUT_CHANNEL_CAPACITY`] chunks ahead), so a 1 GiB upload never sits in memory. The
+///   connection is asked for the body (`recv`) only once the app first reads it, so an app
+///   that ignores its body costs nothing, as an ASGI app that never calls `recv`;
 /// - what the app writes and yields flows out as `http.response.*` events, the app waiting
 ///   while the client is slow (at most [`OUTPUT_CHANNEL_CAPACITY`] parts ahead).
 ///

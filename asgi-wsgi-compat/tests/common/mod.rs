@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests. Each test file uses a subset of them.
+//! Code shared by the integration tests. Each test file uses a subset of it.
 #![allow(dead_code)]
 
 use std::io;
