@@ -1,0 +1,563 @@
+//! [`Environ`]: PEP 3333's `environ`, the CGI variables and the `wsgi.*` entries.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+
+use asgi_core::{Extensions, HttpScope, ServerAddr, State};
+use http::HeaderMap;
+
+use crate::stream::{Errors, Input};
+use crate::wsgi_str::WsgiStr;
+
+/// `wsgi.version`: the version of PEP 3333's interface, `(1, 0)`.
+pub const WSGI_VERSION: (u32, u32) = (1, 0);
+
+/// One value of the [`Environ`] map.
+///
+/// PEP 3333's environ holds native strings, booleans and the `wsgi.version` tuple (and the
+/// two streams, which [`Environ`] keeps as typed fields: [`Environ::input`],
+/// [`Environ::errors`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Value {
+    /// A string: every CGI variable, `HTTP_*`, `wsgi.url_scheme`.
+    Str(WsgiStr),
+    /// A boolean: `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once`.
+    Bool(bool),
+    /// A version: `wsgi.version`.
+    Version(u32, u32),
+}
+
+impl Value {
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&WsgiStr> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The boolean, if this is one.
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl From<WsgiStr> for Value {
+    fn from(s: WsgiStr) -> Self {
+        Value::Str(s)
+    }
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.into())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s.into())
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+/// PEP 3333's `environ`: what the server knows about the request, for a
+/// [`WsgiApp`](crate::WsgiApp).
+///
+/// It is a map of name to [`Value`] (the CGI variables, the `HTTP_*` headers, the `wsgi.*`
+/// entries, and whatever middleware adds), the two streams `wsgi.input` ([`Input`]) and
+/// `wsgi.errors` ([`Errors`]) as typed fields, and typed accessors for the standard keys.
+/// String values are [`WsgiStr`]: bytes, never re-encoded (see there for the latin-1 view
+/// PEP 3333 describes).
+///
+/// # From an ASGI scope
+///
+/// [`Environ::from_scope`] maps an HTTP scope the way gunicorn and PEP 3333 do:
+///
+/// | key | value |
+/// |---|---|
+/// | `REQUEST_METHOD` | `method` |
+/// | `SCRIPT_NAME` | `root_path`, without a trailing `/` |
+/// | `PATH_INFO` | the percent-decoded path after `SCRIPT_NAME`, every byte kept (`%FF` stays the byte 0xFF) |
+/// | `QUERY_STRING` | `query_string`, not decoded |
+/// | `CONTENT_TYPE`, `CONTENT_LENGTH` | those headers, when present (no `HTTP_` prefix) |
+/// | `SERVER_NAME`, `SERVER_PORT` | `server` when it is a TCP address; else the `Host` header; else `localhost` and the scheme's port |
+/// | `SERVER_PROTOCOL` | `HTTP/1.0`, `HTTP/1.1` or `HTTP/2` |
+/// | `REMOTE_ADDR`, `REMOTE_PORT` | `client` (absent for a Unix socket peer) |
+/// | `HTTP_*` | each other header, `-` as `_`, uppercase; repeated headers joined with `,` (`Cookie` with `; `). Names that contain `_` are dropped, so `X_Forwarded_For` can never pass for `X-Forwarded-For` |
+/// | `HTTPS` | `on` for `https` |
+/// | `RAW_URI` | the path and query as they came on the wire (gunicorn's key) |
+/// | `wsgi.version` | `(1, 0)` |
+/// | `wsgi.url_scheme` | `scheme` |
+/// | `wsgi.multithread`, `wsgi.multiprocess`, `wsgi.run_once` | `true`, `false`, `false` |
+/// | `wsgi.input_terminated` | `true`: `wsgi.input` ends at the end of the body, chunked bodies too |
+///
+/// The scope's lifespan [`state`](Environ::state) and [`extensions`](Environ::extensions)
+/// come along, so a blocking handler reaches the same connection pool as an async one.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::HttpScope;
+/// use asgi_wsgi_compat::Environ;
+/// use http::{HeaderValue, Method};
+///
+/// let mut scope = HttpScope::new(Method::GET, "/wsgi/users/caf%C3%A9");
+/// scope.path = "/wsgi/users/café".into();
+/// scope.root_path = "/wsgi".into();
+/// scope.query_string = "page=2".into();
+/// scope.headers.append("x-request-id", HeaderValue::from_static("abc"));
+///
+/// let environ = Environ::from_scope(&scope);
+/// assert_eq!(environ.method(), "GET");
+/// assert_eq!(environ.script_name(), "/wsgi");
+/// assert_eq!(environ.path_info(), "/users/café");
+/// assert_eq!(environ.path_info().to_string(), "/users/caf\u{c3}\u{a9}"); // latin-1 view
+/// assert_eq!(environ.query_string(), "page=2");
+/// assert_eq!(environ.header("X-Request-Id").unwrap(), "abc");
+/// assert_eq!(environ.get_str("HTTP_X_REQUEST_ID").unwrap(), "abc");
+/// assert!(environ.multithread());
+/// ```
+pub struct Environ {
+    vars: BTreeMap<String, Value>,
+    input: Input,
+    errors: Errors,
+    state: State,
+    extensions: Extensions,
+}
+
+static EMPTY: WsgiStr = WsgiStr::new();
+
+impl Environ {
+    /// An environ with the `wsgi.*` entries only (no request): `wsgi.version` `(1, 0)`,
+    /// `wsgi.url_scheme` `http`, `wsgi.multithread` `true`, `wsgi.multiprocess` and
+    /// `wsgi.run_once` `false`, an empty `wsgi.input`, and `wsgi.errors` into `tracing`.
+    pub fn new() -> Self {
+        let mut vars = BTreeMap::new();
+        vars.insert(
+            "wsgi.version".to_owned(),
+            Value::Version(WSGI_VERSION.0, WSGI_VERSION.1),
+        );
+        vars.insert("wsgi.url_scheme".to_owned(), Value::from("http"));
+        vars.insert("wsgi.multithread".to_owned(), Value::Bool(true));
+        vars.insert("wsgi.multiprocess".to_owned(), Value::Bool(false));
+        vars.insert("wsgi.run_once".to_owned(), Value::Bool(false));
+        vars.insert("wsgi.input_terminated".to_owned(), Value::Bool(true));
+        Environ {
+            vars,
+            input: Input::empty(),
+            errors: Errors::new(),
+            state: State::empty(),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// An environ for a request to `target` (a path, with an optional `?query`), with every
+    /// required key at a test default, as Python's `wsgiref.util.setup_testing_defaults`:
+    /// `SERVER_NAME` `localhost`, `SERVER_PORT` `80`, `SERVER_PROTOCOL` `HTTP/1.1`,
+    /// `HTTP_HOST` `localhost`, `SCRIPT_NAME` empty. For tests and for calling an app
+    /// outside a server.
+    ///
+    /// ```
+    /// use asgi_wsgi_compat::Environ;
+    ///
+    /// let environ = Environ::for_request("POST", "/submit?draft=1");
+    /// assert_eq!(environ.path_info(), "/submit");
+    /// assert_eq!(environ.query_string(), "draft=1");
+    /// ```
+    pub fn for_request(method: &str, target: &str) -> Self {
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        let mut environ = Environ::new();
+        for (key, value) in [
+            ("REQUEST_METHOD", method),
+            ("SCRIPT_NAME", ""),
+            ("PATH_INFO", path),
+            ("QUERY_STRING", query),
+            ("SERVER_NAME", "localhost"),
+            ("SERVER_PORT", "80"),
+            ("SERVER_PROTOCOL", "HTTP/1.1"),
+            ("HTTP_HOST", "localhost"),
+        ] {
+            environ.insert(key, value);
+        }
+        environ
+    }
+
+    /// The environ for an HTTP scope, mapped as the type's docs describe, with an empty
+    /// `wsgi.input` (a host sets the body stream with [`set_input`](Environ::set_input)).
+    pub fn from_scope(scope: &HttpScope) -> Self {
+        let mut environ = Environ::new();
+        let scheme: &str = &scope.scheme;
+        environ.insert("REQUEST_METHOD", scope.method.as_str());
+        let script_name = scope.root_path.trim_end_matches('/');
+        let path = decoded_path(scope);
+        let path_info = match path.strip_prefix(script_name.as_bytes()) {
+            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest,
+            // A path outside root_path (a server that does not include root_path in path)
+            // is all PATH_INFO, as asgiref does it.
+            _ => &path[..],
+        };
+        environ.insert("SCRIPT_NAME", script_name);
+        environ.insert("PATH_INFO", WsgiStr::from(path_info));
+        environ.insert("QUERY_STRING", WsgiStr::from(scope.query_string.clone()));
+        let mut raw_uri = if scope.raw_path.is_empty() {
+            path.to_vec()
+        } else {
+            scope.raw_path.to_vec()
+        };
+        if !scope.query_string.is_empty() {
+            raw_uri.push(b'?');
+            raw_uri.extend_from_slice(&scope.query_string);
+        }
+        environ.insert("RAW_URI", WsgiStr::from(raw_uri));
+        let default_port = if scheme == "https" { 443 } else { 80 };
+        let (server_name, server_port) = match &scope.server {
+            Some(ServerAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port()),
+            _ => host_header(&scope.headers)
+                .map(|(name, port)| (name, port.unwrap_or(default_port)))
+                .unwrap_or_else(|| ("localhost".to_owned(), default_port)),
+        };
+        environ.insert("SERVER_NAME", server_name);
+        environ.insert("SERVER_PORT", server_port.to_string());
+        environ.insert(
+            "SERVER_PROTOCOL",
+            format!("HTTP/{}", scope.http_version.as_str()),
+        );
+        if let Some(client) = scope.client {
+            environ.insert("REMOTE_ADDR", client.ip().to_string());
+            environ.insert("REMOTE_PORT", client.port().to_string());
+        }
+        if scheme == "https" {
+            environ.insert("HTTPS", "on");
+        }
+        environ.insert("wsgi.url_scheme", scheme);
+        for name in scope.headers.keys() {
+            let Some(key) = cgi_key(name.as_str()) else {
+                continue;
+            };
+            let separator: &[u8] = if name == http::header::COOKIE {
+                b"; "
+            } else {
+                b","
+            };
+            let mut joined = Vec::new();
+            for (i, value) in scope.headers.get_all(name).iter().enumerate() {
+                if i > 0 {
+                    joined.extend_from_slice(separator);
+                }
+                joined.extend_from_slice(value.as_bytes());
+            }
+            environ.vars.insert(key, Value::Str(joined.into()));
+        }
+        environ.state = scope.state.clone();
+        environ.extensions = scope.extensions.clone();
+        environ
+    }
+
+    /// The value of `name`, if set. `wsgi.input` and `wsgi.errors` are not in the map: see
+    /// [`input`](Environ::input) and [`errors`](Environ::errors).
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.vars.get(name)
+    }
+
+    /// The string value of `name`, if set and a string.
+    pub fn get_str(&self, name: &str) -> Option<&WsgiStr> {
+        self.vars.get(name).and_then(Value::as_str)
+    }
+
+    /// True when `name` is set; always true for `wsgi.input` and `wsgi.errors`.
+    pub fn contains_key(&self, name: &str) -> bool {
+        matches!(name, "wsgi.input" | "wsgi.errors") || self.vars.contains_key(name)
+    }
+
+    /// Sets `name`, returning the previous value. Middleware adds its own keys this way
+    /// (PEP 3333 asks for a prefix such as `myapp.`); typed data goes into
+    /// [`extensions_mut`](Environ::extensions_mut).
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
+        self.vars.insert(name.into(), value.into())
+    }
+
+    /// Removes `name`, returning its value.
+    pub fn remove(&mut self, name: &str) -> Option<Value> {
+        self.vars.remove(name)
+    }
+
+    /// Every entry of the map, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    fn str_or_empty(&self, name: &str) -> &WsgiStr {
+        self.get_str(name).unwrap_or(&EMPTY)
+    }
+
+    /// `REQUEST_METHOD`, e.g. `GET`; empty if absent.
+    pub fn method(&self) -> &WsgiStr {
+        self.str_or_empty("REQUEST_METHOD")
+    }
+
+    /// `SCRIPT_NAME`: where the app is mounted; empty at the root or if absent.
+    pub fn script_name(&self) -> &WsgiStr {
+        self.str_or_empty("SCRIPT_NAME")
+    }
+
+    /// `PATH_INFO`: the path within the app, percent-decoded; empty if absent.
+    pub fn path_info(&self) -> &WsgiStr {
+        self.str_or_empty("PATH_INFO")
+    }
+
+    /// `QUERY_STRING`, not decoded; empty if absent.
+    pub fn query_string(&self) -> &WsgiStr {
+        self.str_or_empty("QUERY_STRING")
+    }
+
+    /// `CONTENT_TYPE`, if the request has one.
+    pub fn content_type(&self) -> Option<&WsgiStr> {
+        self.get_str("CONTENT_TYPE").filter(|s| !s.is_empty())
+    }
+
+    /// `CONTENT_LENGTH` as a number, if present and valid.
+    pub fn content_length(&self) -> Option<u64> {
+        self.get_str("CONTENT_LENGTH")
+            .and_then(WsgiStr::to_str)
+            .and_then(|s| s.parse().ok())
+    }
+
+    /// `SERVER_NAME`; empty if absent.
+    pub fn server_name(&self) -> &WsgiStr {
+        self.str_or_empty("SERVER_NAME")
+    }
+
+    /// `SERVER_PORT`; empty if absent.
+    pub fn server_port(&self) -> &WsgiStr {
+        self.str_or_empty("SERVER_PORT")
+    }
+
+    /// `SERVER_PROTOCOL`, e.g. `HTTP/1.1`; empty if absent.
+    pub fn server_protocol(&self) -> &WsgiStr {
+        self.str_or_empty("SERVER_PROTOCOL")
+    }
+
+    /// `REMOTE_ADDR`, the client's IP address, if known.
+    pub fn remote_addr(&self) -> Option<&WsgiStr> {
+        self.get_str("REMOTE_ADDR")
+    }
+
+    /// `REMOTE_PORT`, the client's port, if known.
+    pub fn remote_port(&self) -> Option<&WsgiStr> {
+        self.get_str("REMOTE_PORT")
+    }
+
+    /// `wsgi.url_scheme`: `http` or `https`.
+    pub fn url_scheme(&self) -> &WsgiStr {
+        self.str_or_empty("wsgi.url_scheme")
+    }
+
+    /// A request header by its HTTP name, case-insensitive: `header("Content-Type")` is
+    /// `CONTENT_TYPE`, `header("X-Api-Key")` is `HTTP_X_API_KEY`. A name with `_` finds
+    /// nothing, since such headers are dropped.
+    pub fn header(&self, name: &str) -> Option<&WsgiStr> {
+        cgi_key(&name.to_ascii_lowercase()).and_then(|key| self.get_str(&key))
+    }
+
+    /// `wsgi.version`, `(1, 0)`.
+    pub fn version(&self) -> Option<(u32, u32)> {
+        match self.vars.get("wsgi.version") {
+            Some(Value::Version(major, minor)) => Some((*major, *minor)),
+            _ => None,
+        }
+    }
+
+    /// `wsgi.multithread`: `true` under [`WsgiToAsgi`](crate::WsgiToAsgi), which runs
+    /// requests on several threads at once.
+    pub fn multithread(&self) -> bool {
+        self.vars
+            .get("wsgi.multithread")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `wsgi.multiprocess`: `false`; one process serves every request.
+    pub fn multiprocess(&self) -> bool {
+        self.vars
+            .get("wsgi.multiprocess")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `wsgi.run_once`: `false`; the process serves many requests.
+    pub fn run_once(&self) -> bool {
+        self.vars
+            .get("wsgi.run_once")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+    }
+
+    /// `wsgi.input`: the request body.
+    pub fn input(&mut self) -> &mut Input {
+        &mut self.input
+    }
+
+    /// Replaces `wsgi.input` (hosts, and middleware that rewrites the body), returning the
+    /// previous stream.
+    pub fn set_input(&mut self, input: Input) -> Input {
+        std::mem::replace(&mut self.input, input)
+    }
+
+    /// `wsgi.errors`: a stream into `tracing`.
+    pub fn errors(&mut self) -> &mut Errors {
+        &mut self.errors
+    }
+
+    /// The lifespan state the ASGI app stored at startup (empty outside a server).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The scope's extensions: typed data that ASGI middleware added.
+    pub fn extensions(&self) -> &Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, for WSGI middleware to add typed data.
+    pub fn extensions_mut(&mut self) -> &mut Extensions {
+        &mut self.extensions
+    }
+
+    pub(crate) fn into_parts(self) -> (BTreeMap<String, Value>, Input, State, Extensions) {
+        (self.vars, self.input, self.state, self.extensions)
+    }
+}
+
+impl Default for Environ {
+    fn default() -> Self {
+        Environ::new()
+    }
+}
+
+impl fmt::Debug for Environ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environ")
+            .field("vars", &self.vars)
+            .field("input", &self.input)
+            .field("state", &self.state)
+            .field("extensions", &self.extensions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The environ key of a lowercase header name; `None` for a name with `_`.
+fn cgi_key(name: &str) -> Option<String> {
+    if name.contains('_') {
+        return None;
+    }
+    Some(match name {
+        "content-type" => "CONTENT_TYPE".to_owned(),
+        "content-length" => "CONTENT_LENGTH".to_owned(),
+        _ => {
+            let mut key = String::with_capacity(5 + name.len());
+            key.push_str("HTTP_");
+            key.extend(name.chars().map(|c| match c {
+                '-' => '_',
+                c => c.to_ascii_uppercase(),
+            }));
+            key
+        }
+    })
+}
+
+/// The request path with every byte: `raw_path` percent-decoded when it is the path the
+/// scope describes (so `%FF` stays the byte 0xFF, which `path` had to turn into U+FFFD);
+/// otherwise `path`'s UTF-8 bytes (a middleware rewrote `path`, or the server sent no
+/// `raw_path`).
+fn decoded_path(scope: &HttpScope) -> Cow<'_, [u8]> {
+    if !scope.raw_path.is_empty() {
+        let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&scope.raw_path).into();
+        if String::from_utf8_lossy(&decoded) == scope.path {
+            return decoded;
+        }
+    }
+    Cow::Borrowed(scope.path.as_bytes())
+}
+
+/// The host and port of the `Host` header: `example.com:8080`, `[::1]:8080`, `example.com`.
+fn host_header(headers: &HeaderMap) -> Option<(String, Option<u16>)> {
+    let host = headers.get(http::header::HOST)?.to_str().ok()?;
+    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
+        let (ip, after) = rest.split_once(']')?;
+        (ip, after.strip_prefix(':'))
+    } else {
+        match host.rsplit_once(':') {
+            Some((name, port)) => (name, Some(port)),
+            None => (host, None),
+        }
+    };
+    if name.is_empty() {
+        return None;
+    }
+    let port = match port {
+        Some(p) => Some(p.parse().ok()?),
+        None => None,
+    };
+    Some((name.to_owned(), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderValue, Method};
+
+    #[test]
+    fn cgi_keys() {
+        assert_eq!(cgi_key("x-forwarded-for").unwrap(), "HTTP_X_FORWARDED_FOR");
+        assert_eq!(cgi_key("content-type").unwrap(), "CONTENT_TYPE");
+        assert_eq!(cgi_key("x_forwarded_for"), None);
+    }
+
+    #[test]
+    fn host_header_forms() {
+        let mut h = HeaderMap::new();
+        for (value, expected) in [
+            ("example.com", Some(("example.com", None))),
+            ("example.com:8080", Some(("example.com", Some(8080)))),
+            ("[::1]:8080", Some(("::1", Some(8080)))),
+            ("[::1]", Some(("::1", None))),
+            ("example.com:http", None),
+            (":80", None),
+        ] {
+            h.insert(http::header::HOST, HeaderValue::from_static(value));
+            let got = host_header(&h);
+            assert_eq!(
+                got.as_ref().map(|(n, p)| (n.as_str(), *p)),
+                expected,
+                "{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn server_name_falls_back_to_host_header_then_localhost() {
+        let mut scope = HttpScope::new(Method::GET, "/");
+        scope.scheme = "https".into();
+        let environ = Environ::from_scope(&scope);
+        assert_eq!(environ.server_name(), "localhost");
+        assert_eq!(environ.server_port(), "443");
+        scope
+            .headers
+            .insert("host", HeaderValue::from_static("example.org:8443"));
+        let environ = Environ::from_scope(&scope);
+        assert_eq!(environ.server_name(), "example.org");
+        assert_eq!(environ.server_port(), "8443");
+        assert_eq!(environ.get_str("HTTPS").unwrap(), "on");
+    }
+}

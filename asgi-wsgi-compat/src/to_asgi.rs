@@ -1,0 +1,389 @@
+//! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on tokio's blocking pool.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use asgi_core::{
+    App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, async_trait,
+};
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use http::{HeaderMap, StatusCode};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+
+use crate::app::WsgiApp;
+use crate::environ::Environ;
+use crate::handler::{RunOutcome, run};
+use crate::response::{ResponseOutput, ResponsePart};
+use crate::stream::{BodyMessage, Input};
+
+/// How many request body chunks wait between the connection and `wsgi.input`. With the
+/// one chunk the pump holds, at most five chunks of a request body are in memory however
+/// large the body is; more would only add memory, since the app reads at its own pace.
+pub const INPUT_CHANNEL_CAPACITY: usize = 4;
+
+/// How many response parts wait between the app's thread and the connection. Small for the
+/// same reason: a slow client makes the app's `write` (or the iteration of its body) wait,
+/// instead of piling the response up in memory.
+pub const OUTPUT_CHANNEL_CAPACITY: usize = 4;
+
+/// The default of [`WsgiToAsgi::slot_timeout`]: 10 seconds. Long enough to ride out a burst
+/// of slow handlers, short enough that a client gets an answer (`503`) well before the usual
+/// 60-second timeout of a proxy in front.
+pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default of [`WsgiToAsgi::max_threads`]: `2 * cores + 1`, gunicorn's advice for its
+/// worker and thread counts. Blocking handlers spend much of their time waiting (on a
+/// database, a file, a service), so more threads than cores keep the cores busy; the bound
+/// keeps a flood of slow requests from exhausting memory and tokio's blocking pool.
+pub fn default_max_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    2 * cores + 1
+}
+
+/// Runs a [`WsgiApp`] as an ASGI [`App`], the way an ASGI server runs a WSGI app through a
+/// thread pool.
+///
+/// For each HTTP request it builds the [`Environ`] from the scope
+/// ([`Environ::from_scope`]), calls the app on tokio's blocking pool
+/// (`spawn_blocking`), and streams both ways through bounded channels:
+///
+/// - the request body flows into `wsgi.input` as the app reads it (at most
+///   [`INPUT_CHANNEL_CAPACITY`] chunks ahead), so a 1 GiB upload never sits in memory. The
+///   connection is asked for the body (`recv`) only once the app first reads it, so an app
+///   that ignores its body costs nothing, as an ASGI app that never calls `recv`;
+/// - what the app writes and yields flows out as `http.response.*` events, the app waiting
+///   while the client is slow (at most [`OUTPUT_CHANNEL_CAPACITY`] parts ahead).
+///
+/// The rules of PEP 3333 are applied ([`StartResponse`](crate::StartResponse)): headers go
+/// out with the first body data or at the end, no more than `Content-Length` is sent and a
+/// response short of it is aborted, hop-by-hop headers are an error.
+///
+/// # Threads
+///
+/// At most [`max_threads`](WsgiToAsgi::max_threads) calls run at once (default
+/// [`default_max_threads`]); a request waits up to
+/// [`slot_timeout`](WsgiToAsgi::slot_timeout) (default [`DEFAULT_SLOT_TIMEOUT`]) for a free
+/// thread and then gets `503 Service Unavailable`, instead of queueing without bound. Clones
+/// share the limit. tokio's own blocking pool (512 threads unless the runtime says otherwise)
+/// must be at least as large.
+///
+/// # Failures
+///
+/// - An `Err` or a panic before the headers went out: a `500`, and the error is logged
+///   through `tracing`. After: `call` returns the error, and the server aborts the response.
+///   The pool keeps serving either way.
+/// - The client disconnects: the app's next `wsgi.input` read or `write` fails with
+///   [`io::ErrorKind::ConnectionAborted`], its response iterator is dropped (its cleanup
+///   runs), the thread is released when the app returns, and `call` returns an error for
+///   which [`is_disconnected`](Error::is_disconnected) is true.
+///
+/// The caller's `tracing` span (and subscriber) carry into the blocking thread, so that
+/// `wsgi.errors` and the app's own events land in the request's span.
+///
+/// # Other scopes
+///
+/// Lifespan: `call` returns `Ok(())` at once, which tells the server "no lifespan support".
+/// WebSocket: the handshake is refused with `websocket.close` (HTTP 403); WSGI has no
+/// WebSocket.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::{HttpScope, Scope, testing};
+/// use asgi_wsgi_compat::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};
+/// use http::Method;
+///
+/// fn hello(environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {
+///     start_response.call("200 OK", [("Content-Type", "text/plain")], None)?;
+///     Ok(Body::from(format!("Hello from {}!", environ.path_info())))
+/// }
+///
+/// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
+/// let app = WsgiToAsgi::new(hello).max_threads(4);
+/// let scope = Scope::Http(HttpScope::new(Method::GET, "/world"));
+/// let outcome = testing::call(&app, scope, []).await;
+/// assert_eq!(outcome.status(), Some(http::StatusCode::OK));
+/// assert_eq!(outcome.body(), b"Hello from /world!");
+/// # });
+/// ```
+///
+/// # Panics
+///
+/// `call` needs a tokio runtime with the time driver (`enable_time` or `enable_all`) when a
+/// request has to wait for a thread with a `slot_timeout` set.
+pub struct WsgiToAsgi<A> {
+    app: Arc<A>,
+    slots: Arc<Semaphore>,
+    max_threads: usize,
+    slot_timeout: Option<Duration>,
+}
+
+impl<A: WsgiApp> WsgiToAsgi<A> {
+    /// Wraps `app` with the default settings.
+    pub fn new(app: A) -> Self {
+        let max_threads = default_max_threads();
+        WsgiToAsgi {
+            app: Arc::new(app),
+            slots: Arc::new(Semaphore::new(max_threads)),
+            max_threads,
+            slot_timeout: Some(DEFAULT_SLOT_TIMEOUT),
+        }
+    }
+
+    /// How many calls of the app may run at once, each on a thread of tokio's blocking
+    /// pool (gunicorn's `--threads`). Default is [`default_max_threads`]: `2 * cores + 1`.
+    /// At least 1 (0 counts as 1). Set it before cloning: clones share one limit.
+    pub fn max_threads(mut self, threads: usize) -> Self {
+        let threads = threads.clamp(1, Semaphore::MAX_PERMITS);
+        self.max_threads = threads;
+        self.slots = Arc::new(Semaphore::new(threads));
+        self
+    }
+
+    /// How long a request waits for a free thread before it gets `503 Service
+    /// Unavailable`. Default is 10 seconds ([`DEFAULT_SLOT_TIMEOUT`]). `Some(Duration::ZERO)`
+    /// answers 503 at once when every thread is busy. Pass `None` to wait as long as it
+    /// takes (the number of waiting requests is then bounded only by the server's connection
+    /// limit).
+    pub fn slot_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.slot_timeout = timeout;
+        self
+    }
+
+    /// The wrapped app.
+    pub fn get_ref(&self) -> &A {
+        &self.app
+    }
+
+    /// The configured thread limit.
+    pub fn thread_limit(&self) -> usize {
+        self.max_threads
+    }
+
+    /// How many threads are free now: [`thread_limit`](WsgiToAsgi::thread_limit) minus the
+    /// calls in progress.
+    pub fn available_threads(&self) -> usize {
+        self.slots.available_permits()
+    }
+
+    async fn acquire(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let acquire = self.slots.clone().acquire_owned();
+        match self.slot_timeout {
+            Some(timeout) => tokio::time::timeout(timeout, acquire).await.ok()?.ok(),
+            None => acquire.await.ok(),
+        }
+    }
+
+    async fn call_http(
+        &self,
+        scope: HttpScope,
+        mut receive: Receiver,
+        mut send: Sender,
+    ) -> Result<(), Error> {
+        let Some(permit) = self.acquire().await else {
+            tracing::warn!(
+                threads = self.max_threads,
+                "every WSGI thread stayed busy for the slot timeout; answering 503"
+            );
+            return send_unavailable(&mut send).await;
+        };
+        let mut environ = Environ::from_scope(&scope);
+        let (body_tx, body_rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
+        let content_length = environ.content_length();
+        let first_read = Arc::new(Notify::new());
+        environ.set_input(Input::channel(body_rx, content_length, first_read.clone()));
+        let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_CHANNEL_CAPACITY);
+        let gone = Arc::new(AtomicBool::new(false));
+
+        let app = self.app.clone();
+        let span = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let gone_flag = gone.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            // The slot is held until the app's call is over, whatever happens to the
+            // connection's task.
+            let _permit = permit;
+            tracing::dispatcher::with_default(&dispatch, || {
+                span.in_scope(|| {
+                    let output = Box::new(ChannelOutput { tx: out_tx });
+                    run(&*app, environ, output, &|| gone_flag.load(Ordering::SeqCst))
+                })
+            })
+        });
+
+        {
+            let input = pump_input(&mut receive, body_tx, &first_read, &gone);
+            let output = pump_output(&mut out_rx, &mut send, &gone);
+            tokio::pin!(input, output);
+            let mut input_done = false;
+            loop {
+                tokio::select! {
+                    () = &mut input, if !input_done => input_done = true,
+                    () = &mut output => break,
+                }
+            }
+            // Leaving this block drops the input pump and with it the body channel: a read
+            // still waiting for body data fails instead of waiting for a pump that stopped.
+        }
+
+        match task.await {
+            Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
+            Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
+            Ok(RunOutcome::Aborted(error)) => Err(error),
+            Err(join) => Err(match join.try_into_panic() {
+                Ok(payload) => Error::from_panic(payload),
+                Err(join) => Error::new(join),
+            }),
+        }
+    }
+}
+
+impl<A> Clone for WsgiToAsgi<A> {
+    fn clone(&self) -> Self {
+        WsgiToAsgi {
+            app: self.app.clone(),
+            slots: self.slots.clone(),
+            max_threads: self.max_threads,
+            slot_timeout: self.slot_timeout,
+        }
+    }
+}
+
+impl<A> fmt::Debug for WsgiToAsgi<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsgiToAsgi")
+            .field("max_threads", &self.max_threads)
+            .field("available_threads", &self.slots.available_permits())
+            .field("slot_timeout", &self.slot_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl<A: WsgiApp> App for WsgiToAsgi<A> {
+    async fn call(&self, scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+        match scope {
+            Scope::Http(http) => self.call_http(http, receive, send).await,
+            Scope::WebSocket(_) => {
+                // Closing before accepting is an HTTP 403 for the client. A client that is
+                // already gone needs no answer.
+                let close = SendEvent::WebSocketClose {
+                    code: asgi_core::event::CLOSE_NORMAL,
+                    reason: String::new(),
+                };
+                match send.send(close).await {
+                    Err(e) if e.is_disconnected() => Ok(()),
+                    other => other.map_err(Error::from),
+                }
+            }
+            // Lifespan, and any protocol this adapter does not know: returning tells the
+            // server that the app does not take part.
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn send_unavailable(send: &mut Sender) -> Result<(), Error> {
+    let body = "Service Unavailable";
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    headers.insert(http::header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    send.send(SendEvent::response_start(
+        StatusCode::SERVICE_UNAVAILABLE,
+        headers,
+    ))
+    .await?;
+    send.send(SendEvent::response_body(body, false)).await?;
+    Ok(())
+}
+
+/// Moves `http.request` bodies into `wsgi.input`'s channel: from the app's first read on
+/// (an app that never reads its body never makes the connection read it, as an ASGI app that
+/// never calls `recv`), and then a few chunks ahead, pulling the next event only when there is
+/// room for it. Returns at the end of the body, when the app dropped its input, or when the
+/// client disconnected (then `gone` is set and the channel closes without its end message, so
+/// reads fail).
+async fn pump_input(
+    receive: &mut Receiver,
+    tx: mpsc::Sender<BodyMessage>,
+    first_read: &Notify,
+    gone: &AtomicBool,
+) {
+    first_read.notified().await;
+    loop {
+        let Ok(permit) = tx.reserve().await else {
+            // The app is done with the body; the rest of it is the server's to discard.
+            return;
+        };
+        match receive.recv().await {
+            ReceiveEvent::HttpRequest { body, more_body } => {
+                if !body.is_empty() {
+                    permit.send(BodyMessage::Data(body));
+                }
+                if !more_body {
+                    // An error means the app is done with the body: nothing to deliver.
+                    let _ = tx.send(BodyMessage::End).await;
+                    return;
+                }
+            }
+            ReceiveEvent::HttpDisconnect => {
+                gone.store(true, Ordering::SeqCst);
+                return;
+            }
+            other => {
+                tracing::debug!(event = other.type_name(), "ignoring an unexpected event");
+            }
+        }
+    }
+}
+
+/// Sends the response parts the app's thread produces. Returns when the thread closed its
+/// side (the call is over) or the client disconnected (then `gone` is set and the channel is
+/// closed, so the thread's next send fails).
+async fn pump_output(rx: &mut mpsc::Receiver<ResponsePart>, send: &mut Sender, gone: &AtomicBool) {
+    while let Some(part) = rx.recv().await {
+        if gone.load(Ordering::SeqCst) {
+            break;
+        }
+        let event = match part {
+            ResponsePart::Start { status, headers } => SendEvent::response_start(status, headers),
+            ResponsePart::Body { data, more_body } => SendEvent::response_body(data, more_body),
+        };
+        match send.send(event).await {
+            Ok(()) => {}
+            Err(e) => {
+                if !e.is_disconnected() {
+                    // The response state machine only produces parts in protocol order; a
+                    // sender wrapped by middleware may still refuse one.
+                    tracing::error!(error = %e, "the sender refused a WSGI response part");
+                }
+                gone.store(true, Ordering::SeqCst);
+                break;
+            }
+        }
+    }
+    rx.close();
+}
+
+/// The blocking end of the response channel.
+struct ChannelOutput {
+    tx: mpsc::Sender<ResponsePart>,
+}
+
+impl ResponseOutput for ChannelOutput {
+    fn send(&mut self, part: ResponsePart) -> io::Result<()> {
+        self.tx.blocking_send(part).map_err(|_| {
+            io::Error::new(io::ErrorKind::ConnectionAborted, "the client disconnected")
+        })
+    }
+}
