@@ -4,5 +4,9 @@
 //! # Layout
 //!
 //! - [`path`]: request targets split into the scope's `path`, `raw_path` and `query_string`.
+//! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 
 pub mod path;
+pub mod server;
+
+pub use server::{Server, ServerError, ServerHandle, serve};
