@@ -125,7 +125,12 @@ impl Testbed {
         mut receive: Receiver,
         mut send: Sender,
     ) -> Result<(), Error> {
-        let path = scope.path.clone();
+        // Routes are matched below the root path, where a proxy mounts the app.
+        let path = scope
+            .path
+            .strip_prefix(scope.root_path.as_str())
+            .unwrap_or(&scope.path)
+            .to_owned();
         if path == "/stats" {
             let stats = serde_json::json!({
                 "disconnects": self.stats.disconnects.load(Ordering::SeqCst),
