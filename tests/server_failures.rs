@@ -165,10 +165,12 @@ async fn protocol_error_is_returned_to_the_app_and_logged() {
 async fn disconnect_reaches_a_recv_pending_on_the_body() {
     let (first_chunk, got_first) = Report::new();
     let (disconnected, saw_disconnect) = Report::new();
-    let app = http_only(move |_, mut receive, _| {
+    let app = http_only(move |_, mut receive, send| {
         let first_chunk = first_chunk.clone();
         let disconnected = disconnected.clone();
         async move {
+            // Held until the app returns: dropping it would answer at once.
+            let _send = send;
             if let ReceiveEvent::HttpRequest { body, .. } = receive.recv().await {
                 first_chunk.send(body);
             }
@@ -287,10 +289,12 @@ async fn testbed_counts_the_disconnect_of_a_waiting_request() {
 async fn http2_stream_reset_reaches_the_app() {
     let (started, app_started) = Report::new();
     let (disconnected, saw_disconnect) = Report::new();
-    let app = http_only(move |_, mut receive, _| {
+    let app = http_only(move |_, mut receive, send| {
         let started = started.clone();
         let disconnected = disconnected.clone();
         async move {
+            // Held until the app returns: dropping it would answer at once.
+            let _send = send;
             receive.recv().await;
             started.send(());
             let event = receive.recv().await;

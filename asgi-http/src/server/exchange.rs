@@ -1,8 +1,7 @@
 //! The state one request shares between hyper's side (the service future, the response body)
 //! and the app's side (its `Receiver` and `Sender`), which run in different tasks.
 //!
-//! It is one small allocation per request, with one lock held for a few instructions at a
-//! time: the response head travels through it (a one-shot slot the service future waits on),
+//! It is one allocation per request, with one lock held for a few instructions at a time: the response head travels through it (a one-shot slot the service future waits on),
 //! and it records why the app's `recv` now returns `http.disconnect`.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -90,8 +89,8 @@ impl Exchange {
     /// Hands the app's response head to the connection. `complete` says whether this head
     /// carries the whole response (the fast path).
     ///
-    /// Returns false (and drops the response) once the client is gone or a head was already
-    /// sent (the server answered 413 itself).
+    /// Returns false (and drops the response) when nobody waits for a head any more: hyper
+    /// gave up on it (the client left), or the server already answered (a 413).
     pub(crate) fn send_head(&self, response: Response<ResponseBody>, complete: bool) -> bool {
         let progress = if complete {
             Progress::Complete
@@ -101,16 +100,17 @@ impl Exchange {
         self.put_head(response, Some(progress))
     }
 
-    /// Hands a response the server made (a 500 for a failed app) to the connection, unless a
-    /// head was already sent or the client is gone.
+    /// Hands a response the server made (a 500 for a failed app, a 413) to the connection,
+    /// unless a head was already sent or nobody waits for one.
     pub(crate) fn send_server_head(&self, response: Response<ResponseBody>) {
         self.put_head(response, None);
     }
 
     fn put_head(&self, response: Response<ResponseBody>, progress: Option<Progress>) -> bool {
         let mut inner = self.lock();
-        let open = inner.closed != Some(Closed::ClientGone);
-        if !open || !matches!(inner.head, Head::Waiting(_)) {
+        // A head goes to the service future as long as it waits, even when the client is
+        // gone: hyper may still be waiting for it to finish the connection.
+        if !matches!(inner.head, Head::Waiting(_)) {
             drop(inner);
             // Dropped outside the lock: a response body's drop may lock its exchange.
             drop(response);
@@ -166,21 +166,22 @@ impl Exchange {
             return;
         }
         inner.closed = Some(why);
-        // Nobody will take a head once the client is gone: drop one that is waiting (after
-        // the lock is released) so the app's response body and its channel go away and the
-        // app's next `send` fails.
-        let unsent = match (why, &inner.head) {
-            (Closed::ClientGone, Head::Ready(_)) => {
-                Some(std::mem::replace(&mut inner.head, Head::Taken))
-            }
-            _ => None,
-        };
         let waker = inner.recv_waker.take();
         drop(inner);
-        drop(unsent);
         if let Some(waker) = waker {
             waker.wake();
         }
+    }
+
+    /// hyper dropped the service future before it took the head: the client is gone, and
+    /// nobody will take a head now. One that waits is dropped (after the lock is released),
+    /// so that the app's response body and its channel go away and its next `send` fails.
+    pub(crate) fn abandon_head(&self) {
+        let mut inner = self.lock();
+        let unsent = std::mem::replace(&mut inner.head, Head::Taken);
+        drop(inner);
+        drop(unsent);
+        self.close(Closed::ClientGone);
     }
 
     /// The request body went over the limit: answers 413 with `response` if no head was sent

@@ -104,12 +104,12 @@ enum Kind {
 }
 
 impl ResponseBody {
-    /// A body of these bytes, sent with a `content-length`.
+    /// A body of these bytes, sent with a `content-length`. It counts as complete from the
+    /// start: the app has handed over everything (hyper may still skip it, for `HEAD`).
     pub(crate) fn full(body: Bytes) -> Self {
-        let empty = body.is_empty();
         ResponseBody {
-            kind: Kind::Full((!empty).then_some(body)),
-            complete: empty,
+            kind: Kind::Full((!body.is_empty()).then_some(body)),
+            complete: true,
             bytes: 0,
             finish: None,
         }
@@ -167,10 +167,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
         let polled = match &mut this.kind {
-            Kind::Full(body) => {
-                this.complete = true;
-                Poll::Ready(body.take().map(|b| Ok(Frame::data(b))))
-            }
+            Kind::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream {
                 file,
                 rx,

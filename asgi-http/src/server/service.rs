@@ -285,7 +285,7 @@ impl Future for ResponseFuture {
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
         if let FutureState::Waiting(exchange) = &self.state {
-            exchange.close(Closed::ClientGone);
+            exchange.abandon_head();
         }
     }
 }
