@@ -146,8 +146,9 @@ impl ServerHandle {
         self.control.shutdown();
     }
 
-    /// Stops at once, as a second signal does: connections still open are closed and
-    /// lifespan shutdown is skipped.
+    /// Stops at once, as a second signal does: connections still open are closed, and the
+    /// server does not wait for the app's lifespan shutdown (the app's lifespan receiver just
+    /// ends, which it sees as `lifespan.shutdown`).
     pub fn shutdown_now(&self) {
         self.control.shutdown_now();
     }
@@ -213,7 +214,8 @@ impl Server {
     /// 3. On shutdown: stop accepting, fire the scopes' shutdown signal, shut every
     ///    connection down gracefully (idle keep-alive connections close at once, requests in
     ///    flight finish), wait up to the drain timeout, then close what is left.
-    /// 4. Lifespan shutdown, unless the stop was forced.
+    /// 4. Lifespan shutdown: `lifespan.shutdown`, waiting for the app's answer, unless the
+    ///    stop was forced.
     ///
     /// # Errors
     ///
@@ -321,7 +323,7 @@ async fn run(
 
     if let Some(lifespan) = lifespan {
         if control.immediate.is_cancelled() {
-            tracing::warn!("forced stop: lifespan shutdown skipped");
+            tracing::warn!("forced stop: not waiting for lifespan shutdown");
         } else {
             shutdown_lifespan(lifespan, control).await;
         }
