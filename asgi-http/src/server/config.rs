@@ -155,28 +155,35 @@ impl Config {
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
 /// use std::time::Duration;
 /// use asgi_core::{Error, Receiver, Scope, SendEvent, Sender};
 /// use asgi_http::server::Server;
 /// use http::{HeaderMap, StatusCode};
 ///
-/// async fn app(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
-///     send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new())).await?;
-///     send.send(SendEvent::response_body("Hello, world!", false)).await?;
+/// async fn app(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+///     if let Scope::Http(_) = scope {
+///         send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new())).await?;
+///         send.send(SendEvent::response_body("Hello, world!", false)).await?;
+///     }
 ///     Ok(())
 /// }
 ///
-/// # async fn run() -> Result<(), asgi_http::server::ServerError> {
-/// Server::builder()
-///     .bind("0.0.0.0:8000".parse().unwrap())
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let server = Server::builder()
+///     .bind("127.0.0.1:0".parse().unwrap())
 ///     .root_path("/api")
 ///     .max_request_body(Some(10 * 1024 * 1024))
 ///     .keep_alive_timeout(Some(Duration::from_secs(15)))
 ///     .drain_timeout(Some(Duration::from_secs(10)))
-///     .serve(app)
-///     .await
-/// # }
+///     .handle_signals(false)
+///     .build(app);
+/// let handle = server.handle();
+/// let serving = tokio::spawn(server.serve());
+/// assert!(handle.listening().await.is_some());
+/// handle.shutdown();
+/// serving.await.unwrap().unwrap();
+/// # });
 /// ```
 #[derive(Debug)]
 pub struct Builder {

@@ -123,3 +123,55 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_resolves_after_the_timeout_without_requests() {
+        let activity = Arc::new(Activity::default());
+        let started = tokio::time::Instant::now();
+        idle_for(&activity, Some(TIMEOUT)).await;
+        assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_while_a_request_is_in_flight() {
+        let activity = Arc::new(Activity::default());
+        let guard = ActivityGuard::new(&activity);
+        let idle = idle_for(&activity, Some(TIMEOUT));
+        tokio::pin!(idle);
+        let busy = tokio::time::timeout(TIMEOUT * 3, &mut idle).await;
+        assert!(busy.is_err(), "a busy connection counted as idle");
+        let ended = tokio::time::Instant::now();
+        drop(guard);
+        idle.await;
+        assert_eq!(ended.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_restarts_when_a_request_came_and_went() {
+        let activity = Arc::new(Activity::default());
+        let idle = idle_for(&activity, Some(TIMEOUT));
+        tokio::pin!(idle);
+        assert!(
+            tokio::time::timeout(TIMEOUT / 2, &mut idle).await.is_err(),
+            "idle too early"
+        );
+        drop(ActivityGuard::new(&activity));
+        let last_request = tokio::time::Instant::now();
+        idle.await;
+        assert!(last_request.elapsed() >= TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_without_a_timeout_never_resolves() {
+        let activity = Arc::new(Activity::default());
+        let never =
+            tokio::time::timeout(Duration::from_secs(3600), idle_for(&activity, None)).await;
+        assert!(never.is_err());
+    }
+}

@@ -13,14 +13,30 @@ use std::io;
 ///
 /// A program maps a failed lifespan startup to exit status 3, as uvicorn does:
 ///
-/// ```no_run
-/// # async fn app(_: asgi_core::Scope, _: asgi_core::Receiver, _: asgi_core::Sender) -> Result<(), asgi_core::Error> { Ok(()) }
-/// # async fn run() {
-/// if let Err(err) = asgi_http::serve(app, "127.0.0.1:8000").await {
-///     eprintln!("{err}");
-///     std::process::exit(if err.is_startup_failed() { 3 } else { 1 });
+/// ```
+/// use asgi_core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+/// use asgi_http::server::Server;
+///
+/// async fn app(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
+///     if let (Scope::Lifespan(_), ReceiveEvent::LifespanStartup) = (&scope, receive.recv().await) {
+///         let message = "the database is unreachable".to_owned();
+///         send.send(SendEvent::LifespanStartupFailed { message }).await?;
+///     }
+///     Ok(())
 /// }
-/// # }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let result = Server::builder()
+///     .bind("127.0.0.1:0".parse().unwrap())
+///     .handle_signals(false)
+///     .serve(app)
+///     .await;
+/// let err = result.unwrap_err();
+/// assert!(err.is_startup_failed());
+/// assert_eq!(err.startup_message(), Some("the database is unreachable"));
+/// let status = if err.is_startup_failed() { 3 } else { 1 };
+/// assert_eq!(status, 3);
+/// # });
 /// ```
 pub struct ServerError {
     kind: Kind,

@@ -216,3 +216,89 @@ impl Exchange {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use bytes::Bytes;
+    use http::StatusCode;
+
+    use super::*;
+    use crate::server::response::server_response;
+
+    fn head(status: StatusCode) -> Response<ResponseBody> {
+        let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"x")));
+        *response.status_mut() = status;
+        response
+    }
+
+    #[tokio::test]
+    async fn head_reaches_the_waiting_service_future() {
+        let exchange = Exchange::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(exchange.poll_head(&mut cx).is_pending());
+        assert!(exchange.send_head(head(StatusCode::CREATED), true));
+        let response = poll_fn(|cx| exchange.poll_head(cx)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+        assert_eq!(exchange.progress(), Progress::Complete);
+    }
+
+    #[test]
+    fn a_second_head_is_refused() {
+        let exchange = Exchange::new();
+        assert!(exchange.send_head(head(StatusCode::OK), false));
+        assert!(!exchange.send_head(head(StatusCode::OK), true));
+        assert_eq!(exchange.progress(), Progress::Streaming);
+    }
+
+    #[test]
+    fn an_abandoned_head_refuses_the_app_and_means_the_client_left() {
+        let exchange = Exchange::new();
+        exchange.abandon_head();
+        assert!(!exchange.send_head(head(StatusCode::OK), true));
+        assert!(exchange.is_client_gone());
+        assert_eq!(exchange.progress(), Progress::NotStarted);
+    }
+
+    #[test]
+    fn a_head_still_reaches_hyper_after_the_client_left_mid_body() {
+        // hyper keeps waiting for the head when the client vanished while sending its body.
+        let exchange = Exchange::new();
+        exchange.close(Closed::ClientGone);
+        exchange.send_server_head(head(StatusCode::INTERNAL_SERVER_ERROR));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(response) = exchange.poll_head(&mut cx) else {
+            panic!("the head did not arrive");
+        };
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn close_wakes_a_pending_recv_and_keeps_the_first_reason() {
+        let exchange = std::sync::Arc::new(Exchange::new());
+        let waiting = {
+            let exchange = exchange.clone();
+            tokio::spawn(async move { poll_fn(|cx| exchange.poll_closed(cx)).await })
+        };
+        tokio::task::yield_now().await;
+        exchange.close(Closed::ClientGone);
+        exchange.close(Closed::ResponseComplete);
+        assert_eq!(waiting.await.unwrap(), Closed::ClientGone);
+        assert_eq!(exchange.closed(), Some(Closed::ClientGone));
+    }
+
+    #[test]
+    fn a_body_over_the_limit_answers_413_in_place_of_the_app() {
+        let exchange = Exchange::new();
+        exchange.reject_body(server_response(StatusCode::PAYLOAD_TOO_LARGE, true));
+        assert_eq!(exchange.closed(), Some(Closed::BodyTooLarge));
+        assert!(!exchange.send_head(head(StatusCode::OK), true));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(response) = exchange.poll_head(&mut cx) else {
+            panic!("no 413");
+        };
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()["connection"], "close");
+    }
+}

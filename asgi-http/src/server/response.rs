@@ -577,3 +577,194 @@ impl Drop for ResponseSink {
         // error, and hyper aborts the response.
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+
+    use asgi_core::protocol::SendProtocol;
+    use asgi_core::{HttpScope, Scope};
+    use http::Method;
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    fn sink(trailers_allowed: bool) -> (ResponseSink, Arc<Exchange>) {
+        let exchange = Arc::new(Exchange::new());
+        let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
+        let sink = ResponseSink::new(
+            SendProtocol::for_scope(&scope),
+            exchange.clone(),
+            trailers_allowed,
+        );
+        (sink, exchange)
+    }
+
+    async fn head(exchange: &Exchange) -> Response<ResponseBody> {
+        poll_fn(|cx| exchange.poll_head(cx)).await
+    }
+
+    fn start(trailers: bool) -> SendEvent {
+        SendEvent::HttpResponseStart {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            trailers,
+        }
+    }
+
+    #[tokio::test]
+    async fn start_and_one_final_body_make_one_full_response() {
+        let (mut sink, exchange) = sink(true);
+        sink.send(start(false)).await.unwrap();
+        sink.send(SendEvent::response_body("hello", false))
+            .await
+            .unwrap();
+        let response = head(&exchange).await;
+        let body = response.into_body();
+        assert!(matches!(body.kind, Kind::Full(_)), "not the fast path");
+        assert_eq!(body.size_hint().exact(), Some(5));
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
+    }
+
+    #[tokio::test]
+    async fn nothing_reaches_the_connection_before_the_first_body_event() {
+        let (mut sink, exchange) = sink(true);
+        sink.send(start(false)).await.unwrap();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(exchange.poll_head(&mut cx).is_pending());
+    }
+
+    #[tokio::test]
+    async fn streamed_body_arrives_in_order_and_completes() {
+        let (mut sink, exchange) = sink(true);
+        let app = tokio::spawn(async move {
+            sink.send(start(false)).await?;
+            for part in ["a", "b", "c"] {
+                sink.send(SendEvent::response_body(part, true)).await?;
+            }
+            sink.send(SendEvent::response_body("d", false)).await
+        });
+        let body = head(&exchange).await.into_body();
+        assert_eq!(body.collect().await.unwrap().to_bytes(), "abcd");
+        app.await.unwrap().unwrap();
+        assert_eq!(exchange.progress(), Progress::Complete);
+    }
+
+    #[tokio::test]
+    async fn a_sink_dropped_mid_body_makes_the_body_fail() {
+        let (mut sink, exchange) = sink(true);
+        sink.send(start(false)).await.unwrap();
+        sink.send(SendEvent::response_body("partial", true))
+            .await
+            .unwrap();
+        drop(sink);
+        let mut body = head(&exchange).await.into_body();
+        let first = body.frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "partial");
+        let end = body.frame().await.unwrap();
+        assert!(matches!(end, Err(BodyError::Aborted)));
+    }
+
+    #[tokio::test]
+    async fn a_sink_dropped_before_the_body_answers_500() {
+        let (mut sink, exchange) = sink(true);
+        sink.send(start(false)).await.unwrap();
+        drop(sink);
+        let response = head(&exchange).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(exchange.progress(), Progress::NotStarted);
+    }
+
+    #[tokio::test]
+    async fn trailers_follow_the_body_when_allowed() {
+        let (mut sink, exchange) = sink(true);
+        let app = tokio::spawn(async move {
+            sink.send(start(true)).await?;
+            sink.send(SendEvent::response_body("body", false)).await?;
+            let mut first = HeaderMap::new();
+            first.insert("x-one", HeaderValue::from_static("1"));
+            sink.send(SendEvent::HttpResponseTrailers {
+                headers: first,
+                more_trailers: true,
+            })
+            .await?;
+            let mut second = HeaderMap::new();
+            second.insert("x-two", HeaderValue::from_static("2"));
+            sink.send(SendEvent::HttpResponseTrailers {
+                headers: second,
+                more_trailers: false,
+            })
+            .await
+        });
+        let collected = head(&exchange).await.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().expect("trailers");
+        assert_eq!(trailers["x-one"], "1");
+        assert_eq!(trailers["x-two"], "2");
+        assert_eq!(collected.to_bytes(), "body");
+        app.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn trailers_are_dropped_when_the_client_did_not_ask_for_them() {
+        let (mut sink, exchange) = sink(false);
+        let app = tokio::spawn(async move {
+            sink.send(start(true)).await?;
+            sink.send(SendEvent::response_body("body", false)).await?;
+            let mut trailers = HeaderMap::new();
+            trailers.insert("x-one", HeaderValue::from_static("1"));
+            sink.send(SendEvent::HttpResponseTrailers {
+                headers: trailers,
+                more_trailers: false,
+            })
+            .await
+        });
+        let collected = head(&exchange).await.into_body().collect().await.unwrap();
+        assert!(collected.trailers().is_none());
+        assert_eq!(collected.to_bytes(), "body");
+        app.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn send_after_the_client_left_is_disconnected() {
+        let (mut sink, exchange) = sink(true);
+        exchange.abandon_head();
+        assert_eq!(sink.send(start(false)).await, Err(SendError::Disconnected));
+    }
+
+    #[tokio::test]
+    async fn body_before_start_is_a_protocol_error() {
+        let (mut sink, _exchange) = sink(true);
+        let err = sink
+            .send(SendEvent::response_body("early", false))
+            .await
+            .unwrap_err();
+        let SendError::Protocol(err) = err else {
+            panic!("not a protocol error");
+        };
+        assert_eq!(err.received(), "http.response.body");
+        assert_eq!(err.expected(), "`http.response.start`");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_body_ends_the_request_for_the_app() {
+        let (mut sink, exchange) = sink(true);
+        sink.send(start(false)).await.unwrap();
+        sink.send(SendEvent::response_body("partial", true))
+            .await
+            .unwrap();
+        let mut response = head(&exchange).await;
+        let activity = Arc::new(super::super::connection::Activity::default());
+        response.body_mut().set_finish(Finish {
+            exchange: Some(exchange.clone()),
+            log: None,
+            _activity: ActivityGuard::new(&activity),
+        });
+        // hyper drops the body when the client leaves.
+        drop(response);
+        assert_eq!(exchange.closed(), Some(Closed::ClientGone));
+        assert_eq!(
+            sink.send(SendEvent::response_body("more", true)).await,
+            Err(SendError::Disconnected)
+        );
+    }
+}

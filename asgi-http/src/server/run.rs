@@ -133,6 +133,35 @@ impl fmt::Debug for Server {
 /// Controls a [`Server`] from elsewhere: waits until it listens, shuts it down.
 ///
 /// Cheap to clone; every clone controls the same server.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::{Error, Receiver, Scope, Sender, ServerAddr};
+/// use asgi_http::server::Server;
+///
+/// async fn app(_: Scope, _: Receiver, _: Sender) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let server = Server::builder()
+///     .bind("127.0.0.1:0".parse().unwrap())
+///     .handle_signals(false)
+///     .build(app);
+/// let handle = server.handle();
+/// let serving = tokio::spawn(server.serve());
+///
+/// // Port 0 picked a free port; `listening` says which.
+/// let Some(ServerAddr::Tcp(addr)) = handle.listening().await else { panic!("not listening") };
+/// assert_ne!(addr.port(), 0);
+///
+/// handle.shutdown();
+/// serving.await.unwrap().unwrap();
+/// // Once stopped, it no longer listens.
+/// assert_eq!(handle.listening().await, None);
+/// # });
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServerHandle {
     control: Arc<Control>,
