@@ -32,8 +32,7 @@ pub(crate) struct Shared {
     pub(crate) graceful: CancellationToken,
     /// Cancelled at the drain deadline (or a forced stop): connections are dropped.
     pub(crate) force_close: CancellationToken,
-    /// The connections being served (and, later, upgraded connections): draining waits for
-    /// them.
+    /// The connections being served, and upgraded connections: draining waits for them.
     pub(crate) connections: TaskTracker,
     /// The app tasks: draining waits for them too, so work an app does after its response
     /// is not cut off.

@@ -100,10 +100,11 @@ impl Service<Request<Incoming>> for ConnService {
             }
         }
 
-        // Every request is dispatched here, by protocol. A WebSocket upgrade request
-        // (`Upgrade: websocket`) is served as plain HTTP for now: this is where it is handed
-        // to the WebSocket protocol instead, whose upgraded connection then counts as in
-        // flight through `Shared::connections`.
+        // Every request is dispatched here, by protocol. This server does not speak the
+        // WebSocket protocol: an upgrade request (`Upgrade: websocket`) is served as plain
+        // HTTP. This is the point where the WebSocket protocol (`asgi-ws`) plugs in: it takes
+        // such a request, and runs the upgraded connection in a task of
+        // `Shared::connections`, so that a drain waits for it.
         self.http(request, activity, log, http1, limit)
     }
 }
