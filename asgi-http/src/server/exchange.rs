@@ -153,9 +153,10 @@ impl Exchange {
         self.lock().progress = progress;
     }
 
-    /// How far the app got.
-    pub(crate) fn progress(&self) -> Progress {
-        self.lock().progress
+    /// How far the app got, and why the request ended for it (if it did), read together.
+    pub(crate) fn outcome(&self) -> (Progress, Option<Closed>) {
+        let inner = self.lock();
+        (inner.progress, inner.closed)
     }
 
     /// Ends the request for the app: its `recv` returns `http.disconnect` from now on, and a
@@ -194,11 +195,6 @@ impl Exchange {
     /// True once the client is gone.
     pub(crate) fn is_client_gone(&self) -> bool {
         self.lock().closed == Some(Closed::ClientGone)
-    }
-
-    /// Why the request is over for the app, if it is.
-    pub(crate) fn closed(&self) -> Option<Closed> {
-        self.lock().closed
     }
 
     /// The app's `recv` waiting for the end of the request: ready once it is closed.
@@ -241,7 +237,7 @@ mod tests {
         assert!(exchange.send_head(head(StatusCode::CREATED), true));
         let response = poll_fn(|cx| exchange.poll_head(cx)).await;
         assert_eq!(response.status(), StatusCode::CREATED);
-        assert_eq!(exchange.progress(), Progress::Complete);
+        assert_eq!(exchange.outcome().0, Progress::Complete);
     }
 
     #[test]
@@ -249,7 +245,7 @@ mod tests {
         let exchange = Exchange::new();
         assert!(exchange.send_head(head(StatusCode::OK), false));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
-        assert_eq!(exchange.progress(), Progress::Streaming);
+        assert_eq!(exchange.outcome().0, Progress::Streaming);
     }
 
     #[test]
@@ -258,7 +254,7 @@ mod tests {
         exchange.abandon_head();
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         assert!(exchange.is_client_gone());
-        assert_eq!(exchange.progress(), Progress::NotStarted);
+        assert_eq!(exchange.outcome().0, Progress::NotStarted);
     }
 
     #[test]
@@ -285,14 +281,14 @@ mod tests {
         exchange.close(Closed::ClientGone);
         exchange.close(Closed::ResponseComplete);
         assert_eq!(waiting.await.unwrap(), Closed::ClientGone);
-        assert_eq!(exchange.closed(), Some(Closed::ClientGone));
+        assert_eq!(exchange.outcome().1, Some(Closed::ClientGone));
     }
 
     #[test]
     fn a_body_over_the_limit_answers_413_in_place_of_the_app() {
         let exchange = Exchange::new();
         exchange.reject_body(server_response(StatusCode::PAYLOAD_TOO_LARGE, true));
-        assert_eq!(exchange.closed(), Some(Closed::BodyTooLarge));
+        assert_eq!(exchange.outcome().1, Some(Closed::BodyTooLarge));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let Poll::Ready(response) = exchange.poll_head(&mut cx) else {

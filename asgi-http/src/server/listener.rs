@@ -50,6 +50,7 @@ pub(crate) struct ConnInfo {
 
 impl Listener {
     /// Binds (or adopts) the listening socket.
+    #[cfg_attr(not(unix), allow(unused_variables))]
     pub(crate) async fn bind(listen: Listen, config: &Config) -> io::Result<Listener> {
         match listen {
             Listen::Addr(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),

@@ -647,7 +647,7 @@ mod tests {
         let body = head(&exchange).await.into_body();
         assert_eq!(body.collect().await.unwrap().to_bytes(), "abcd");
         app.await.unwrap().unwrap();
-        assert_eq!(exchange.progress(), Progress::Complete);
+        assert_eq!(exchange.outcome().0, Progress::Complete);
     }
 
     #[tokio::test]
@@ -672,7 +672,7 @@ mod tests {
         drop(sink);
         let response = head(&exchange).await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(exchange.progress(), Progress::NotStarted);
+        assert_eq!(exchange.outcome().0, Progress::NotStarted);
     }
 
     #[tokio::test]
@@ -761,7 +761,7 @@ mod tests {
         });
         // hyper drops the body when the client leaves.
         drop(response);
-        assert_eq!(exchange.closed(), Some(Closed::ClientGone));
+        assert_eq!(exchange.outcome().1, Some(Closed::ClientGone));
         assert_eq!(
             sink.send(SendEvent::response_body("more", true)).await,
             Err(SendError::Disconnected)

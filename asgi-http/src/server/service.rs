@@ -185,11 +185,8 @@ async fn run_app(
         .await
         .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
     let path = target.as_ref().map_or("/", PathAndQuery::as_str);
-    let progress = exchange.progress();
-    let client_gone = matches!(
-        exchange.closed(),
-        Some(Closed::ClientGone | Closed::BodyTooLarge)
-    );
+    let (progress, closed) = exchange.outcome();
+    let client_gone = matches!(closed, Some(Closed::ClientGone | Closed::BodyTooLarge));
     match result {
         Err(e) if !e.is_disconnected() => match progress {
             Progress::NotStarted if client_gone => {
