@@ -259,8 +259,9 @@ impl Builder {
         self
     }
 
-    /// The most request headers accepted; more gets `431 Request Header Fields Too Large`.
-    /// It cannot be turned off (the HTTP/1 parser needs a bound), only raised.
+    /// The most request headers accepted; more gets `431 Request Header Fields Too Large`
+    /// (HTTP/1 from hyper's parser, HTTP/2 from the server's own count). It cannot be turned
+    /// off (the HTTP/1 parser needs a bound), only raised.
     ///
     /// Default is 100 ([`DEFAULT_MAX_HEADERS`]).
     pub fn max_headers(mut self, max: usize) -> Self {

@@ -148,7 +148,7 @@ impl Exchange {
         }
     }
 
-    /// Marks the app's response as complete (it sent its last event).
+    /// Records how far the app got (its response is complete once it sent its last event).
     pub(crate) fn set_progress(&self, progress: Progress) {
         self.lock().progress = progress;
     }
