@@ -319,3 +319,133 @@ async fn http2_streams_over_the_limit_wait_for_a_free_stream() {
     assert_eq!(most.load(Ordering::SeqCst), 1, "streams ran side by side");
     server.stop().await.unwrap();
 }
+
+/// An HTTP/2 frame header: length, type, flags, stream id.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut out = vec![len[1], len[2], len[3], kind, flags];
+    out.extend_from_slice(&stream.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The client preface, empty settings, and `n` requests that HTTP/2 forbids (a
+/// connection-specific `connection` header), each of which the server must reset.
+fn malformed_requests(n: u32) -> Vec<u8> {
+    const HEADERS: u8 = 0x1;
+    const SETTINGS: u8 = 0x4;
+    const END_STREAM_END_HEADERS: u8 = 0x5;
+    let mut block = vec![0x82, 0x86, 0x84]; // :method GET, :scheme http, :path / (HPACK static)
+    block.extend_from_slice(&[0x01, 0x04]); // :authority, literal of 4 bytes
+    block.extend_from_slice(b"test");
+    block.extend_from_slice(&[0x00, 0x0a]); // a new name of 10 bytes
+    block.extend_from_slice(b"connection");
+    block.push(0x05);
+    block.extend_from_slice(b"close");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    for i in 0..n {
+        out.extend(frame(HEADERS, END_STREAM_END_HEADERS, 1 + 2 * i, &block));
+    }
+    out
+}
+
+/// The client preface, empty settings, and `n` requests each reset by the client right after
+/// it is sent (the "rapid reset" pattern).
+fn rapid_resets(n: u32) -> Vec<u8> {
+    const HEADERS: u8 = 0x1;
+    const SETTINGS: u8 = 0x4;
+    const END_HEADERS: u8 = 0x4;
+    const CANCEL: u32 = 0x8;
+    let mut block = vec![0x82, 0x86, 0x84, 0x01, 0x04]; // GET http / , :authority (4 bytes)
+    block.extend_from_slice(b"test");
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(frame(SETTINGS, 0, 0, &[]));
+    for i in 0..n {
+        out.extend(frame(HEADERS, END_HEADERS, 1 + 2 * i, &block));
+        out.extend(frame(RST_STREAM, 0, 1 + 2 * i, &CANCEL.to_be_bytes()));
+    }
+    out
+}
+
+/// The frames the server sends within `wait`, as (type, error code of a GOAWAY).
+async fn server_frames(stream: &mut TcpStream, wait: Duration) -> Vec<(u8, Option<u32>)> {
+    use tokio::io::AsyncReadExt;
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(wait, stream.read_to_end(&mut bytes)).await;
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at + 9 <= bytes.len() {
+        let len = u32::from_be_bytes([0, bytes[at], bytes[at + 1], bytes[at + 2]]) as usize;
+        let kind = bytes[at + 3];
+        let payload = &bytes[at + 9..(at + 9 + len).min(bytes.len())];
+        let code = (kind == 0x7 && payload.len() >= 8)
+            .then(|| u32::from_be_bytes([payload[4], payload[5], payload[6], payload[7]]));
+        frames.push((kind, code));
+        at += 9 + len;
+    }
+    frames
+}
+
+const RST_STREAM: u8 = 0x3;
+const GOAWAY: u8 = 0x7;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+#[tokio::test]
+async fn http2_reset_flood_closes_the_connection() {
+    let server = start(testbed::Testbed::new(false), |b| {
+        b.http2_max_local_error_reset_streams(Some(2))
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&malformed_requests(5)).await.unwrap();
+    // The server closes the connection: `server_frames` reads to the end.
+    let frames = server_frames(&mut stream, PATIENCE).await;
+    assert!(
+        frames.contains(&(GOAWAY, Some(ENHANCE_YOUR_CALM))),
+        "{frames:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_resets_under_the_limit_keep_the_connection() {
+    let server = start_testbed().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&malformed_requests(5)).await.unwrap();
+    let frames = server_frames(&mut stream, Duration::from_millis(300)).await;
+    let resets = frames.iter().filter(|f| f.0 == RST_STREAM).count();
+    assert_eq!(resets, 5, "{frames:?}");
+    assert!(!frames.iter().any(|f| f.0 == GOAWAY), "{frames:?}");
+    // A client that never answers the server's pings would hold a graceful shutdown until
+    // the drain deadline; this one leaves first.
+    drop(stream);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_closes_the_connection() {
+    let server = start(testbed::Testbed::new(false), |b| {
+        b.http2_max_pending_accept_reset_streams(Some(2))
+    })
+    .await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&rapid_resets(50)).await.unwrap();
+    let frames = server_frames(&mut stream, PATIENCE).await;
+    assert!(
+        frames.contains(&(GOAWAY, Some(ENHANCE_YOUR_CALM))),
+        "{frames:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_few_client_resets_keep_the_connection() {
+    let server = start_testbed().await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream.write_all(&rapid_resets(5)).await.unwrap();
+    let frames = server_frames(&mut stream, Duration::from_millis(300)).await;
+    assert!(!frames.iter().any(|f| f.0 == GOAWAY), "{frames:?}");
+    drop(stream);
+    server.stop().await.unwrap();
+}
