@@ -233,7 +233,7 @@ impl Server {
     /// Runs the server until it is shut down (by SIGINT/SIGTERM, unless
     /// [`handle_signals`](Builder::handle_signals) is off, or through a [`ServerHandle`]).
     ///
-    /// 1. Lifespan startup (DESIGN.md 3.7): the app gets `lifespan.startup`. On
+    /// 1. Lifespan startup (the ASGI lifespan protocol): the app gets `lifespan.startup`. On
     ///    `lifespan.startup.complete` its state is frozen and shared into every scope; an app
     ///    without lifespan support (it returns or fails on the lifespan scope) is served
     ///    without it.
@@ -254,6 +254,12 @@ impl Server {
     /// # Panics
     ///
     /// Outside a tokio runtime with its IO and time drivers enabled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting and skips the drain and lifespan shutdown;
+    /// connections already accepted go on until they end. Stop a server with a
+    /// [`ServerHandle`] instead.
     pub async fn serve(self) -> Result<(), ServerError> {
         let Server {
             app,

@@ -38,7 +38,8 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
         _ => HttpVersion::Http11,
     };
     if version == Version::HTTP_2 {
-        // ASGI: HTTP/2's `:authority` becomes the `host` header.
+        // ASGI: HTTP/2's `:authority` becomes the `host` header (replacing one the client
+        // sent; a header map keeps names in the order they first came, so it is not first).
         if let Some(authority) = uri.authority() {
             if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
                 headers.insert(HOST, value);
