@@ -220,6 +220,7 @@ fn poll_stream(
         match ready!(chunks.poll_chunk(cx)) {
             Some(Ok(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
             Some(Err(e)) => {
+                tracing::error!(error = %e, "http.response.pathsend: reading the file failed; response aborted");
                 *failed = true;
                 *file = None;
                 *rx = None;
