@@ -2,9 +2,14 @@
 //! task closes it when it sits idle, shuts it down gracefully when the server drains, and
 //! drops it when the drain deadline passes.
 
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -84,6 +89,36 @@ pub(crate) async fn serve(
     drop(permit);
 }
 
+/// What ends the connection's wait.
+enum Event {
+    /// hyper finished with the connection.
+    Ended(Result<(), Box<dyn std::error::Error + Send + Sync>>),
+    /// Shut the connection down gracefully: the server drains, or it sat idle.
+    Close(&'static str),
+    /// Drop the connection: the drain deadline passed.
+    Force,
+}
+
+/// Wakes the connection's task when one of its control futures (drain, deadline, idle timer)
+/// is ready, and remembers that it is to be polled. A busy connection's task wakes for every
+/// read and write; polling the control futures each time would take the locks of the
+/// server-wide drain signals, shared by every connection, on every wake.
+struct ControlWake {
+    signaled: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ControlWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signaled.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
 async fn serve_io<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
 where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
@@ -94,31 +129,54 @@ where
         .http
         .serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let idle = idle_for(&activity, shared.config.keep_alive_timeout);
-    tokio::pin!(idle);
-    let mut closing = false;
-    loop {
+
+    let wake = Arc::new(ControlWake {
+        // Polled once at the start, to register with the control futures.
+        signaled: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let control_waker = Waker::from(wake.clone());
+    let keep_alive = shared.config.keep_alive_timeout;
+    let mut control: Pin<Box<dyn Future<Output = Event> + Send + '_>> = Box::pin(async {
         tokio::select! {
-            result = conn.as_mut() => {
-                if let Err(e) = result {
-                    // Clients that vanish, send garbage or time out end here: their problem,
-                    // not the server's, so it is not an error in the log.
-                    tracing::debug!(error = %e, "connection ended with an error");
+            biased;
+            () = shared.force_close.cancelled() => Event::Force,
+            () = shared.graceful.cancelled() => Event::Close("the server is draining"),
+            () = idle_for(&activity, keep_alive) => Event::Close("idle keep-alive connection"),
+        }
+    });
+    loop {
+        let event = poll_fn(|cx| {
+            wake.task.register(cx.waker());
+            if wake.signaled.swap(false, Ordering::AcqRel) {
+                let mut control_cx = Context::from_waker(&control_waker);
+                if let Poll::Ready(event) = control.as_mut().poll(&mut control_cx) {
+                    return Poll::Ready(event);
                 }
+            }
+            conn.as_mut().poll(cx).map(Event::Ended)
+        })
+        .await;
+        match event {
+            Event::Ended(Ok(())) => break,
+            Event::Ended(Err(e)) => {
+                // Clients that vanish, send garbage or time out end here: their problem, not
+                // the server's, so it is not an error in the log.
+                tracing::debug!(error = %e, "connection ended with an error");
                 break;
             }
-            () = shared.force_close.cancelled() => {
+            Event::Force => {
                 tracing::debug!("closing a connection still busy at the drain deadline");
                 break;
             }
-            () = shared.graceful.cancelled(), if !closing => {
-                closing = true;
+            Event::Close(why) => {
+                tracing::debug!("shutting down a connection: {why}");
                 conn.as_mut().graceful_shutdown();
-            }
-            () = &mut idle, if !closing => {
-                tracing::debug!("closing an idle keep-alive connection");
-                closing = true;
-                conn.as_mut().graceful_shutdown();
+                control = Box::pin(async {
+                    shared.force_close.cancelled().await;
+                    Event::Force
+                });
+                wake.signaled.store(true, Ordering::Release);
             }
         }
     }
