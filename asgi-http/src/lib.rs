@@ -14,10 +14,14 @@
 //!   and `path` kept whole.
 //! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
 //!   requests, streamed responses, WebSockets and lifespan.
+//! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 
 pub mod mount;
 pub mod path;
 pub mod request;
 pub mod response;
 pub mod router;
+pub mod server;
 pub mod test_client;
+
+pub use server::{Server, ServerError, ServerHandle, serve};

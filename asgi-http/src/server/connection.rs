@@ -1,0 +1,235 @@
+//! One accepted connection: hyper serves it (HTTP/1.1 or HTTP/2, with upgrades) while this
+//! task closes it when it sits idle, shuts it down gracefully when the server drains, and
+//! drops it when the drain deadline passes.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use futures_util::task::AtomicWaker;
+
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{Notify, OwnedSemaphorePermit};
+
+use super::listener::{ConnInfo, Stream};
+use super::run::Shared;
+use super::service::ConnService;
+
+/// Counts a connection's requests in flight, for the keep-alive idle timer.
+#[derive(Debug, Default)]
+pub(crate) struct Activity {
+    /// Requests whose response hyper has not finished with.
+    active: AtomicUsize,
+    /// Requests started so far: tells the idle timer that a request came and went.
+    started: AtomicU64,
+    /// Notified when `active` drops to zero.
+    idle: Notify,
+}
+
+/// One request in flight on a connection; dropped when hyper is done with its response.
+#[derive(Debug)]
+pub(crate) struct ActivityGuard(Arc<Activity>);
+
+impl ActivityGuard {
+    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
+        activity.active.fetch_add(1, Ordering::AcqRel);
+        activity.started.fetch_add(1, Ordering::AcqRel);
+        ActivityGuard(activity.clone())
+    }
+}
+
+impl Drop for ActivityGuard {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_one();
+        }
+    }
+}
+
+/// Resolves once the connection has had no request in flight for `timeout`; never when
+/// `timeout` is `None`.
+async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
+    let Some(timeout) = timeout else {
+        return std::future::pending().await;
+    };
+    loop {
+        if activity.active.load(Ordering::Acquire) == 0 {
+            let started = activity.started.load(Ordering::Acquire);
+            tokio::time::sleep(timeout).await;
+            if activity.active.load(Ordering::Acquire) == 0
+                && activity.started.load(Ordering::Acquire) == started
+            {
+                return;
+            }
+        } else {
+            // `notify_one` keeps a permit when nobody waits, so a request that ends between
+            // the check above and this wait is not missed.
+            activity.idle.notified().await;
+        }
+    }
+}
+
+/// Serves one connection until it ends, the server drains it, or the drain deadline closes
+/// it. `permit` holds the connection's place under `max_connections`.
+pub(crate) async fn serve(
+    stream: Stream,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    permit: Option<OwnedSemaphorePermit>,
+) {
+    match stream {
+        Stream::Tcp(tcp) => serve_io(tcp, info, shared).await,
+        #[cfg(unix)]
+        Stream::Unix(unix) => serve_io(unix, info, shared).await,
+    }
+    drop(permit);
+}
+
+/// What ends the connection's wait.
+enum Event {
+    /// hyper finished with the connection.
+    Ended(Result<(), Box<dyn std::error::Error + Send + Sync>>),
+    /// Shut the connection down gracefully: the server drains, or it sat idle.
+    Close(&'static str),
+    /// Drop the connection: the drain deadline passed.
+    Force,
+}
+
+/// Wakes the connection's task when one of its control futures (drain, deadline, idle timer)
+/// is ready, and remembers that it is to be polled. A busy connection's task wakes for every
+/// read and write; polling the control futures each time would take the locks of the
+/// server-wide drain signals, shared by every connection, on every wake.
+struct ControlWake {
+    signaled: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for ControlWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signaled.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+async fn serve_io<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let activity = Arc::new(Activity::default());
+    let service = ConnService::new(shared.clone(), info, activity.clone());
+    let conn = shared
+        .http
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+
+    let wake = Arc::new(ControlWake {
+        // Polled once at the start, to register with the control futures.
+        signaled: AtomicBool::new(true),
+        task: AtomicWaker::new(),
+    });
+    let control_waker = Waker::from(wake.clone());
+    let keep_alive = shared.config.keep_alive_timeout;
+    let mut control: Pin<Box<dyn Future<Output = Event> + Send + '_>> = Box::pin(async {
+        tokio::select! {
+            biased;
+            () = shared.force_close.cancelled() => Event::Force,
+            () = shared.graceful.cancelled() => Event::Close("the server is draining"),
+            () = idle_for(&activity, keep_alive) => Event::Close("idle keep-alive connection"),
+        }
+    });
+    loop {
+        let event = poll_fn(|cx| {
+            wake.task.register(cx.waker());
+            if wake.signaled.swap(false, Ordering::AcqRel) {
+                let mut control_cx = Context::from_waker(&control_waker);
+                if let Poll::Ready(event) = control.as_mut().poll(&mut control_cx) {
+                    return Poll::Ready(event);
+                }
+            }
+            conn.as_mut().poll(cx).map(Event::Ended)
+        })
+        .await;
+        match event {
+            Event::Ended(Ok(())) => break,
+            Event::Ended(Err(e)) => {
+                // Clients that vanish, send garbage or time out end here: their problem, not
+                // the server's, so it is not an error in the log.
+                tracing::debug!(error = %e, "connection ended with an error");
+                break;
+            }
+            Event::Force => {
+                tracing::debug!("closing a connection still busy at the drain deadline");
+                break;
+            }
+            Event::Close(why) => {
+                tracing::debug!("shutting down a connection: {why}");
+                conn.as_mut().graceful_shutdown();
+                control = Box::pin(async {
+                    shared.force_close.cancelled().await;
+                    Event::Force
+                });
+                wake.signaled.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_resolves_after_the_timeout_without_requests() {
+        let activity = Arc::new(Activity::default());
+        let started = tokio::time::Instant::now();
+        idle_for(&activity, Some(TIMEOUT)).await;
+        assert_eq!(started.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_waits_while_a_request_is_in_flight() {
+        let activity = Arc::new(Activity::default());
+        let guard = ActivityGuard::new(&activity);
+        let idle = idle_for(&activity, Some(TIMEOUT));
+        tokio::pin!(idle);
+        let busy = tokio::time::timeout(TIMEOUT * 3, &mut idle).await;
+        assert!(busy.is_err(), "a busy connection counted as idle");
+        let ended = tokio::time::Instant::now();
+        drop(guard);
+        idle.await;
+        assert_eq!(ended.elapsed(), TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_restarts_when_a_request_came_and_went() {
+        let activity = Arc::new(Activity::default());
+        let idle = idle_for(&activity, Some(TIMEOUT));
+        tokio::pin!(idle);
+        assert!(
+            tokio::time::timeout(TIMEOUT / 2, &mut idle).await.is_err(),
+            "idle too early"
+        );
+        drop(ActivityGuard::new(&activity));
+        let last_request = tokio::time::Instant::now();
+        idle.await;
+        assert!(last_request.elapsed() >= TIMEOUT);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_for_without_a_timeout_never_resolves() {
+        let activity = Arc::new(Activity::default());
+        let never =
+            tokio::time::timeout(Duration::from_secs(3600), idle_for(&activity, None)).await;
+        assert!(never.is_err());
+    }
+}

@@ -1,0 +1,516 @@
+//! The server's life: lifespan startup, listening, accepting, draining, lifespan shutdown.
+
+use std::fmt;
+use std::sync::Arc;
+
+use asgi_core::lifespan::{Lifespan, Startup};
+use asgi_core::{App, ServerAddr, Shutdown, State};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::config::{Builder, Config, Listen};
+use super::connection;
+use super::error::ServerError;
+use super::listener::{ACCEPT_ERROR_BACKOFF, Listener, is_connection_error};
+
+/// What every connection of a running server shares.
+pub(crate) struct Shared {
+    /// The app every request goes to.
+    pub(crate) app: Arc<dyn App>,
+    /// The settings.
+    pub(crate) config: Config,
+    /// hyper's connection builder, configured once.
+    pub(crate) http: auto::Builder<TokioExecutor>,
+    /// The frozen lifespan state, shared into every scope.
+    pub(crate) state: State,
+    /// The scopes' shutdown signal, fired when draining starts.
+    pub(crate) scope_shutdown: Shutdown,
+    /// Cancelled when draining starts: connections shut down gracefully.
+    pub(crate) graceful: CancellationToken,
+    /// Cancelled at the drain deadline (or a forced stop): connections are dropped.
+    pub(crate) force_close: CancellationToken,
+    /// The connections being served, and upgraded connections: draining waits for them.
+    pub(crate) connections: TaskTracker,
+    /// The app tasks: draining waits for them too, so work an app does after its response
+    /// is not cut off.
+    pub(crate) app_tasks: TaskTracker,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("connections", &self.connections.len())
+            .field("app_tasks", &self.app_tasks.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the server is in its life, for [`ServerHandle::listening`].
+#[derive(Debug, Clone)]
+enum Status {
+    Starting,
+    Listening(ServerAddr),
+    Stopped,
+}
+
+/// What a [`ServerHandle`] controls.
+#[derive(Debug)]
+struct Control {
+    /// Cancelled by a graceful shutdown request (first signal, `shutdown()`).
+    graceful: CancellationToken,
+    /// Cancelled by a request to stop at once (second signal, `shutdown_now()`).
+    immediate: CancellationToken,
+    status: watch::Sender<Status>,
+}
+
+impl Control {
+    fn shutdown(&self) {
+        self.graceful.cancel();
+    }
+
+    fn shutdown_now(&self) {
+        self.graceful.cancel();
+        self.immediate.cancel();
+    }
+}
+
+/// The HTTP/1.1 + HTTP/2 server for one [`App`].
+///
+/// Build it with [`Server::builder`] (or use [`serve`](crate::serve)), keep a
+/// [`ServerHandle`] if something else must stop it, then [`serve`](Server::serve).
+///
+/// # Example
+///
+/// Serve on a port the test picked, then shut down gracefully:
+///
+/// ```
+/// use asgi_core::{Error, Receiver, Scope, SendEvent, Sender};
+/// use asgi_http::server::Server;
+/// use http::{HeaderMap, StatusCode};
+///
+/// async fn app(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+///     if let Scope::Http(_) = scope {
+///         send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new())).await?;
+///         send.send(SendEvent::response_body("Hello, world!", false)).await?;
+///     }
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// let server = Server::builder().listener(listener).handle_signals(false).build(app);
+/// let handle = server.handle();
+/// let serving = tokio::spawn(server.serve());
+///
+/// let addr = handle.listening().await.expect("the server listens");
+/// println!("listening on {addr:?}");
+///
+/// handle.shutdown();
+/// serving.await.unwrap().unwrap();
+/// # });
+/// ```
+pub struct Server {
+    app: Arc<dyn App>,
+    config: Config,
+    listen: Listen,
+    control: Arc<Control>,
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Controls a [`Server`] from elsewhere: waits until it listens, shuts it down.
+///
+/// Cheap to clone; every clone controls the same server.
+///
+/// # Example
+///
+/// ```
+/// use asgi_core::{Error, Receiver, Scope, Sender, ServerAddr};
+/// use asgi_http::server::Server;
+///
+/// async fn app(_: Scope, _: Receiver, _: Sender) -> Result<(), Error> {
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let server = Server::builder()
+///     .bind("127.0.0.1:0".parse().unwrap())
+///     .handle_signals(false)
+///     .build(app);
+/// let handle = server.handle();
+/// let serving = tokio::spawn(server.serve());
+///
+/// // Port 0 picked a free port; `listening` says which.
+/// let Some(ServerAddr::Tcp(addr)) = handle.listening().await else { panic!("not listening") };
+/// assert_ne!(addr.port(), 0);
+///
+/// handle.shutdown();
+/// serving.await.unwrap().unwrap();
+/// // Once stopped, it no longer listens.
+/// assert_eq!(handle.listening().await, None);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct ServerHandle {
+    control: Arc<Control>,
+}
+
+impl ServerHandle {
+    /// Starts a graceful shutdown, as a first SIGINT/SIGTERM does: stop accepting, fire the
+    /// scopes' shutdown signal, let requests in flight finish (up to the drain timeout), then
+    /// run lifespan shutdown. Calling it again does nothing more.
+    pub fn shutdown(&self) {
+        self.control.shutdown();
+    }
+
+    /// Stops at once, as a second signal does: connections still open are closed, and the
+    /// server does not wait for the app's lifespan shutdown (the app's lifespan receiver just
+    /// ends, which it sees as `lifespan.shutdown`).
+    pub fn shutdown_now(&self) {
+        self.control.shutdown_now();
+    }
+
+    /// Waits until the server accepts connections and returns where it listens (the bound
+    /// port when it was 0). `None` if it stopped before that (lifespan startup failed, the
+    /// socket could not be bound, or it was shut down first).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
+    pub async fn listening(&self) -> Option<ServerAddr> {
+        let mut status = self.control.status.subscribe();
+        loop {
+            match &*status.borrow_and_update() {
+                Status::Listening(addr) => return Some(addr.clone()),
+                Status::Stopped => return None,
+                Status::Starting => {}
+            }
+            if status.changed().await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+impl Server {
+    /// A [`Builder`] with every setting at its default.
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn new(app: impl App, builder: Builder) -> Server {
+        let (status, _) = watch::channel(Status::Starting);
+        Server {
+            app: Arc::new(app),
+            config: builder.config,
+            listen: builder.listen,
+            control: Arc::new(Control {
+                graceful: CancellationToken::new(),
+                immediate: CancellationToken::new(),
+                status,
+            }),
+        }
+    }
+
+    /// A handle to shut this server down and learn where it listens.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            control: self.control.clone(),
+        }
+    }
+
+    /// Runs the server until it is shut down (by SIGINT/SIGTERM, unless
+    /// [`handle_signals`](Builder::handle_signals) is off, or through a [`ServerHandle`]).
+    ///
+    /// 1. Lifespan startup (the ASGI lifespan protocol): the app gets `lifespan.startup`. On
+    ///    `lifespan.startup.complete` its state is frozen and shared into every scope; an app
+    ///    without lifespan support (it returns or fails on the lifespan scope) is served
+    ///    without it.
+    /// 2. The socket is bound and connections are accepted, each served by hyper on the
+    ///    tokio runtime this runs on.
+    /// 3. On shutdown: stop accepting, fire the scopes' shutdown signal, shut every
+    ///    connection down gracefully (idle keep-alive connections close at once, requests in
+    ///    flight finish), wait up to the drain timeout, then close what is left.
+    /// 4. Lifespan shutdown: `lifespan.shutdown`, waiting for the app's answer, unless the
+    ///    stop was forced.
+    ///
+    /// # Errors
+    ///
+    /// [`ServerError::is_startup_failed`] when the app answered `lifespan.startup.failed`
+    /// (nothing was bound), [`ServerError::is_bind`] when the socket could not be bound.
+    /// Both are returned before anything is served.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with its IO and time drivers enabled.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting and skips the drain and lifespan shutdown;
+    /// connections already accepted go on until they end. Stop a server with a
+    /// [`ServerHandle`] instead.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        let Server {
+            app,
+            config,
+            listen,
+            control,
+        } = self;
+        let signals = config
+            .handle_signals
+            .then(|| AbortOnDrop(tokio::spawn(watch_signals(control.clone()))));
+        let result = run(app, config, listen, &control).await;
+        drop(signals);
+        control.status.send_replace(Status::Stopped);
+        result
+    }
+}
+
+async fn run(
+    app: Arc<dyn App>,
+    config: Config,
+    listen: Listen,
+    control: &Control,
+) -> Result<(), ServerError> {
+    let startup = tokio::select! {
+        startup = Lifespan::startup(app.clone()) => startup,
+        () = control.graceful.cancelled() => {
+            tracing::info!("shut down during application startup");
+            return Ok(());
+        }
+    };
+    let (lifespan, state) = match startup {
+        Startup::Complete(lifespan) => {
+            tracing::info!("application startup complete");
+            let state = lifespan.state();
+            (Some(lifespan), state)
+        }
+        Startup::Failed { message } => {
+            tracing::error!(message, "application startup failed");
+            return Err(ServerError::startup_failed(message));
+        }
+        Startup::Unsupported { error } => {
+            tracing::info!("the app does not support the lifespan protocol: serving without it");
+            if let Some(error) = error {
+                tracing::debug!(%error, "the app's answer to the lifespan scope");
+            }
+            (None, State::empty())
+        }
+        other => {
+            tracing::info!(?other, "unknown lifespan outcome: serving without lifespan");
+            (None, State::empty())
+        }
+    };
+
+    let listener = match Listener::bind(listen, &config).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen");
+            if let Some(lifespan) = lifespan {
+                shutdown_lifespan(lifespan, control).await;
+            }
+            return Err(ServerError::bind(e));
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            if let Some(lifespan) = lifespan {
+                shutdown_lifespan(lifespan, control).await;
+            }
+            return Err(ServerError::bind(e));
+        }
+    };
+    match &local {
+        ServerAddr::Tcp(addr) => tracing::info!("listening on http://{addr}"),
+        ServerAddr::Unix(path) => tracing::info!("listening on unix:{}", path.display()),
+    }
+
+    let shared = Arc::new(Shared {
+        app,
+        http: config.http(),
+        config,
+        state,
+        scope_shutdown: Shutdown::new(),
+        graceful: control.graceful.clone(),
+        force_close: CancellationToken::new(),
+        connections: TaskTracker::new(),
+        app_tasks: TaskTracker::new(),
+    });
+    control.status.send_replace(Status::Listening(local));
+
+    accept(&listener, &shared).await;
+    listener.close();
+
+    drain(&shared, control).await;
+
+    if let Some(lifespan) = lifespan {
+        if control.immediate.is_cancelled() {
+            tracing::warn!("forced stop: not waiting for lifespan shutdown");
+        } else {
+            shutdown_lifespan(lifespan, control).await;
+        }
+    }
+    tracing::info!("server stopped");
+    Ok(())
+}
+
+/// Accepts connections until a shutdown starts, each served in a task of its own.
+async fn accept(listener: &Listener, shared: &Arc<Shared>) {
+    let limit = shared
+        .config
+        .max_connections
+        .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
+    loop {
+        // At the connection limit, wait for a place before accepting: new connections queue
+        // in the kernel's backlog meanwhile.
+        let permit = match &limit {
+            Some(limit) => tokio::select! {
+                permit = limit.clone().acquire_owned() => permit.ok(),
+                () = shared.graceful.cancelled() => return,
+            },
+            None => None,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shared.graceful.cancelled() => return,
+        };
+        match accepted {
+            Ok((stream, info)) => {
+                shared
+                    .connections
+                    .spawn(connection::serve(stream, info, shared.clone(), permit));
+            }
+            Err(e) if is_connection_error(&e) => {
+                tracing::debug!(error = %e, "a connection failed before it was accepted");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "accepting connections failed; pausing");
+                tokio::select! {
+                    () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
+                    () = shared.graceful.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Lets connections and app tasks finish, up to the drain timeout; then closes what is left.
+async fn drain(shared: &Shared, control: &Control) {
+    shared.scope_shutdown.trigger();
+    shared.connections.close();
+    shared.app_tasks.close();
+    tracing::info!(
+        connections = shared.connections.len(),
+        "shutting down: waiting for requests in flight"
+    );
+    let drained = async {
+        shared.connections.wait().await;
+        shared.app_tasks.wait().await;
+    };
+    let deadline = async {
+        match shared.config.drain_timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = drained => {
+            tracing::info!("all requests finished");
+            return;
+        }
+        () = deadline => {
+            tracing::warn!(
+                connections = shared.connections.len(),
+                "drain timeout passed: closing the connections left"
+            );
+        }
+        () = control.immediate.cancelled() => {
+            tracing::warn!(
+                connections = shared.connections.len(),
+                "stopping now: closing the connections left"
+            );
+        }
+    }
+    shared.force_close.cancel();
+    // Dropping a connection is immediate; app tasks still running learn of it through
+    // `recv` (a disconnect) and `send` (an error), and are not waited for.
+    shared.connections.wait().await;
+}
+
+async fn shutdown_lifespan(lifespan: Lifespan, control: &Control) {
+    tokio::select! {
+        result = lifespan.shutdown() => match result {
+            Ok(()) => tracing::info!("application shutdown complete"),
+            Err(error) => tracing::error!(%error, "application shutdown failed"),
+        },
+        () = control.immediate.cancelled() => {
+            tracing::warn!("forced stop during application shutdown");
+        }
+    }
+}
+
+/// Turns SIGINT and SIGTERM into shutdowns: the first one graceful, the next one immediate.
+async fn watch_signals(control: Arc<Control>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (mut interrupt, mut terminate) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM");
+                return;
+            }
+        };
+        loop {
+            let name = tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            };
+            if control.graceful.is_cancelled() {
+                tracing::warn!("{name} again: stopping now");
+                control.shutdown_now();
+                return;
+            }
+            tracing::info!("{name}: shutting down gracefully (send it again to stop now)");
+            control.shutdown();
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        loop {
+            if let Err(e) = tokio::signal::ctrl_c().await {
+                tracing::warn!(error = %e, "cannot watch Ctrl-C");
+                return;
+            }
+            if control.graceful.is_cancelled() {
+                control.shutdown_now();
+                return;
+            }
+            control.shutdown();
+        }
+    }
+}
+
+/// Aborts a helper task when the server is done with it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

@@ -1,0 +1,22 @@
+//! A testbed app for the server: one route per behaviour (streaming both ways, trailers,
+//! server-sent events, failures, disconnects, lifespan state). See `app.rs` for the routes.
+//!
+//! ```sh
+//! cargo run --example testbed                    # --bind ADDR, --uds PATH
+//! curl http://127.0.0.1:8000/scope/anything?x=1
+//! curl -N 'http://127.0.0.1:8000/sse?n=5&interval_ms=500'
+//! TESTBED_STARTUP_FAIL=1 cargo run --example testbed; echo $?   # 3: startup failed
+//! ```
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod app;
+
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let fail_startup = std::env::var_os("TESTBED_STARTUP_FAIL").is_some_and(|v| v == "1");
+    common::run(app::Testbed::new(fail_startup)).await
+}
