@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asgi::core::App;
-use asgi::http::server::{DEFAULT_BIND, Server};
+use asgi::http::server::{Builder, DEFAULT_BIND, Server};
 use tracing_subscriber::EnvFilter;
 
 /// The exit status when the app's lifespan startup failed (uvicorn's `STARTUP_FAILURE`).
@@ -50,7 +50,14 @@ fn parse_args() -> Result<Listen, String> {
 }
 
 /// Parses the command line, sets up logging, and serves `app` until SIGINT/SIGTERM.
+#[allow(dead_code)] // Each example compiles this module on its own and uses one of the two.
 pub(crate) async fn run(app: impl App) -> ExitCode {
+    run_with(app, |builder| builder).await
+}
+
+/// Like [`run`], with the server's settings adjusted by `configure`.
+#[allow(dead_code)]
+pub(crate) async fn run_with(app: impl App, configure: impl FnOnce(Builder) -> Builder) -> ExitCode {
     let listen = match parse_args() {
         Ok(listen) => listen,
         Err(message) => {
@@ -67,7 +74,7 @@ pub(crate) async fn run(app: impl App) -> ExitCode {
         Listen::Tcp(addr) => Server::builder().bind(addr),
         Listen::Unix(path) => Server::builder().unix_socket(path),
     };
-    match builder.serve(app).await {
+    match configure(builder).serve(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_startup_failed() => {
             tracing::error!("{err}");

@@ -18,5 +18,10 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let fail_startup = std::env::var_os("TESTBED_STARTUP_FAIL").is_some_and(|v| v == "1");
-    common::run(app::Testbed::new(fail_startup)).await
+    // `/upload` and `/echo` stream bodies of any size (the load benchmark sends 1 GiB): the
+    // testbed lifts the server's request-body limit, which the app never holds whole.
+    common::run_with(app::Testbed::new(fail_startup), |server| {
+        server.max_request_body(None)
+    })
+    .await
 }

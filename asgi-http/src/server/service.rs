@@ -1,5 +1,6 @@
-//! The hyper service of one connection: each request becomes an HTTP scope, the app runs in a
-//! task of its own, and hyper's future only waits for the response head.
+//! The hyper service of one connection: each request becomes an HTTP scope; the app is polled
+//! once inline and, if it has to wait, runs on in a task of its own; hyper's future only waits
+//! for the response head.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -135,7 +136,7 @@ impl ConnService {
             trailers_allowed,
         ));
         let app = self.shared.app.clone();
-        self.shared.app_tasks.spawn(run_app(
+        let run = Box::pin(run_app(
             app,
             scope,
             receive,
@@ -145,7 +146,11 @@ impl ConnService {
             target,
         ));
         ResponseFuture {
-            state: FutureState::Waiting(exchange),
+            state: FutureState::Inline {
+                run: Some(run),
+                exchange,
+                tasks: self.shared.app_tasks.clone(),
+            },
             activity: Some(activity),
             log,
         }
@@ -166,7 +171,8 @@ fn te_trailers(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Runs the app on one request, in the task the service spawned, and logs how it ended.
+/// Runs the app on one request (first inline, then in a task of its own if it waits), and logs
+/// how it ended.
 ///
 /// The response itself is finished by the app's sender when it is dropped (a 500 if nothing
 /// was sent, an aborted body if the response was incomplete), which happens before `call`
@@ -227,6 +233,17 @@ async fn run_app(
 enum FutureState {
     /// A response the server made itself; `None` once returned.
     Ready(Option<Response<ResponseBody>>),
+    /// The app has not been polled yet. The first poll of this future polls it once, inline:
+    /// an app that answers without waiting (most do) completes right there, with no task of
+    /// its own and no wake-up across tasks. An app that has to wait is moved, unfinished, into
+    /// a task of its own before this future returns `Pending`, so hyper dropping this future
+    /// never drops the app mid-await.
+    Inline {
+        /// The app's run; `None` once it was polled or spawned.
+        run: Option<AppRun>,
+        exchange: Arc<Exchange>,
+        tasks: tokio_util::task::TaskTracker,
+    },
     /// Waiting for the app's head.
     Waiting(Arc<Exchange>),
     /// The head was returned.
@@ -258,6 +275,25 @@ impl Future for ResponseFuture {
                 Some(response) => (response, None),
                 None => return Poll::Pending,
             },
+            FutureState::Inline {
+                run,
+                exchange,
+                tasks,
+            } => {
+                if let Some(mut app) = run.take() {
+                    // `run_app` catches the app's panics itself, so this poll does not unwind.
+                    if app.as_mut().poll(cx).is_pending() {
+                        tasks.spawn(app);
+                    }
+                }
+                let exchange = exchange.clone();
+                let polled = exchange.poll_head(cx);
+                this.state = FutureState::Waiting(exchange.clone());
+                match polled {
+                    Poll::Ready(response) => (response, Some(exchange)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
             FutureState::Waiting(exchange) => match exchange.poll_head(cx) {
                 Poll::Ready(response) => (response, Some(exchange.clone())),
                 Poll::Pending => return Poll::Pending,
@@ -282,11 +318,27 @@ impl Future for ResponseFuture {
 
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
-        if let FutureState::Waiting(exchange) = &self.state {
-            exchange.abandon_head();
+        match &mut self.state {
+            FutureState::Waiting(exchange) => exchange.abandon_head(),
+            FutureState::Inline {
+                run,
+                exchange,
+                tasks,
+            } => {
+                exchange.abandon_head();
+                // Dropped before its first poll: the app still runs, and learns from `recv`
+                // that the client left.
+                if let Some(app) = run.take() {
+                    tasks.spawn(app);
+                }
+            }
+            _ => {}
         }
     }
 }
+
+/// One request's app run, boxed so that it can move into a task of its own half-way.
+type AppRun = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 #[cfg(test)]
 mod tests {
