@@ -1,5 +1,6 @@
 //! `scope["extensions"]`: what the server supports, and typed data that middleware adds.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -41,7 +42,8 @@ pub const TLS: &str = "tls";
 /// ```
 #[derive(Clone, Default)]
 pub struct Extensions {
-    supported: Vec<&'static str>,
+    // Borrowed from a server's static list on the hot path: no allocation per scope.
+    supported: Cow<'static, [&'static str]>,
     data: http::Extensions,
 }
 
@@ -54,7 +56,16 @@ impl Extensions {
     /// Declares the given ASGI extensions as supported.
     pub fn with_supported(names: impl IntoIterator<Item = &'static str>) -> Self {
         Extensions {
-            supported: names.into_iter().collect(),
+            supported: names.into_iter().collect::<Vec<_>>().into(),
+            data: http::Extensions::new(),
+        }
+    }
+
+    /// Declares the ASGI extensions of a static list as supported, without allocating: what a
+    /// server does for every scope.
+    pub fn from_static(names: &'static [&'static str]) -> Self {
+        Extensions {
+            supported: Cow::Borrowed(names),
             data: http::Extensions::new(),
         }
     }
@@ -72,7 +83,7 @@ impl Extensions {
     /// Declares one more ASGI extension as supported.
     pub fn add_supported(&mut self, name: &'static str) {
         if !self.supports(name) {
-            self.supported.push(name);
+            self.supported.to_mut().push(name);
         }
     }
 
@@ -109,7 +120,7 @@ impl fmt::Debug for Extensions {
 impl Serialize for Extensions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.supported.len()))?;
-        for name in &self.supported {
+        for name in self.supported.iter() {
             map.serialize_entry(name, &BTreeMap::<String, ()>::new())?;
         }
         map.end()

@@ -57,7 +57,10 @@ pub(crate) async fn run(app: impl App) -> ExitCode {
 
 /// Like [`run`], with the server's settings adjusted by `configure`.
 #[allow(dead_code)]
-pub(crate) async fn run_with(app: impl App, configure: impl FnOnce(Builder) -> Builder) -> ExitCode {
+pub(crate) async fn run_with(
+    app: impl App,
+    configure: impl FnOnce(Builder) -> Builder,
+) -> ExitCode {
     let listen = match parse_args() {
         Ok(listen) => listen,
         Err(message) => {

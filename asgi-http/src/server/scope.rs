@@ -63,7 +63,7 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
     scope.headers = headers;
     scope.client = conn.client;
     scope.server = Some(conn.server.clone());
-    scope.extensions = Extensions::with_supported(SUPPORTED_EXTENSIONS);
+    scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
     scope.state = shared.state.clone();
     scope.shutdown = shared.scope_shutdown.signal();
     scope

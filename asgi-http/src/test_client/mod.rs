@@ -440,7 +440,7 @@ impl TestClient {
         scope.headers = headers;
         scope.client = Some(CLIENT_ADDR);
         scope.server = Some(ServerAddr::Tcp(SERVER_ADDR));
-        scope.extensions = Extensions::with_supported(SUPPORTED_EXTENSIONS);
+        scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
         scope.state = self.state.clone();
         Ok(Exchange::start(
             self.app.clone(),

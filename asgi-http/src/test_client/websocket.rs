@@ -143,7 +143,7 @@ impl<'c> WebSocketRequest<'c> {
         scope.client = Some(CLIENT_ADDR);
         scope.server = Some(ServerAddr::Tcp(SERVER_ADDR));
         scope.subprotocols = subprotocols;
-        scope.extensions = Extensions::with_supported(SUPPORTED_EXTENSIONS);
+        scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
         scope.state = client.state.clone();
         let mut exchange = Exchange::start(
             client.app.clone(),
