@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asgi::core::App;
-use asgi::http::server::{DEFAULT_BIND, Server};
+use asgi::http::server::{Builder, DEFAULT_BIND, Server};
 use tracing_subscriber::EnvFilter;
 
 /// The exit status when the app's lifespan startup failed (uvicorn's `STARTUP_FAILURE`).
@@ -50,7 +50,17 @@ fn parse_args() -> Result<Listen, String> {
 }
 
 /// Parses the command line, sets up logging, and serves `app` until SIGINT/SIGTERM.
+// Each example compiles this module on its own, and the testbed serves through `run_with`.
+#[allow(dead_code, reason = "the testbed example uses `run_with` instead")]
 pub(crate) async fn run(app: impl App) -> ExitCode {
+    run_with(app, |builder| builder).await
+}
+
+/// As [`run`], with the server settings that `configure` makes on top of the defaults.
+pub(crate) async fn run_with(
+    app: impl App,
+    configure: impl FnOnce(Builder) -> Builder,
+) -> ExitCode {
     let listen = match parse_args() {
         Ok(listen) => listen,
         Err(message) => {
@@ -67,7 +77,7 @@ pub(crate) async fn run(app: impl App) -> ExitCode {
         Listen::Tcp(addr) => Server::builder().bind(addr),
         Listen::Unix(path) => Server::builder().unix_socket(path),
     };
-    match builder.serve(app).await {
+    match configure(builder).serve(app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if err.is_startup_failed() => {
             tracing::error!("{err}");
