@@ -50,13 +50,13 @@ fn parse_args() -> Result<Listen, String> {
 }
 
 /// Parses the command line, sets up logging, and serves `app` until SIGINT/SIGTERM.
-// Each example compiles this module on its own, and the testbed serves through `run_with`.
-#[allow(dead_code, reason = "the testbed example uses `run_with` instead")]
+#[allow(dead_code)] // Each example compiles this module on its own and uses one of the two.
 pub(crate) async fn run(app: impl App) -> ExitCode {
     run_with(app, |builder| builder).await
 }
 
-/// As [`run`], with the server settings that `configure` makes on top of the defaults.
+/// Like [`run`], with the server's settings adjusted by `configure`.
+#[allow(dead_code)]
 pub(crate) async fn run_with(
     app: impl App,
     configure: impl FnOnce(Builder) -> Builder,
