@@ -63,6 +63,9 @@ pub fn simple_app(_environ: Environ, start_response: StartResponse) -> Result<Bo
 ///   (at most [`TESTBED_MAX_ENVIRON_BODY`] bytes; more gets 413).
 /// - `POST /echo`: the request body streamed back through `write()` chunk by chunk as it is
 ///   read (never held whole).
+/// - `POST /upload`: `{"bytes": N}` as `application/json`, `N` the size of the request body,
+///   counted chunk by chunk as `wsgi.input` delivers it (never held whole, so an upload of
+///   any size runs in the memory of a few chunks).
 /// - `GET /bytes/<n>`: `n` bytes of `x`, yielded by the response iterator in
 ///   [`TESTBED_CHUNK_SIZE`] chunks, with `Content-Length: n`.
 /// - anything else: 404, or 405 for a known path with another method.
@@ -98,6 +101,7 @@ pub fn testbed(mut environ: Environ, start_response: StartResponse) -> Result<Bo
     let route = match path {
         b"/hello" => Route::Hello,
         b"/echo" => Route::Echo,
+        b"/upload" => Route::Upload,
         _ => match path.strip_prefix(b"/bytes/") {
             Some(n) => match std::str::from_utf8(n).ok().and_then(|n| n.parse().ok()) {
                 Some(n) => Route::Bytes(n),
@@ -121,6 +125,26 @@ pub fn testbed(mut environ: Environ, start_response: StartResponse) -> Result<Bo
                 }
                 write.write(chunk)?;
             }
+        }
+        (Route::Upload, b"POST") => {
+            let mut total: u64 = 0;
+            loop {
+                let chunk = environ.input().read_chunk()?;
+                if chunk.is_empty() {
+                    break;
+                }
+                total += chunk.len() as u64;
+            }
+            let json = serde_json::to_vec(&serde_json::json!({ "bytes": total }))?;
+            start_response.call(
+                "200 OK",
+                [
+                    ("Content-Type", "application/json".to_owned()),
+                    ("Content-Length", json.len().to_string()),
+                ],
+                None,
+            )?;
+            Ok(Body::from(json))
         }
         (Route::Bytes(n), b"GET" | b"HEAD") => {
             start_response.call(
@@ -149,6 +173,7 @@ pub fn testbed(mut environ: Environ, start_response: StartResponse) -> Result<Bo
 enum Route {
     Hello,
     Echo,
+    Upload,
     Bytes(u64),
 }
 

@@ -359,6 +359,8 @@ async fn testbed_passes_validation_on_every_route() {
     for (method, path, expected) in [
         (Method::GET, "/hello", StatusCode::OK),
         (Method::POST, "/echo", StatusCode::OK),
+        (Method::POST, "/upload", StatusCode::OK),
+        (Method::GET, "/upload", StatusCode::METHOD_NOT_ALLOWED),
         (Method::GET, "/bytes/100000", StatusCode::OK),
         (Method::GET, "/environ/x", StatusCode::OK),
         (Method::GET, "/missing", StatusCode::NOT_FOUND),

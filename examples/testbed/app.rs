@@ -4,6 +4,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /` | `Hello, world!` |
+//! | any method, `/wsgi/...` | the blocking WSGI testbed app, mounted at `/wsgi` (see [`served_app`]) |
 //! | any method, `/scope/...` | the scope as the server gave it, as JSON |
 //! | `POST /echo` | the request body, streamed back chunk by chunk as it arrives |
 //! | `GET /bytes/<n>` | `n` bytes, in 64 KiB body events |
@@ -76,6 +77,24 @@ impl Testbed {
             fail_startup,
         }
     }
+}
+
+/// The testbed as the example serves it: PEP 3333's side by side with ASGI's in one server.
+///
+/// [`asgi::wsgi::testbed::testbed`] (`/hello`, `/environ/...`, `/echo`, `/upload`,
+/// `/bytes/<n>`), run on the blocking pool by [`WsgiToAsgi`](asgi::wsgi::WsgiToAsgi), is
+/// mounted at `/wsgi`, so it sees `SCRIPT_NAME` `/wsgi` and `PATH_INFO` below it. Every other
+/// request and WebSocket goes to [`Testbed`] with the scope exactly as the server built it
+/// (`/scope/...` shows it untouched), and so does the lifespan scope.
+pub(crate) fn served_app(fail_startup: bool) -> asgi::http::mount::Mount {
+    let testbed = Testbed::new(fail_startup);
+    asgi::http::mount::Mount::new()
+        .mount(
+            "/wsgi",
+            asgi::wsgi::WsgiToAsgi::new(asgi::wsgi::testbed::testbed),
+        )
+        .fallback(testbed.clone())
+        .lifespan(testbed)
 }
 
 #[async_trait]

@@ -57,9 +57,10 @@ pub(crate) async fn start(app: impl App, configure: impl FnOnce(Builder) -> Buil
     TestServer { addr, handle, task }
 }
 
-/// Starts the testbed app with default settings.
+/// Starts the testbed app as the example serves it (the WSGI testbed mounted at `/wsgi`),
+/// with default settings.
 pub(crate) async fn start_testbed() -> TestServer {
-    start(testbed::Testbed::new(false), |b| b).await
+    start(testbed::served_app(false), |b| b).await
 }
 
 impl TestServer {
