@@ -56,7 +56,8 @@
 //! Rust, with zlib's window-size control). The candidates and why they lost:
 //!
 //! - `tungstenite`'s protocol layer rejects any frame with RSV1 set, so it cannot carry
-//!   permessage-deflate, and it allocates a 128 KiB read buffer per connection up front.
+//!   permessage-deflate, and by default it allocates a 128 KiB read buffer per connection
+//!   up front.
 //! - `soketto` (feature `deflate`) inflates every message with a fresh decompressor,
 //!   ignoring the client's context takeover (the RFC 7692 default), declines
 //!   `server_max_window_bits=8`, needs the C zlib, and splits the socket with a lock.
@@ -69,8 +70,8 @@
 //!
 //! # Layout
 //!
-//! - [`handshake`]: validating an upgrade request, [`HandshakeError`](handshake::HandshakeError)
-//!   and its status, the accept key, subprotocols, the scope's scheme.
+//! - [`handshake`]: validating an upgrade request, [`HandshakeError`] and its
+//!   status, the accept key, subprotocols, the scope's scheme.
 //! - [`deflate`]: permessage-deflate offers, negotiation and settings.
 //! - [`config`]: [`WebSocketConfig`], limits, timeouts and queue sizes with their defaults.
 //! - [`connection`]: [`start`], [`HandshakeOutcome`], [`Accepted::run`], [`Denial`],
