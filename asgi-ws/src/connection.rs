@@ -270,6 +270,11 @@ impl Accepted {
     ///
     /// Dropping the future drops the connection without a close frame; the app's `recv`
     /// returns `websocket.disconnect` with 1006.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime with the time driver enabled, when pings or the close
+    /// timeout are on (they are by default).
     pub async fn run<IO, F>(self, io: IO, shutdown: F) -> Closed
     where
         IO: AsyncRead + AsyncWrite + Unpin,
@@ -315,8 +320,12 @@ pub struct Closed {
 /// negotiated from `request` and [`WebSocketConfig::deflate`].
 ///
 /// The returned future resolves with the [`HandshakeOutcome`]; the server answers the HTTP
-/// request with it. Dropping the future before it resolves (the client left) ends the app's
-/// side: its `recv` returns `websocket.disconnect` with 1006.
+/// request with it.
+///
+/// # Cancel safety
+///
+/// Dropping the future before it resolves (the client left) ends the app's side: its `recv`
+/// returns `websocket.disconnect` with 1006, its `send` returns `Disconnected`.
 ///
 /// # Panics
 ///

@@ -1,5 +1,5 @@
-//! [`WebSocket`]: the helper for app authors, built on [`Receiver`] and [`Sender`] alone, so
-//! it works under any server and in-process tests.
+//! [`WebSocket`]: the connection as app authors use it, built on [`Receiver`] and [`Sender`]
+//! alone, so it works under any server and in-process tests.
 
 use asgi_core::extensions::WEBSOCKET_HTTP_RESPONSE;
 use asgi_core::{

@@ -1,4 +1,4 @@
-//! Helpers for the integration tests: a connection over loopback TCP (or an in-memory
+//! Shared code for the integration tests: a connection over loopback TCP (or an in-memory
 //! duplex), a reporting echo app, and raw frames for what a WebSocket client would hide.
 
 #![allow(dead_code, unreachable_pub)]

@@ -1,4 +1,5 @@
-//! The `WebSocket` helper, in-process (`asgi_core::testing::Session`) and over a socket.
+//! The `WebSocket` type for app authors, in-process (`asgi_core::testing::Session`) and over
+//! a socket.
 
 mod common;
 
