@@ -15,8 +15,8 @@
 //! (default 10000), `LOAD_STREAM_BYTES` (default 1 GiB). The HTTP load comes from `wrk`
 //! (`apt-get install wrk`); everything else from clients in this harness.
 //!
-//! The project's server is the `testbed` example binary (built in release mode by the
-//! harness), run with `RUST_LOG=warn` so that the access log is off, as it would be for a
+//! The project's server is the `hello` example binary for the hello rows and the `testbed`
+//! example binary for everything else (both built in release mode by the harness), run with `RUST_LOG=warn` so that the access log is off, as it would be for a
 //! benchmark of any server. The baselines run in a child process of this harness
 //! (`--serve hyper|axum|tungstenite`), on a tokio multi-thread runtime like the example's.
 
@@ -78,7 +78,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.iter().map(String::as_str).collect()
     };
     process::raise_fd_limit(settings.idle_sockets as u64 * 2 + 1024);
-    process::build_testbed()?;
+    process::build_examples()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,7 +144,7 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         "== HTTP ({} connections, {} s per run, {} rounds)",
         settings.connections, settings.seconds, settings.rounds
     );
-    let kinds = [ServerKind::Asgi, ServerKind::Hyper, ServerKind::Axum];
+    let kinds = [ServerKind::Hello, ServerKind::Hyper, ServerKind::Axum];
     let hello = in_turns(&kinds, settings, |kind, addr| {
         client::wrk(
             addr,
@@ -230,7 +230,7 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
         "== WSGI adapter ({} connections, {} s per run)",
         settings.connections, settings.seconds
     );
-    let kinds = [ServerKind::AsgiWsgi, ServerKind::Asgi, ServerKind::Hyper];
+    let kinds = [ServerKind::AsgiWsgi, ServerKind::Hello, ServerKind::Hyper];
     let hello = in_turns(&kinds, settings, |kind, addr| {
         client::wrk(
             addr,

@@ -10,6 +10,8 @@ use crate::BoxResult;
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServerKind {
+    /// The project's server running the `hello` example.
+    Hello,
     /// The project's server running the `testbed` example.
     Asgi,
     /// The same process, measured on its WSGI routes (`/wsgi/...`).
@@ -25,6 +27,7 @@ pub(crate) enum ServerKind {
 impl ServerKind {
     pub(crate) fn label(self) -> &'static str {
         match self {
+            ServerKind::Hello => "asgi",
             ServerKind::Asgi => "asgi",
             ServerKind::AsgiWsgi => "asgi-wsgi",
             ServerKind::Hyper => "hyper",
@@ -34,7 +37,10 @@ impl ServerKind {
     }
 
     pub(crate) fn is_ours(self) -> bool {
-        matches!(self, ServerKind::Asgi | ServerKind::AsgiWsgi)
+        matches!(
+            self,
+            ServerKind::Hello | ServerKind::Asgi | ServerKind::AsgiWsgi
+        )
     }
 
     pub(crate) fn is_baseline(self) -> bool {
@@ -79,15 +85,22 @@ fn target_dir() -> BoxResult<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Builds the `testbed` example in release mode, next to this harness.
-pub(crate) fn build_testbed() -> BoxResult<()> {
+/// Builds the `hello` and `testbed` examples in release mode, next to this harness.
+pub(crate) fn build_examples() -> BoxResult<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--example", "testbed"])
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "hello",
+            "--example",
+            "testbed",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;
     if !status.success() {
-        return Err("building the testbed example failed".into());
+        return Err("building the examples failed".into());
     }
     Ok(())
 }
@@ -111,8 +124,13 @@ impl Server {
     pub(crate) async fn start(kind: ServerKind) -> BoxResult<Server> {
         let addr = free_port()?;
         let mut command = match kind {
-            ServerKind::Asgi | ServerKind::AsgiWsgi => {
-                let mut c = Command::new(target_dir()?.join("examples").join("testbed"));
+            ServerKind::Hello | ServerKind::Asgi | ServerKind::AsgiWsgi => {
+                let example = if kind == ServerKind::Hello {
+                    "hello"
+                } else {
+                    "testbed"
+                };
+                let mut c = Command::new(target_dir()?.join("examples").join(example));
                 c.env("RUST_LOG", "warn");
                 c
             }
