@@ -23,7 +23,14 @@ pub(crate) async fn wrk(
 ) -> BoxResult<f64> {
     let url = format!("http://{addr}{path}");
     let output = tokio::task::spawn_blocking(move || {
-        Command::new("wrk")
+        let mut command = if crate::process::pinning() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", crate::process::CLIENT_CPU, "wrk"]);
+            c
+        } else {
+            Command::new("wrk")
+        };
+        command
             .args([
                 "-t2",
                 &format!("-c{connections}"),

@@ -15,6 +15,10 @@
 //! (default 10000), `LOAD_STREAM_BYTES` (default 1 GiB). The HTTP load comes from `wrk`
 //! (`apt-get install wrk`); everything else from clients in this harness.
 //!
+//! With two or more CPUs, the servers run pinned to CPU 0 and the load (wrk and this harness's
+//! clients) to CPU 1 (`taskset`), so that the server and its load never fight for one core:
+//! on a small machine that fight, not the server, would decide the numbers.
+//!
 //! The project's server is the `hello` example binary for the hello rows and the `testbed`
 //! example binary for everything else (both built in release mode by the harness), run with `RUST_LOG=warn` so that the access log is off, as it would be for a
 //! benchmark of any server. The baselines run in a child process of this harness
@@ -70,6 +74,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|j| args.get(j + 1))
             .ok_or("--serve needs --bind ADDR")?;
         return baseline::serve(kind, bind.parse()?);
+    }
+    if let Some(status) = process::pin_to_client_cpu(&args)? {
+        std::process::exit(status);
     }
     let settings = Settings::from_env();
     let suites: Vec<&str> = if args.is_empty() {

@@ -115,6 +115,36 @@ pub(crate) fn raise_fd_limit(wanted: u64) {
     }
 }
 
+/// The CPU the servers run on; the load runs on [`CLIENT_CPU`].
+const SERVER_CPU: &str = "0";
+/// The CPU the load generators run on.
+pub(crate) const CLIENT_CPU: &str = "1";
+
+/// True when servers and load are pinned to separate CPUs (two or more CPUs, `taskset` found).
+pub(crate) fn pinning() -> bool {
+    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+        && Command::new("taskset")
+            .arg("-V")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+/// Runs this harness again pinned to the client CPU (once: the child sees `LOAD_PINNED`);
+/// returns its exit status, or `None` when this process is the one to run.
+pub(crate) fn pin_to_client_cpu(args: &[String]) -> BoxResult<Option<i32>> {
+    if std::env::var_os("LOAD_PINNED").is_some() || !pinning() {
+        return Ok(None);
+    }
+    let status = Command::new("taskset")
+        .args(["-c", CLIENT_CPU])
+        .arg(std::env::current_exe()?)
+        .args(args)
+        .env("LOAD_PINNED", "1")
+        .status()?;
+    Ok(Some(status.code().unwrap_or(1)))
+}
+
 fn free_port() -> BoxResult<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
@@ -123,23 +153,25 @@ fn free_port() -> BoxResult<SocketAddr> {
 impl Server {
     pub(crate) async fn start(kind: ServerKind) -> BoxResult<Server> {
         let addr = free_port()?;
-        let mut command = match kind {
-            ServerKind::Hello | ServerKind::Asgi | ServerKind::AsgiWsgi => {
-                let example = if kind == ServerKind::Hello {
-                    "hello"
-                } else {
-                    "testbed"
-                };
-                let mut c = Command::new(target_dir()?.join("examples").join(example));
-                c.env("RUST_LOG", "warn");
-                c
+        let program = match kind {
+            ServerKind::Hello => target_dir()?.join("examples").join("hello"),
+            ServerKind::Asgi | ServerKind::AsgiWsgi => {
+                target_dir()?.join("examples").join("testbed")
             }
-            other => {
-                let mut c = Command::new(std::env::current_exe()?);
-                c.args(["--serve", other.label()]);
-                c
-            }
+            _ => std::env::current_exe()?,
         };
+        let mut command = if pinning() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", SERVER_CPU]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        if kind.is_ours() {
+            command.env("RUST_LOG", "warn");
+        } else {
+            command.args(["--serve", kind.label()]);
+        }
         command
             .args(["--bind", &addr.to_string()])
             .stdin(Stdio::null())
