@@ -18,6 +18,14 @@
 //! | `GET /wait-disconnect` | never answers; counts the `http.disconnect` it gets |
 //! | `GET /stats` | `{"disconnects": N, "inflight": N}` (`inflight` leaves out `/stats`) |
 //! | `GET /state` | what lifespan startup stored, proving the state reaches requests |
+//! | WebSocket `/ws/echo` | accepts, then sends every text and binary message back until the client closes |
+//! | WebSocket `/ws/deny` | denies with `401 Unauthorized` and the body `denied` (`websocket.http.response`) |
+//! | WebSocket `/ws/close` | closes before accepting: the client gets `403 Forbidden` |
+//! | WebSocket `/ws/subprotocol` | accepts with the first subprotocol the client offered |
+//! | WebSocket `/ws/error` | fails before accepting: `500` |
+//! | WebSocket `/ws/panic` | panics before accepting: `500` |
+//! | WebSocket `/scope/...` | accepts and sends the scope as JSON in its first text message |
+//! | plain HTTP `/ws/...` | `426 Upgrade Required`: these routes speak WebSocket |
 //!
 //! Lifespan startup stores a [`Greeting`]; with `fail_startup` it answers
 //! `lifespan.startup.failed` instead.
@@ -28,10 +36,13 @@ use std::time::Duration;
 
 use asgi::core::async_trait;
 use asgi::core::bytes::Bytes;
-use asgi::core::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRAILER};
+use asgi::core::http::header::{
+    CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, TRAILER, UPGRADE,
+};
 use asgi::core::http::{HeaderMap, Method, StatusCode};
-use asgi::core::{HttpScope, LifespanScope};
+use asgi::core::{HttpScope, LifespanScope, WebSocketScope};
 use asgi::prelude::*;
+use asgi::ws::{Message, WebSocket};
 
 /// The size of the body events of `/bytes/<n>`.
 const BYTES_CHUNK: usize = 64 * 1024;
@@ -103,6 +114,7 @@ impl App for Testbed {
         match scope {
             Scope::Lifespan(lifespan) => self.lifespan(lifespan, receive, send).await,
             Scope::Http(http) => self.http(http, receive, send).await,
+            Scope::WebSocket(ws) => websocket(ws, receive, send).await,
             _ => Ok(()),
         }
     }
@@ -164,6 +176,9 @@ impl Testbed {
         }
         let get = scope.method == Method::GET;
         let post = scope.method == Method::POST;
+        if path.starts_with("/ws/") {
+            return upgrade_required(&mut send).await;
+        }
         match path.as_str() {
             "/" if get => respond(&mut send, StatusCode::OK, "text/plain", "Hello, world!").await,
             "/echo" if post => echo(&mut receive, &mut send).await,
@@ -354,6 +369,79 @@ async fn trailers(send: &mut Sender) -> Result<(), Error> {
         headers: trailers,
         more_trailers: false,
     })
+    .await?;
+    Ok(())
+}
+
+/// The WebSocket routes (see the module docs), written with the [`WebSocket`] helper.
+async fn websocket(scope: WebSocketScope, receive: Receiver, send: Sender) -> Result<(), Error> {
+    let path = scope
+        .path
+        .strip_prefix(scope.root_path.as_str())
+        .unwrap_or(&scope.path)
+        .to_owned();
+    if path.starts_with("/scope/") {
+        let json = serde_json::to_string(&Scope::WebSocket(scope.clone())).map_err(Error::new)?;
+        let mut ws = WebSocket::new(scope, receive, send);
+        ws.accept().await?;
+        ws.send_text(json).await?;
+        return until_closed(&mut ws).await;
+    }
+    let first_offer = scope.subprotocols.first().cloned();
+    let mut ws = WebSocket::new(scope, receive, send);
+    match path.as_str() {
+        "/ws/echo" => {
+            ws.accept().await?;
+            loop {
+                match ws.recv().await? {
+                    Message::Text(text) => ws.send_text(text).await?,
+                    Message::Binary(bytes) => ws.send_binary(bytes).await?,
+                    _ => return Ok(()),
+                }
+            }
+        }
+        "/ws/deny" => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            ws.deny(StatusCode::UNAUTHORIZED, headers, "denied").await
+        }
+        "/ws/subprotocol" => {
+            match first_offer {
+                Some(subprotocol) => ws.accept_subprotocol(subprotocol).await?,
+                None => ws.accept().await?,
+            }
+            until_closed(&mut ws).await
+        }
+        "/ws/error" => Err(Error::msg("the testbed fails on purpose before accepting")),
+        "/ws/panic" => panic!("the testbed panics on purpose before accepting"),
+        // `/ws/close` and every other path: closing before accepting answers 403.
+        _ => ws.close(1000, "").await,
+    }
+}
+
+/// Waits for the client to close, ignoring its messages.
+async fn until_closed(ws: &mut WebSocket) -> Result<(), Error> {
+    loop {
+        if let Message::Close { .. } = ws.recv().await? {
+            return Ok(());
+        }
+    }
+}
+
+/// The answer to a plain HTTP request for a WebSocket route.
+async fn upgrade_required(send: &mut Sender) -> Result<(), Error> {
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    send.send(SendEvent::response_start(
+        StatusCode::UPGRADE_REQUIRED,
+        headers,
+    ))
+    .await?;
+    send.send(SendEvent::response_body(
+        "this route speaks WebSocket: connect with a WebSocket client\n",
+        false,
+    ))
     .await?;
     Ok(())
 }

@@ -1,12 +1,13 @@
 //! A testbed app for the server: one route per behaviour (streaming both ways, trailers,
-//! server-sent events, failures, disconnects, lifespan state), and the blocking WSGI testbed
-//! mounted at `/wsgi`. See `app.rs` for the routes.
+//! server-sent events, failures, disconnects, lifespan state, WebSockets), and the blocking
+//! WSGI testbed mounted at `/wsgi`. See `app.rs` for the routes.
 //!
 //! ```sh
 //! cargo run --example testbed                    # --bind ADDR, --uds PATH
 //! curl http://127.0.0.1:8000/scope/anything?x=1
 //! curl -N 'http://127.0.0.1:8000/sse?n=5&interval_ms=500'
 //! curl http://127.0.0.1:8000/wsgi/environ/anything?x=1
+//! ../shared/tools/autobahn ws://127.0.0.1:8000/ws/echo   # WebSocket conformance (Autobahn)
 //! TESTBED_STARTUP_FAIL=1 cargo run --example testbed; echo $?   # 3: startup failed
 //! ```
 

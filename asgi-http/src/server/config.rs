@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use asgi_core::App;
+use asgi_ws::WebSocketConfig;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
@@ -101,6 +102,7 @@ pub(crate) struct Config {
     pub(crate) unix_socket_mode: Option<u32>,
     pub(crate) access_log: bool,
     pub(crate) handle_signals: bool,
+    pub(crate) websocket: WebSocketConfig,
 }
 
 impl Default for Config {
@@ -121,6 +123,7 @@ impl Default for Config {
             unix_socket_mode: Some(DEFAULT_UNIX_SOCKET_MODE),
             access_log: true,
             handle_signals: true,
+            websocket: WebSocketConfig::default(),
         }
     }
 }
@@ -357,6 +360,34 @@ impl Builder {
     /// use a [`ServerHandle`](super::ServerHandle).
     pub fn handle_signals(mut self, enabled: bool) -> Self {
         self.config.handle_signals = enabled;
+        self
+    }
+
+    /// The settings of every WebSocket connection: the largest message (more closes the
+    /// connection with 1009), ping interval and pong timeout (no pong closes it with 1011),
+    /// the close handshake timeout, the queue sizes that bound each connection's memory, and
+    /// permessage-deflate.
+    ///
+    /// Default is [`WebSocketConfig::default`]: 16 MiB messages, a ping every 20 seconds
+    /// answered within 20 seconds, a 5 second close timeout, queues of 16 messages each way,
+    /// a 64 KiB write buffer, and permessage-deflate when the client offers it (each field's
+    /// doc says how to change or disable it).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use asgi_http::server::Server;
+    /// use asgi_ws::WebSocketConfig;
+    ///
+    /// let mut websocket = WebSocketConfig::default();
+    /// websocket.max_message_size = Some(1024 * 1024);
+    /// websocket.ping_interval = Some(Duration::from_secs(30));
+    /// websocket.deflate = None;
+    /// let builder = Server::builder().websocket(websocket);
+    /// ```
+    pub fn websocket(mut self, config: WebSocketConfig) -> Self {
+        self.config.websocket = config;
         self
     }
 

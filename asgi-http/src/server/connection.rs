@@ -81,12 +81,13 @@ pub(crate) async fn serve(
     shared: Arc<Shared>,
     permit: Option<OwnedSemaphorePermit>,
 ) {
+    // Shared with the WebSockets this connection upgrades to, which outlive this task.
+    let permit = permit.map(Arc::new);
     match stream {
-        Stream::Tcp(tcp) => serve_io(tcp, info, shared).await,
+        Stream::Tcp(tcp) => serve_io(tcp, info, shared, permit).await,
         #[cfg(unix)]
-        Stream::Unix(unix) => serve_io(unix, info, shared).await,
+        Stream::Unix(unix) => serve_io(unix, info, shared, permit).await,
     }
-    drop(permit);
 }
 
 /// What ends the connection's wait.
@@ -119,12 +120,16 @@ impl Wake for ControlWake {
     }
 }
 
-async fn serve_io<I>(io: I, info: ConnInfo, shared: Arc<Shared>)
-where
+async fn serve_io<I>(
+    io: I,
+    info: ConnInfo,
+    shared: Arc<Shared>,
+    permit: Option<Arc<OwnedSemaphorePermit>>,
+) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let activity = Arc::new(Activity::default());
-    let service = ConnService::new(shared.clone(), info, activity.clone());
+    let service = ConnService::new(shared.clone(), info, activity.clone(), permit);
     let conn = shared
         .http
         .serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -22,6 +22,13 @@
 //!   HTTP/2 stream is reset), so a truncated body never looks complete. Either way the server
 //!   goes on serving, and the failure is logged; a client that left is never logged as an
 //!   error.
+//! - A WebSocket handshake (`Upgrade: websocket`) gets a WebSocket scope (scheme `ws`, the
+//!   offered `subprotocols`, the `websocket.http.response` extension) and the app's answer:
+//!   `101` and the WebSocket run by [`asgi_ws`] for `websocket.accept`, `403` for
+//!   `websocket.close`, the app's own response for a denial, `500` for a failure; an invalid
+//!   handshake gets `400` or `426` without calling the app. Open WebSockets count as
+//!   connections (under `max_connections`, and the drain waits for them); at the drain
+//!   deadline they are closed with 1001. Settings: [`Builder::websocket`].
 //! - Lifespan startup runs before the socket is bound; on shutdown the server drains and then
 //!   runs lifespan shutdown.
 //! - An access log line per response goes to `tracing` ([`ACCESS_LOG_TARGET`]).
@@ -33,7 +40,8 @@
 //! - `listener`: TCP and Unix domain sockets.
 //! - `connection`: one connection's task: keep-alive idle timer, graceful and forced close.
 //! - `service`: hyper's service: scope, app task, the future of the response head.
-//! - `scope`: the HTTP scope of a request.
+//! - `scope`: the HTTP and WebSocket scopes of a request.
+//! - `websocket`: WebSocket handshakes and upgraded connections.
 //! - `request`: the app's `receive` over the request body.
 //! - `response`: the app's `send`, and the response body hyper writes.
 //! - `exchange`: the state a request shares between hyper's side and the app's.
@@ -51,8 +59,11 @@ mod response;
 mod run;
 mod scope;
 mod service;
+mod websocket;
 
 pub use access_log::ACCESS_LOG_TARGET;
+/// The settings of WebSocket connections, for [`Builder::websocket`].
+pub use asgi_ws::WebSocketConfig;
 pub use config::{
     Builder, DEFAULT_BIND, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,

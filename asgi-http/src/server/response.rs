@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use asgi_core::{EventSink, ProtocolError, SendError, SendEvent, async_trait};
+use asgi_ws::DenialBody;
 use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -101,6 +103,9 @@ enum Kind {
         trailers_allowed: bool,
         failed: bool,
     },
+    /// The body of a WebSocket denial response (`websocket.http.response.body` events);
+    /// `None` once it ended.
+    Denial(Option<DenialBody>),
 }
 
 impl ResponseBody {
@@ -110,6 +115,16 @@ impl ResponseBody {
         ResponseBody {
             kind: Kind::Full((!body.is_empty()).then_some(body)),
             complete: true,
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    /// The body of a WebSocket denial response, streamed as the app sends it.
+    pub(crate) fn denial(body: DenialBody) -> Self {
+        ResponseBody {
+            kind: Kind::Denial(Some(body)),
+            complete: false,
             bytes: 0,
             finish: None,
         }
@@ -174,6 +189,7 @@ impl Body for ResponseBody {
                 trailers_allowed,
                 failed,
             } => poll_stream(cx, file, rx, *trailers_allowed, failed, &mut this.complete),
+            Kind::Denial(body) => poll_denial(cx, body, &mut this.complete),
         };
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
@@ -187,6 +203,7 @@ impl Body for ResponseBody {
         match &self.kind {
             Kind::Full(body) => body.is_none(),
             Kind::Stream { file, rx, .. } => file.is_none() && rx.is_none(),
+            Kind::Denial(body) => body.is_none(),
         }
     }
 
@@ -200,7 +217,7 @@ impl Body for ResponseBody {
                 rx: None,
                 ..
             } => SizeHint::with_exact(file.remaining),
-            Kind::Stream { .. } => SizeHint::default(),
+            Kind::Stream { .. } | Kind::Denial(_) => SizeHint::default(),
         }
     }
 }
@@ -257,6 +274,30 @@ fn poll_stream(
     }
 }
 
+fn poll_denial(
+    cx: &mut Context<'_>,
+    body: &mut Option<DenialBody>,
+    complete: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    let Some(denial) = body else {
+        return Poll::Ready(None);
+    };
+    match ready!(Pin::new(denial).poll_next(cx)) {
+        Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+        Some(Err(e)) => {
+            // The app stopped before its last chunk: abort, so the body does not look whole.
+            tracing::error!(error = %e, "WebSocket denial response aborted");
+            *body = None;
+            Poll::Ready(Some(Err(BodyError::Aborted)))
+        }
+        None => {
+            *body = None;
+            *complete = true;
+            Poll::Ready(None)
+        }
+    }
+}
+
 /// A file read in [`PATHSEND_CHUNK_SIZE`] chunks, up to the length it had when opened.
 #[derive(Debug)]
 struct FileChunks {
@@ -307,7 +348,11 @@ pub(crate) fn server_response(status: StatusCode, close: bool) -> Response<Respo
     response
 }
 
-fn response(status: StatusCode, headers: HeaderMap, body: ResponseBody) -> Response<ResponseBody> {
+pub(crate) fn response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;

@@ -1,12 +1,12 @@
-//! The HTTP scope of a request, as uvicorn builds it.
+//! The HTTP and WebSocket scopes of a request, as uvicorn builds them.
 
 use asgi_core::extensions::{HTTP_RESPONSE_PATHSEND, HTTP_RESPONSE_TRAILERS};
-use asgi_core::{Extensions, HttpScope, HttpVersion};
-use bytes::{BufMut, BytesMut};
-use http::Version;
-use http::header::{HOST, HeaderValue};
+use asgi_core::{Extensions, HttpScope, HttpVersion, WebSocketScope};
+use bytes::{BufMut, Bytes, BytesMut};
+use http::header::{HOST, HeaderMap, HeaderValue};
 use http::request::Parts;
 use http::uri::PathAndQuery;
+use http::{Uri, Version};
 
 use super::listener::ConnInfo;
 use super::run::Shared;
@@ -21,50 +21,106 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
         method,
         uri,
         version,
-        mut headers,
+        headers,
         ..
     } = parts;
-    let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
-    let Target {
-        path,
-        raw_path,
-        query_string,
-    } = split_target(target.as_bytes());
-
+    let common = Common::new(&uri, version, headers, shared);
+    // The path is set below: `new` would copy it into `raw_path`.
     let mut scope = HttpScope::new(method, String::new());
-    scope.http_version = match version {
-        Version::HTTP_10 => HttpVersion::Http10,
-        Version::HTTP_2 => HttpVersion::Http2,
-        _ => HttpVersion::Http11,
-    };
-    if version == Version::HTTP_2 {
-        // ASGI: HTTP/2's `:authority` becomes the `host` header (replacing one the client
-        // sent; a header map keeps names in the order they first came, so it is not first).
-        if let Some(authority) = uri.authority() {
-            if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
-                headers.insert(HOST, value);
-            }
-        }
-    }
-    let root_path = &shared.config.root_path;
-    if root_path.is_empty() {
-        scope.path = path;
-        scope.raw_path = raw_path;
-    } else {
-        // As uvicorn: `path` and `raw_path` include the root path.
-        scope.path = format!("{root_path}{path}");
-        let mut raw = BytesMut::with_capacity(root_path.len() + raw_path.len());
-        raw.put_slice(root_path.as_bytes());
-        raw.put_slice(&raw_path);
-        scope.raw_path = raw.freeze();
-        scope.root_path = root_path.clone();
-    }
-    scope.query_string = query_string;
-    scope.headers = headers;
+    scope.path = common.path;
+    scope.http_version = common.http_version;
+    scope.raw_path = common.raw_path;
+    scope.root_path = common.root_path;
+    scope.query_string = common.query_string;
+    scope.headers = common.headers;
     scope.client = conn.client;
     scope.server = Some(conn.server.clone());
     scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
     scope.state = shared.state.clone();
     scope.shutdown = shared.scope_shutdown.signal();
     scope
+}
+
+/// Builds the scope of a WebSocket handshake from its head (the header map is moved, not
+/// copied). `scheme` is `ws` (this server has no TLS); `subprotocols` and the
+/// `websocket.http.response` extension are filled in by `asgi_ws::start`.
+pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> WebSocketScope {
+    let Parts {
+        uri,
+        version,
+        headers,
+        ..
+    } = parts;
+    let common = Common::new(&uri, version, headers, shared);
+    let mut scope = WebSocketScope::new(String::new());
+    scope.path = common.path;
+    scope.http_version = common.http_version;
+    scope.scheme = asgi_ws::handshake::scheme(false).into();
+    scope.raw_path = common.raw_path;
+    scope.root_path = common.root_path;
+    scope.query_string = common.query_string;
+    scope.headers = common.headers;
+    scope.client = conn.client;
+    scope.server = Some(conn.server.clone());
+    scope.state = shared.state.clone();
+    scope.shutdown = shared.scope_shutdown.signal();
+    scope
+}
+
+/// The keys HTTP and WebSocket scopes build the same way.
+struct Common {
+    http_version: HttpVersion,
+    path: String,
+    raw_path: Bytes,
+    root_path: String,
+    query_string: Bytes,
+    headers: HeaderMap,
+}
+
+impl Common {
+    fn new(uri: &Uri, version: Version, mut headers: HeaderMap, shared: &Shared) -> Self {
+        let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let Target {
+            path,
+            raw_path,
+            query_string,
+        } = split_target(target.as_bytes());
+        let http_version = match version {
+            Version::HTTP_10 => HttpVersion::Http10,
+            Version::HTTP_2 => HttpVersion::Http2,
+            _ => HttpVersion::Http11,
+        };
+        if version == Version::HTTP_2 {
+            // ASGI: HTTP/2's `:authority` becomes the `host` header (replacing one the client
+            // sent; a header map keeps names in the order they first came, so it is not first).
+            if let Some(authority) = uri.authority() {
+                if let Ok(value) = HeaderValue::from_str(authority.as_str()) {
+                    headers.insert(HOST, value);
+                }
+            }
+        }
+        let root_path = &shared.config.root_path;
+        if root_path.is_empty() {
+            return Common {
+                http_version,
+                path,
+                raw_path,
+                root_path: String::new(),
+                query_string,
+                headers,
+            };
+        }
+        // As uvicorn: `path` and `raw_path` include the root path.
+        let mut raw = BytesMut::with_capacity(root_path.len() + raw_path.len());
+        raw.put_slice(root_path.as_bytes());
+        raw.put_slice(&raw_path);
+        Common {
+            http_version,
+            path: format!("{root_path}{path}"),
+            raw_path: raw.freeze(),
+            root_path: root_path.clone(),
+            query_string,
+            headers,
+        }
+    }
 }

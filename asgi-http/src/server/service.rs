@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 
 use asgi_core::protocol::SendProtocol;
 use asgi_core::{Error, Receiver, Scope, Sender};
+use asgi_ws::handshake::is_websocket_upgrade;
 use futures_util::FutureExt;
 use http::header::TE;
 use http::uri::PathAndQuery;
@@ -18,6 +19,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::service::Service;
+use tokio::sync::OwnedSemaphorePermit;
 
 use super::access_log::AccessLog;
 use super::connection::{Activity, ActivityGuard};
@@ -27,12 +29,15 @@ use super::request::RequestBody;
 use super::response::{Finish, ResponseBody, ResponseSink, server_response};
 use super::run::Shared;
 use super::scope::http_scope;
+use super::websocket::{self, HandshakeFuture, Holds};
 
 /// The service hyper calls for each request of one connection.
 pub(crate) struct ConnService {
     shared: Arc<Shared>,
     conn: ConnInfo,
     activity: Arc<Activity>,
+    /// The connection's place under `max_connections`, for the WebSockets it upgrades to.
+    permit: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 impl std::fmt::Debug for ConnService {
@@ -44,11 +49,17 @@ impl std::fmt::Debug for ConnService {
 }
 
 impl ConnService {
-    pub(crate) fn new(shared: Arc<Shared>, conn: ConnInfo, activity: Arc<Activity>) -> Self {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        conn: ConnInfo,
+        activity: Arc<Activity>,
+        permit: Option<Arc<OwnedSemaphorePermit>>,
+    ) -> Self {
         ConnService {
             shared,
             conn,
             activity,
+            permit,
         }
     }
 
@@ -101,16 +112,35 @@ impl Service<Request<Incoming>> for ConnService {
             }
         }
 
-        // Every request is dispatched here, by protocol. This server does not speak the
-        // WebSocket protocol: an upgrade request (`Upgrade: websocket`) is served as plain
-        // HTTP. This is the point where the WebSocket protocol (`asgi-ws`) plugs in: it takes
-        // such a request, and runs the upgraded connection in a task of
-        // `Shared::connections`, so that a drain waits for it.
+        // Every request is dispatched here, by protocol: a WebSocket handshake
+        // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
+        if is_websocket_upgrade(request.headers()) {
+            return self.websocket(request, activity, log);
+        }
         self.http(request, activity, log, http1, limit)
     }
 }
 
 impl ConnService {
+    /// Answers a WebSocket handshake: see the `websocket` module.
+    fn websocket(
+        &self,
+        request: Request<Incoming>,
+        activity: ActivityGuard,
+        log: Option<AccessLog>,
+    ) -> ResponseFuture {
+        let holds = Holds {
+            permit: self.permit.clone(),
+            activity: None,
+        };
+        let future = websocket::handshake(request, &self.conn, &self.shared, holds);
+        ResponseFuture {
+            state: FutureState::Handshake(future),
+            activity: Some(activity),
+            log,
+        }
+    }
+
     /// Serves `request` as HTTP: its scope, its app task, and the future of its head.
     fn http(
         &self,
@@ -246,6 +276,9 @@ enum FutureState {
     },
     /// Waiting for the app's head.
     Waiting(Arc<Exchange>),
+    /// Waiting for the app's answer to a WebSocket handshake. Dropping it (the client left)
+    /// ends the WebSocket for the app.
+    Handshake(HandshakeFuture),
     /// The head was returned.
     Done,
 }
@@ -296,6 +329,10 @@ impl Future for ResponseFuture {
             }
             FutureState::Waiting(exchange) => match exchange.poll_head(cx) {
                 Poll::Ready(response) => (response, Some(exchange.clone())),
+                Poll::Pending => return Poll::Pending,
+            },
+            FutureState::Handshake(future) => match future.as_mut().poll(cx) {
+                Poll::Ready(response) => (response, None),
                 Poll::Pending => return Poll::Pending,
             },
             FutureState::Done => return Poll::Pending,

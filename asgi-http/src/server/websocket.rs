@@ -1,0 +1,159 @@
+//! WebSocket upgrades: a handshake request is validated, its scope built, and the app's answer
+//! to `websocket.connect` becomes the HTTP response; an accepted connection then runs in a
+//! task of the server's connections, so that a drain waits for it.
+//!
+//! | the app's answer | the response |
+//! | --- | --- |
+//! | `websocket.accept` | `101 Switching Protocols` with the accept headers, then the WebSocket |
+//! | `websocket.close` | `403 Forbidden` |
+//! | `websocket.http.response.*` | the app's status, headers and body, verbatim |
+//! | an error, a panic, no answer | `500 Internal Server Error` |
+//!
+//! An invalid handshake (see [`asgi_ws::handshake`]) gets its `400` or `426` without the app
+//! being called.
+//!
+//! # Shutdown
+//!
+//! When the server starts draining, the scope's `shutdown` signal fires: an app may close its
+//! WebSockets itself. Those still open at the drain deadline (or at a forced stop) get a close
+//! frame with 1001 (going away), and the server waits for the client's answer for up to
+//! [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) before it
+//! drops the connection.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use asgi_ws::handshake::{HandshakeError, UpgradeRequest};
+use asgi_ws::{Accepted, CloseInitiator, HandshakeOutcome};
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::connection::ActivityGuard;
+use super::listener::ConnInfo;
+use super::response::{ResponseBody, response, server_response};
+use super::run::Shared;
+use super::scope::websocket_scope;
+
+/// The future of a handshake's response: resolves once the app answered `websocket.connect`.
+pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
+
+/// What a WebSocket connection keeps alive while it is open, besides its socket.
+pub(crate) struct Holds {
+    /// The connection's place under `max_connections`: an upgraded connection still counts.
+    pub(crate) permit: Option<Arc<OwnedSemaphorePermit>>,
+    /// Keeps an HTTP/2 connection busy while one of its streams carries a WebSocket, so that
+    /// its keep-alive idle timer does not close it. `None` over HTTP/1, where the upgraded
+    /// connection leaves hyper.
+    pub(crate) activity: Option<ActivityGuard>,
+}
+
+/// The future of the answer to a handshake request: the app's answer, or, for an invalid
+/// request, its error response.
+pub(crate) fn handshake(
+    mut request: Request<Incoming>,
+    conn: &ConnInfo,
+    shared: &Arc<Shared>,
+    holds: Holds,
+) -> HandshakeFuture {
+    let on_upgrade = hyper::upgrade::on(&mut request);
+    let (parts, _body) = request.into_parts();
+    let upgrade = match UpgradeRequest::from_parts(&parts) {
+        Ok(upgrade) => upgrade,
+        Err(e) => {
+            tracing::info!(path = parts.uri.path(), error = %e, "invalid WebSocket handshake");
+            return Box::pin(std::future::ready(invalid(&e)));
+        }
+    };
+    let path = parts.uri.path().to_owned();
+    let scope = websocket_scope(parts, conn, shared);
+    let outcome = asgi_ws::start(
+        shared.app.clone(),
+        scope,
+        &upgrade,
+        &shared.config.websocket,
+    );
+    let shared = shared.clone();
+    Box::pin(async move {
+        match outcome.await {
+            HandshakeOutcome::Accept(accepted) => {
+                let mut response = Response::new(ResponseBody::full(Bytes::new()));
+                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                *response.headers_mut() = accepted.response_headers().clone();
+                shared
+                    .connections
+                    .spawn(run(on_upgrade, accepted, shared.clone(), path, holds));
+                response
+            }
+            HandshakeOutcome::Close { code, .. } => {
+                tracing::debug!(
+                    path,
+                    code,
+                    "the app closed the WebSocket before accepting: answered 403"
+                );
+                server_response(StatusCode::FORBIDDEN, false)
+            }
+            HandshakeOutcome::Deny(denial) => response(
+                denial.status,
+                denial.headers,
+                ResponseBody::denial(denial.body),
+            ),
+            // `Failed`: the app failed, panicked or did not answer (`asgi_ws::start` logged
+            // why).
+            _ => server_response(StatusCode::INTERNAL_SERVER_ERROR, false),
+        }
+    })
+}
+
+/// The answer to an invalid handshake: its status and headers, and the reason as the body.
+fn invalid(error: &HandshakeError) -> Response<ResponseBody> {
+    let mut headers = error.response_headers();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    let body = ResponseBody::full(Bytes::from(format!("{error}\n")));
+    response(error.status(), headers, body)
+}
+
+/// Runs an accepted WebSocket once hyper hands over the connection, until it closes or the
+/// drain deadline closes it with 1001.
+async fn run(
+    on_upgrade: OnUpgrade,
+    accepted: Accepted,
+    shared: Arc<Shared>,
+    path: String,
+    holds: Holds,
+) {
+    let upgraded = match on_upgrade.await {
+        Ok(upgraded) => upgraded,
+        Err(e) => {
+            // Dropping `accepted` gives the app its `websocket.disconnect` (1006).
+            tracing::debug!(path, error = %e, "the client left during the WebSocket upgrade");
+            return;
+        }
+    };
+    let deadline = shared.force_close.clone().cancelled_owned();
+    let closed = accepted.run(TokioIo::new(upgraded), deadline).await;
+    let initiator = match closed.initiator {
+        CloseInitiator::Client => "client",
+        CloseInitiator::App => "app",
+        CloseInitiator::Server => "server",
+        _ => "unknown",
+    };
+    tracing::debug!(
+        path,
+        code = closed.code,
+        reason = closed.reason,
+        initiator,
+        "WebSocket closed"
+    );
+    // Only now may another connection take this one's place.
+    let Holds { permit, activity } = holds;
+    drop((permit, activity));
+}
