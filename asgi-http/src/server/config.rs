@@ -130,7 +130,8 @@ impl Default for Config {
 
 impl Config {
     /// hyper's connection builder with these settings: HTTP/1.1 and HTTP/2 (h2c prior
-    /// knowledge) on one listener, hyper's tokio timer installed for its timeouts.
+    /// knowledge) on one listener, hyper's tokio timer installed for its timeouts, and
+    /// WebSockets over both.
     pub(crate) fn http(&self) -> auto::Builder<TokioExecutor> {
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
@@ -142,8 +143,10 @@ impl Config {
         if self.max_headers != DEFAULT_MAX_HEADERS {
             http.http1().max_headers(self.max_headers);
         }
+        // `enable_connect_protocol`: WebSockets over HTTP/2 (RFC 8441 extended CONNECT).
         http.http2()
             .timer(TokioTimer::new())
+            .enable_connect_protocol()
             .max_concurrent_streams(self.http2_max_concurrent_streams)
             .max_pending_accept_reset_streams(self.http2_max_pending_accept_reset_streams)
             .max_local_error_reset_streams(self.http2_max_local_error_reset_streams);

@@ -4,13 +4,15 @@
 //!
 //! | the app's answer | the response |
 //! | --- | --- |
-//! | `websocket.accept` | `101 Switching Protocols` with the accept headers, then the WebSocket |
+//! | `websocket.accept` | `101 Switching Protocols` with the accept headers (over HTTP/2, `200 OK`), then the WebSocket |
 //! | `websocket.close` | `403 Forbidden` |
 //! | `websocket.http.response.*` | the app's status, headers and body, verbatim |
 //! | an error, a panic, no answer | `500 Internal Server Error` |
 //!
-//! An invalid handshake (see [`asgi_ws::handshake`]) gets its `400` or `426` without the app
-//! being called.
+//! A handshake is an HTTP/1.1 `GET` with `Upgrade: websocket`, or an HTTP/2 extended
+//! `CONNECT` with `:protocol websocket` (RFC 8441; the server announces
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`). An invalid handshake (see [`asgi_ws::handshake`])
+//! gets its `400` or `426` without the app being called.
 //!
 //! # Shutdown
 //!
@@ -28,7 +30,7 @@ use asgi_ws::handshake::{HandshakeError, UpgradeRequest};
 use asgi_ws::{Accepted, CloseInitiator, HandshakeOutcome};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -63,7 +65,14 @@ pub(crate) fn handshake(
 ) -> HandshakeFuture {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
-    let upgrade = match UpgradeRequest::from_parts(&parts) {
+    let http2 = parts.version == Version::HTTP_2;
+    let validated = if http2 {
+        // The caller checked `CONNECT` and `:protocol websocket`.
+        UpgradeRequest::extended_connect(&parts.headers)
+    } else {
+        UpgradeRequest::from_parts(&parts)
+    };
+    let upgrade = match validated {
         Ok(upgrade) => upgrade,
         Err(e) => {
             tracing::info!(path = parts.uri.path(), error = %e, "invalid WebSocket handshake");
@@ -83,7 +92,12 @@ pub(crate) fn handshake(
         match outcome.await {
             HandshakeOutcome::Accept(accepted) => {
                 let mut response = Response::new(ResponseBody::full(Bytes::new()));
-                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                // RFC 8441: over HTTP/2 a `2xx` to the CONNECT opens the WebSocket.
+                *response.status_mut() = if http2 {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SWITCHING_PROTOCOLS
+                };
                 *response.headers_mut() = accepted.response_headers().clone();
                 shared
                     .connections
