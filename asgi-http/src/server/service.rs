@@ -23,7 +23,7 @@ use hyper::service::Service;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access_log::AccessLog;
-use super::connection::{Activity, ActivityGuard};
+use super::connection::{Activity, ActivityGuard, WebSocketStreamGuard};
 use super::exchange::{Closed, Exchange, Progress};
 use super::listener::ConnInfo;
 use super::request::RequestBody;
@@ -134,8 +134,8 @@ impl ConnService {
             permit: self.permit.clone(),
             // An HTTP/2 connection goes on with its other streams: while the WebSocket's
             // stream is open the connection is not idle.
-            activity: (request.version() == Version::HTTP_2)
-                .then(|| ActivityGuard::new(&self.activity)),
+            stream: (request.version() == Version::HTTP_2)
+                .then(|| WebSocketStreamGuard::new(&self.activity)),
         };
         let future = websocket::handshake(request, &self.conn, &self.shared, holds);
         ResponseFuture {

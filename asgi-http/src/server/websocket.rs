@@ -20,7 +20,8 @@
 //! WebSockets itself. Those still open at the drain deadline (or at a forced stop) get a close
 //! frame with 1001 (going away), and the server waits for the client's answer for up to
 //! [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) before it
-//! drops the connection.
+//! drops the connection (over HTTP/2, the connection carrying WebSocket streams waits as
+//! long for them before it is dropped).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,7 +37,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::connection::ActivityGuard;
+use super::connection::WebSocketStreamGuard;
 use super::listener::ConnInfo;
 use super::response::{ResponseBody, response, server_response};
 use super::run::Shared;
@@ -49,10 +50,10 @@ pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseB
 pub(crate) struct Holds {
     /// The connection's place under `max_connections`: an upgraded connection still counts.
     pub(crate) permit: Option<Arc<OwnedSemaphorePermit>>,
-    /// Keeps an HTTP/2 connection busy while one of its streams carries a WebSocket, so that
-    /// its keep-alive idle timer does not close it. `None` over HTTP/1, where the upgraded
-    /// connection leaves hyper.
-    pub(crate) activity: Option<ActivityGuard>,
+    /// Over HTTP/2, the WebSocket's stream in its connection's count: the connection is not
+    /// idle, and at the drain deadline it waits for the close handshake. `None` over
+    /// HTTP/1, where the upgraded connection leaves hyper.
+    pub(crate) stream: Option<WebSocketStreamGuard>,
 }
 
 /// The future of the answer to a handshake request: the app's answer, or, for an invalid
@@ -168,6 +169,6 @@ async fn run(
         "WebSocket closed"
     );
     // Only now may another connection take this one's place.
-    let Holds { permit, activity } = holds;
-    drop((permit, activity));
+    let Holds { permit, stream } = holds;
+    drop((permit, stream));
 }
