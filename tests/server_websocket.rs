@@ -34,6 +34,14 @@ async fn next(ws: &mut Client) -> WsMessage {
         .expect("the message is valid")
 }
 
+/// Answers an HTTP request with `200 plain`.
+async fn plain(send: &mut Sender) -> Result<(), Error> {
+    let start = SendEvent::response_start(StatusCode::OK, HeaderMap::new());
+    send.send(start).await?;
+    send.send(SendEvent::response_body("plain", false)).await?;
+    Ok(())
+}
+
 /// An app that counts its calls for WebSocket scopes and accepts them; HTTP requests get
 /// `200 plain`.
 fn counting_app(calls: Arc<AtomicUsize>) -> impl App {
@@ -42,12 +50,7 @@ fn counting_app(calls: Arc<AtomicUsize>) -> impl App {
         async move {
             let scope = match scope {
                 Scope::WebSocket(scope) => scope,
-                Scope::Http(_) => {
-                    let start = SendEvent::response_start(StatusCode::OK, HeaderMap::new());
-                    send.send(start).await?;
-                    send.send(SendEvent::response_body("plain", false)).await?;
-                    return Ok(());
-                }
+                Scope::Http(_) => return plain(&mut send).await,
                 _ => return Ok(()),
             };
             calls.fetch_add(1, Ordering::SeqCst);
@@ -153,6 +156,42 @@ async fn denial_response_is_sent_verbatim() {
     assert!(
         body == "denied" || body == "6\r\ndenied\r\n0\r\n\r\n",
         "{body:?}"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_denial_response_cut_short_by_an_error_is_aborted() {
+    let app = |scope: Scope, mut receive: Receiver, mut send: Sender| async move {
+        if !matches!(scope, Scope::WebSocket(_)) {
+            return plain(&mut send).await;
+        }
+        receive.recv().await;
+        send.send(SendEvent::WebSocketHttpResponseStart {
+            status: StatusCode::UNAUTHORIZED,
+            headers: HeaderMap::new(),
+        })
+        .await?;
+        send.send(SendEvent::WebSocketHttpResponseBody {
+            body: "the first half".into(),
+            more_body: true,
+        })
+        .await?;
+        Err(Error::msg("the app fails in the middle of its denial"))
+    };
+    let server = start(app, |b| b).await;
+    let answer = raw(server.addr, handshake_request("/", "").as_bytes()).await;
+    // The connection closes without the last chunk (hyper may not even have flushed the
+    // head): the response never looks complete.
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 401"),
+        "{answer:?}"
+    );
+    assert!(!answer.ends_with("0\r\n\r\n"), "{answer:?}");
+    assert_eq!(
+        fetch(server.addr, "/").await.text(),
+        "plain",
+        "the server goes on"
     );
     server.stop().await.unwrap();
 }

@@ -336,8 +336,12 @@ impl Builder {
         self
     }
 
-    /// How long a graceful shutdown waits for in-flight requests before it closes the
-    /// remaining connections.
+    /// How long a graceful shutdown waits for in-flight requests and open WebSockets before
+    /// it closes the remaining connections. WebSockets still open then get a close frame
+    /// with 1001 (going away) and up to
+    /// [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) for the
+    /// client's answer; apps that want to end them sooner watch the scope's `shutdown`
+    /// signal, which fires when the drain starts.
     ///
     /// Default is 30 seconds ([`DEFAULT_DRAIN_TIMEOUT`]). Pass `None` to wait as long as it
     /// takes (a second SIGINT/SIGTERM, or [`ServerHandle::shutdown_now`](super::ServerHandle::shutdown_now),
