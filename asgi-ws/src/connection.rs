@@ -116,8 +116,8 @@ impl Link {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum HandshakeOutcome {
-    /// `websocket.accept`: answer `101 Switching Protocols` with
-    /// [`Accepted::response_headers`], then call [`Accepted::run`] with the upgraded IO.
+    /// `websocket.accept`: answer `101 Switching Protocols` (`200 OK` for an HTTP/2
+    /// extended CONNECT) with [`Accepted::response_headers`], then call [`Accepted::run`] with the upgraded IO.
     Accept(Accepted),
     /// `websocket.close` before accept: answer `403 Forbidden`, no handshake. The app's
     /// `recv` returns `websocket.disconnect` with this code.
@@ -240,7 +240,8 @@ pub struct Accepted {
 
 impl Accepted {
     /// The headers of the `101 Switching Protocols` response: `Upgrade`, `Connection`,
-    /// `Sec-WebSocket-Accept`, `Sec-WebSocket-Protocol` (when the app chose one),
+    /// `Sec-WebSocket-Accept` (not for an HTTP/2 extended CONNECT, answered with `200`),
+    /// `Sec-WebSocket-Protocol` (when the app chose one),
     /// `Sec-WebSocket-Extensions` (when permessage-deflate was negotiated), then the app's
     /// own headers. App headers that would contradict the handshake (those five names) are
     /// dropped.
@@ -378,7 +379,7 @@ pub fn start(
     scope.extensions.add_supported(WEBSOCKET_HTTP_RESPONSE);
     let path = scope.path.clone();
     let deflate = request.negotiate_deflate(config.deflate.as_ref());
-    let accept_key = request.accept_key().clone();
+    let accept_key = request.accept_key().cloned();
     let config = config.clone();
 
     let (to_app, app_rx) = mpsc::channel(config.receive_queue.max(1));
@@ -427,7 +428,7 @@ pub fn start(
 async fn handshake(
     mut link: Link,
     path: String,
-    accept_key: HeaderValue,
+    accept_key: Option<HeaderValue>,
     deflate: Option<DeflateParams>,
     config: WebSocketConfig,
 ) -> HandshakeOutcome {
@@ -506,16 +507,20 @@ const HANDSHAKE_HEADERS: [HeaderName; 5] = [
     header::SEC_WEBSOCKET_EXTENSIONS,
 ];
 
+/// The accept response's headers; `accept_key` is `None` for an HTTP/2 extended CONNECT,
+/// whose `200` has no `Upgrade`, `Connection` or `Sec-WebSocket-Accept`.
 fn response_headers(
-    accept_key: HeaderValue,
+    accept_key: Option<HeaderValue>,
     subprotocol: Option<&str>,
     deflate: Option<DeflateParams>,
     app_headers: HeaderMap,
 ) -> HeaderMap {
     let mut headers = HeaderMap::with_capacity(5 + app_headers.len());
-    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_key);
+    if let Some(accept_key) = accept_key {
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::SEC_WEBSOCKET_ACCEPT, accept_key);
+    }
     if let Some(subprotocol) = subprotocol {
         // The sink only lets through a subprotocol the client offered, which is a token.
         if let Ok(value) = HeaderValue::from_str(subprotocol) {

@@ -18,8 +18,10 @@
 //! | no `Sec-WebSocket-Version` | 400, with `Sec-WebSocket-Version: 13` |
 //! | a `Sec-WebSocket-Version` other than 13 | 426 Upgrade Required, with `Sec-WebSocket-Version: 13` (RFC 6455 4.4) |
 //!
-//! WebSockets over HTTP/2 (RFC 8441, extended CONNECT) are not supported: an HTTP/2 request
-//! gets 400.
+//! Over HTTP/2 a WebSocket is an extended CONNECT (RFC 8441): `:method CONNECT` and
+//! `:protocol websocket`, no key, no `Upgrade`. A server that enabled it validates such a
+//! request with [`UpgradeRequest::extended_connect`] (the same version and subprotocol rules
+//! apply) and answers `200 OK` instead of 101. A `GET` over HTTP/2 asking to upgrade gets 400.
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, StatusCode, Version};
@@ -38,7 +40,8 @@ pub enum HandshakeError {
     /// The request method is not `GET`.
     #[error("a WebSocket handshake must use GET, not {0}")]
     MethodNotGet(Method),
-    /// The request is not HTTP/1.1: the `Upgrade` mechanism needs it.
+    /// The request is not HTTP/1.1: the `Upgrade` mechanism needs it (over HTTP/2, see
+    /// [`UpgradeRequest::extended_connect`]).
     #[error("a WebSocket handshake needs HTTP/1.1, not {0:?}")]
     HttpVersion(Version),
     /// No `Upgrade` header with the `websocket` token.
@@ -108,12 +111,13 @@ impl HandshakeError {
 ///     .unwrap();
 /// let (parts, ()) = request.into_parts();
 /// let upgrade = UpgradeRequest::from_parts(&parts).unwrap();
-/// assert_eq!(upgrade.accept_key(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+/// assert_eq!(upgrade.accept_key().unwrap(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
 /// assert_eq!(upgrade.subprotocols(), ["chat", "superchat"]);
 /// ```
 #[derive(Debug, Clone)]
 pub struct UpgradeRequest {
-    accept_key: HeaderValue,
+    /// `None` for an HTTP/2 extended CONNECT, which has no key.
+    accept_key: Option<HeaderValue>,
     subprotocols: Vec<String>,
     deflate_offers: Vec<DeflateOffer>,
 }
@@ -151,16 +155,7 @@ impl UpgradeRequest {
         if !has_token(headers, header::CONNECTION, "upgrade") {
             return Err(HandshakeError::MissingConnectionUpgrade);
         }
-        let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
-        match (versions.next(), versions.next()) {
-            (None, _) => return Err(HandshakeError::MissingVersion),
-            (Some(v), None) if v.as_bytes().trim_ascii() == WEBSOCKET_VERSION.as_bytes() => {}
-            (Some(v), _) => {
-                return Err(HandshakeError::UnsupportedVersion(
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                ));
-            }
-        }
+        check_version(headers)?;
         let mut keys = headers.get_all(header::SEC_WEBSOCKET_KEY).iter();
         let key = match (keys.next(), keys.next()) {
             (None, _) => return Err(HandshakeError::MissingKey),
@@ -174,15 +169,53 @@ impl UpgradeRequest {
             // Base64 output is ASCII letters, digits, '+', '/' and '=': a valid header value.
             .expect("base64 is a valid header value");
         Ok(UpgradeRequest {
-            accept_key,
+            accept_key: Some(accept_key),
             subprotocols: parse_subprotocols(headers)?,
             deflate_offers: DeflateOffer::parse(headers),
         })
     }
 
-    /// The `Sec-WebSocket-Accept` value for the 101 response.
-    pub fn accept_key(&self) -> &HeaderValue {
-        &self.accept_key
+    /// Validates the headers of an HTTP/2 WebSocket request (RFC 8441): an extended CONNECT
+    /// whose `:protocol` is `websocket`. The server checks the method, the HTTP version and
+    /// `:protocol` (pseudo-headers are not in the header map: hyper puts `:protocol` in the
+    /// request's extensions); this checks `Sec-WebSocket-Version` and the subprotocols, and
+    /// reads the permessage-deflate offers.
+    ///
+    /// There is no key: the server answers `200 OK` (not 101), and
+    /// [`Accepted::response_headers`](crate::Accepted::response_headers) then holds no
+    /// `Upgrade`, `Connection` or `Sec-WebSocket-Accept`.
+    ///
+    /// # Errors
+    ///
+    /// [`HandshakeError::MissingVersion`], [`HandshakeError::UnsupportedVersion`] and
+    /// [`HandshakeError::InvalidSubprotocol`], answered as over HTTP/1.1.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use asgi_ws::handshake::UpgradeRequest;
+    /// use http::{HeaderMap, HeaderValue};
+    ///
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("sec-websocket-version", HeaderValue::from_static("13"));
+    /// headers.insert("sec-websocket-protocol", HeaderValue::from_static("chat"));
+    /// let upgrade = UpgradeRequest::extended_connect(&headers).unwrap();
+    /// assert_eq!(upgrade.accept_key(), None);
+    /// assert_eq!(upgrade.subprotocols(), ["chat"]);
+    /// ```
+    pub fn extended_connect(headers: &HeaderMap) -> Result<Self, HandshakeError> {
+        check_version(headers)?;
+        Ok(UpgradeRequest {
+            accept_key: None,
+            subprotocols: parse_subprotocols(headers)?,
+            deflate_offers: DeflateOffer::parse(headers),
+        })
+    }
+
+    /// The `Sec-WebSocket-Accept` value for the 101 response; `None` for an HTTP/2 extended
+    /// CONNECT, which has no key.
+    pub fn accept_key(&self) -> Option<&HeaderValue> {
+        self.accept_key.as_ref()
     }
 
     /// The subprotocols the client offered, in its order: what the scope's `subprotocols`
@@ -264,6 +297,18 @@ pub fn parse_subprotocols(headers: &HeaderMap) -> Result<Vec<String>, HandshakeE
 /// The scope's `scheme` for a WebSocket: `"wss"` over TLS, `"ws"` otherwise.
 pub fn scheme(tls: bool) -> &'static str {
     if tls { "wss" } else { "ws" }
+}
+
+/// Exactly one `Sec-WebSocket-Version`, and it is 13.
+fn check_version(headers: &HeaderMap) -> Result<(), HandshakeError> {
+    let mut versions = headers.get_all(header::SEC_WEBSOCKET_VERSION).iter();
+    match (versions.next(), versions.next()) {
+        (None, _) => Err(HandshakeError::MissingVersion),
+        (Some(v), None) if v.as_bytes().trim_ascii() == WEBSOCKET_VERSION.as_bytes() => Ok(()),
+        (Some(v), _) => Err(HandshakeError::UnsupportedVersion(
+            String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        )),
+    }
 }
 
 /// True when a comma-separated header `name` holds `token` (ASCII case-insensitive).

@@ -11,6 +11,9 @@
 //! 1. [`handshake::is_websocket_upgrade`] tells a WebSocket request from plain HTTP;
 //!    [`UpgradeRequest::from_parts`](handshake::UpgradeRequest::from_parts) validates it (on
 //!    error answer [`HandshakeError::status`](handshake::HandshakeError::status), 400 or 426).
+//!    Over HTTP/2, a `CONNECT` with `:protocol websocket` (RFC 8441) is validated with
+//!    [`UpgradeRequest::extended_connect`](handshake::UpgradeRequest::extended_connect) and
+//!    accepted with `200` instead of 101.
 //! 2. Build the [`WebSocketScope`](asgi_core::WebSocketScope) (path, headers, client, scheme
 //!    from [`handshake::scheme`]) and call [`start`], which spawns the app, delivers
 //!    `websocket.connect` and resolves with the app's answer, a [`HandshakeOutcome`]:

@@ -30,7 +30,10 @@ fn check(headers: &HeaderMap) -> Result<UpgradeRequest, HandshakeError> {
 #[test]
 fn valid_request_gives_the_rfc_accept_key() {
     let upgrade = check(&valid()).unwrap();
-    assert_eq!(upgrade.accept_key(), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    assert_eq!(
+        upgrade.accept_key().unwrap(),
+        "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    );
     assert!(upgrade.subprotocols().is_empty());
     assert!(upgrade.deflate_offers().is_empty());
 }
@@ -211,7 +214,10 @@ fn request_parts_from_a_server_validate() {
     let (parts, ()) = request.into_parts();
     let upgrade = UpgradeRequest::from_parts(&parts).unwrap();
     // RFC 6455 4.2.2 example key pair, computed independently.
-    assert_eq!(upgrade.accept_key(), "HSmrc0sMlYUkAGmm5OPpG2HaGWk=");
+    assert_eq!(
+        upgrade.accept_key().unwrap(),
+        "HSmrc0sMlYUkAGmm5OPpG2HaGWk="
+    );
 }
 
 #[test]
@@ -231,4 +237,40 @@ fn subprotocol_parsing_on_its_own_reads_every_line() {
         parse_subprotocols(&HeaderMap::new()).unwrap(),
         Vec::<String>::new()
     );
+}
+
+fn h2_headers(version: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::SEC_WEBSOCKET_VERSION,
+        HeaderValue::from_static(version),
+    );
+    h
+}
+
+#[test]
+fn extended_connect_needs_no_key_and_has_no_accept_key() {
+    let mut h = h2_headers("13");
+    h.insert(
+        header::SEC_WEBSOCKET_PROTOCOL,
+        HeaderValue::from_static("chat, json"),
+    );
+    let upgrade = UpgradeRequest::extended_connect(&h).unwrap();
+    assert_eq!(upgrade.accept_key(), None);
+    assert_eq!(upgrade.subprotocols(), ["chat", "json"]);
+}
+
+#[test]
+fn extended_connect_with_another_version_is_rejected_with_426() {
+    let err = UpgradeRequest::extended_connect(&h2_headers("8")).unwrap_err();
+    assert_eq!(err, HandshakeError::UnsupportedVersion("8".to_owned()));
+    assert_eq!(err.status(), StatusCode::UPGRADE_REQUIRED);
+    assert_eq!(err.response_headers()[header::SEC_WEBSOCKET_VERSION], "13");
+}
+
+#[test]
+fn extended_connect_without_version_is_rejected_with_400() {
+    let err = UpgradeRequest::extended_connect(&HeaderMap::new()).unwrap_err();
+    assert_eq!(err, HandshakeError::MissingVersion);
+    assert_eq!(err.status(), StatusCode::BAD_REQUEST);
 }

@@ -24,7 +24,7 @@
 //! | WebSocket `/ws/subprotocol` | accepts with the first subprotocol the client offered |
 //! | WebSocket `/ws/error` | fails before accepting: `500` |
 //! | WebSocket `/ws/panic` | panics before accepting: `500` |
-//! | WebSocket `/scope/...` | accepts and sends the scope as JSON in its first text message |
+//! | WebSocket `/scope/...` | accepts (with the first offered subprotocol) and sends the scope as JSON in its first text message |
 //! | plain HTTP `/ws/...` | `426 Upgrade Required`: these routes speak WebSocket |
 //!
 //! Lifespan startup stores a [`Greeting`]; with `fail_startup` it answers
@@ -380,14 +380,18 @@ async fn websocket(scope: WebSocketScope, receive: Receiver, send: Sender) -> Re
         .strip_prefix(scope.root_path.as_str())
         .unwrap_or(&scope.path)
         .to_owned();
+    let first_offer = scope.subprotocols.first().cloned();
     if path.starts_with("/scope/") {
         let json = serde_json::to_string(&Scope::WebSocket(scope.clone())).map_err(Error::new)?;
         let mut ws = WebSocket::new(scope, receive, send);
-        ws.accept().await?;
+        // Clients expect one of the subprotocols they offered (or fail the handshake).
+        match first_offer {
+            Some(subprotocol) => ws.accept_subprotocol(subprotocol).await?,
+            None => ws.accept().await?,
+        }
         ws.send_text(json).await?;
         return until_closed(&mut ws).await;
     }
-    let first_offer = scope.subprotocols.first().cloned();
     let mut ws = WebSocket::new(scope, receive, send);
     match path.as_str() {
         "/ws/echo" => {

@@ -130,7 +130,8 @@ impl Default for Config {
 
 impl Config {
     /// hyper's connection builder with these settings: HTTP/1.1 and HTTP/2 (h2c prior
-    /// knowledge) on one listener, hyper's tokio timer installed for its timeouts.
+    /// knowledge) on one listener, hyper's tokio timer installed for its timeouts, and
+    /// WebSockets over both.
     pub(crate) fn http(&self) -> auto::Builder<TokioExecutor> {
         let mut http = auto::Builder::new(TokioExecutor::new());
         http.http1()
@@ -142,8 +143,10 @@ impl Config {
         if self.max_headers != DEFAULT_MAX_HEADERS {
             http.http1().max_headers(self.max_headers);
         }
+        // `enable_connect_protocol`: WebSockets over HTTP/2 (RFC 8441 extended CONNECT).
         http.http2()
             .timer(TokioTimer::new())
+            .enable_connect_protocol()
             .max_concurrent_streams(self.http2_max_concurrent_streams)
             .max_pending_accept_reset_streams(self.http2_max_pending_accept_reset_streams)
             .max_local_error_reset_streams(self.http2_max_local_error_reset_streams);
@@ -333,8 +336,12 @@ impl Builder {
         self
     }
 
-    /// How long a graceful shutdown waits for in-flight requests before it closes the
-    /// remaining connections.
+    /// How long a graceful shutdown waits for in-flight requests and open WebSockets before
+    /// it closes the remaining connections. WebSockets still open then get a close frame
+    /// with 1001 (going away) and up to
+    /// [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) for the
+    /// client's answer; apps that want to end them sooner watch the scope's `shutdown`
+    /// signal, which fires when the drain starts.
     ///
     /// Default is 30 seconds ([`DEFAULT_DRAIN_TIMEOUT`]). Pass `None` to wait as long as it
     /// takes (a second SIGINT/SIGTERM, or [`ServerHandle::shutdown_now`](super::ServerHandle::shutdown_now),

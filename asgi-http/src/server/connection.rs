@@ -28,6 +28,9 @@ pub(crate) struct Activity {
     started: AtomicU64,
     /// Notified when `active` drops to zero.
     idle: Notify,
+    /// HTTP/2 streams carrying a WebSocket: at the drain deadline the connection gives their
+    /// close handshakes time before it is dropped.
+    websockets: AtomicUsize,
 }
 
 /// One request in flight on a connection; dropped when hyper is done with its response.
@@ -47,6 +50,28 @@ impl Drop for ActivityGuard {
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_one();
         }
+    }
+}
+
+/// An HTTP/2 stream carrying a WebSocket, while it is open: its connection is busy (not
+/// idle), and is not dropped at the drain deadline before the WebSocket's close handshake.
+#[derive(Debug)]
+pub(crate) struct WebSocketStreamGuard {
+    request: ActivityGuard,
+}
+
+impl WebSocketStreamGuard {
+    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
+        activity.websockets.fetch_add(1, Ordering::AcqRel);
+        WebSocketStreamGuard {
+            request: ActivityGuard::new(activity),
+        }
+    }
+}
+
+impl Drop for WebSocketStreamGuard {
+    fn drop(&mut self) {
+        self.request.0.websockets.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -142,6 +167,8 @@ async fn serve_io<I>(
     });
     let control_waker = Waker::from(wake.clone());
     let keep_alive = shared.config.keep_alive_timeout;
+    // True once the drain deadline gave WebSocket streams time to close.
+    let mut grace = false;
     let mut control: Pin<Box<dyn Future<Output = Event> + Send + '_>> = Box::pin(async {
         tokio::select! {
             biased;
@@ -169,6 +196,22 @@ async fn serve_io<I>(
                 // the server's, so it is not an error in the log.
                 tracing::debug!(error = %e, "connection ended with an error");
                 break;
+            }
+            Event::Force if activity.websockets.load(Ordering::Acquire) > 0 && !grace => {
+                // Its WebSocket streams got their 1001 close at this same deadline: the
+                // connection carries their close handshakes, for up to the close timeout,
+                // then is dropped.
+                tracing::debug!("waiting for WebSocket close handshakes before closing");
+                grace = true;
+                let close_timeout = shared.config.websocket.close_timeout;
+                control = Box::pin(async move {
+                    match close_timeout {
+                        Some(timeout) => tokio::time::sleep(timeout).await,
+                        None => std::future::pending().await,
+                    }
+                    Event::Force
+                });
+                wake.signaled.store(true, Ordering::Release);
             }
             Event::Force => {
                 tracing::debug!("closing a connection still busy at the drain deadline");

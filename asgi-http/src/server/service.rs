@@ -18,11 +18,12 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
+use hyper::ext::Protocol;
 use hyper::service::Service;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access_log::AccessLog;
-use super::connection::{Activity, ActivityGuard};
+use super::connection::{Activity, ActivityGuard, WebSocketStreamGuard};
 use super::exchange::{Closed, Exchange, Progress};
 use super::listener::ConnInfo;
 use super::request::RequestBody;
@@ -114,7 +115,7 @@ impl Service<Request<Incoming>> for ConnService {
 
         // Every request is dispatched here, by protocol: a WebSocket handshake
         // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
-        if is_websocket_upgrade(request.headers()) {
+        if is_websocket_upgrade(request.headers()) || is_extended_connect(&request) {
             return self.websocket(request, activity, log);
         }
         self.http(request, activity, log, http1, limit)
@@ -131,7 +132,10 @@ impl ConnService {
     ) -> ResponseFuture {
         let holds = Holds {
             permit: self.permit.clone(),
-            activity: None,
+            // An HTTP/2 connection goes on with its other streams: while the WebSocket's
+            // stream is open the connection is not idle.
+            stream: (request.version() == Version::HTTP_2)
+                .then(|| WebSocketStreamGuard::new(&self.activity)),
         };
         let future = websocket::handshake(request, &self.conn, &self.shared, holds);
         ResponseFuture {
@@ -185,6 +189,15 @@ impl ConnService {
             log,
         }
     }
+}
+
+/// True for an HTTP/2 WebSocket request (RFC 8441): `CONNECT` with `:protocol websocket`.
+fn is_extended_connect<B>(request: &Request<B>) -> bool {
+    request.method() == Method::CONNECT
+        && request
+            .extensions()
+            .get::<Protocol>()
+            .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
 }
 
 /// True when the request's `TE` header lists `trailers` (RFC 9110 10.1.4): an HTTP/1.1

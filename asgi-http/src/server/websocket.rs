@@ -4,13 +4,15 @@
 //!
 //! | the app's answer | the response |
 //! | --- | --- |
-//! | `websocket.accept` | `101 Switching Protocols` with the accept headers, then the WebSocket |
+//! | `websocket.accept` | `101 Switching Protocols` with the accept headers (over HTTP/2, `200 OK`), then the WebSocket |
 //! | `websocket.close` | `403 Forbidden` |
 //! | `websocket.http.response.*` | the app's status, headers and body, verbatim |
 //! | an error, a panic, no answer | `500 Internal Server Error` |
 //!
-//! An invalid handshake (see [`asgi_ws::handshake`]) gets its `400` or `426` without the app
-//! being called.
+//! A handshake is an HTTP/1.1 `GET` with `Upgrade: websocket`, or an HTTP/2 extended
+//! `CONNECT` with `:protocol websocket` (RFC 8441; the server announces
+//! `SETTINGS_ENABLE_CONNECT_PROTOCOL`). An invalid handshake (see [`asgi_ws::handshake`])
+//! gets its `400` or `426` without the app being called.
 //!
 //! # Shutdown
 //!
@@ -18,7 +20,8 @@
 //! WebSockets itself. Those still open at the drain deadline (or at a forced stop) get a close
 //! frame with 1001 (going away), and the server waits for the client's answer for up to
 //! [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) before it
-//! drops the connection.
+//! drops the connection (over HTTP/2, the connection carrying WebSocket streams waits as
+//! long for them before it is dropped).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -28,13 +31,13 @@ use asgi_ws::handshake::{HandshakeError, UpgradeRequest};
 use asgi_ws::{Accepted, CloseInitiator, HandshakeOutcome};
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::connection::ActivityGuard;
+use super::connection::WebSocketStreamGuard;
 use super::listener::ConnInfo;
 use super::response::{ResponseBody, response, server_response};
 use super::run::Shared;
@@ -47,10 +50,10 @@ pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseB
 pub(crate) struct Holds {
     /// The connection's place under `max_connections`: an upgraded connection still counts.
     pub(crate) permit: Option<Arc<OwnedSemaphorePermit>>,
-    /// Keeps an HTTP/2 connection busy while one of its streams carries a WebSocket, so that
-    /// its keep-alive idle timer does not close it. `None` over HTTP/1, where the upgraded
-    /// connection leaves hyper.
-    pub(crate) activity: Option<ActivityGuard>,
+    /// Over HTTP/2, the WebSocket's stream in its connection's count: the connection is not
+    /// idle, and at the drain deadline it waits for the close handshake. `None` over
+    /// HTTP/1, where the upgraded connection leaves hyper.
+    pub(crate) stream: Option<WebSocketStreamGuard>,
 }
 
 /// The future of the answer to a handshake request: the app's answer, or, for an invalid
@@ -63,7 +66,14 @@ pub(crate) fn handshake(
 ) -> HandshakeFuture {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
-    let upgrade = match UpgradeRequest::from_parts(&parts) {
+    let http2 = parts.version == Version::HTTP_2;
+    let validated = if http2 {
+        // The caller checked `CONNECT` and `:protocol websocket`.
+        UpgradeRequest::extended_connect(&parts.headers)
+    } else {
+        UpgradeRequest::from_parts(&parts)
+    };
+    let upgrade = match validated {
         Ok(upgrade) => upgrade,
         Err(e) => {
             tracing::info!(path = parts.uri.path(), error = %e, "invalid WebSocket handshake");
@@ -83,7 +93,12 @@ pub(crate) fn handshake(
         match outcome.await {
             HandshakeOutcome::Accept(accepted) => {
                 let mut response = Response::new(ResponseBody::full(Bytes::new()));
-                *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                // RFC 8441: over HTTP/2 a `2xx` to the CONNECT opens the WebSocket.
+                *response.status_mut() = if http2 {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SWITCHING_PROTOCOLS
+                };
                 *response.headers_mut() = accepted.response_headers().clone();
                 shared
                     .connections
@@ -154,6 +169,6 @@ async fn run(
         "WebSocket closed"
     );
     // Only now may another connection take this one's place.
-    let Holds { permit, activity } = holds;
-    drop((permit, activity));
+    let Holds { permit, stream } = holds;
+    drop((permit, stream));
 }
