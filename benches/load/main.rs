@@ -17,7 +17,8 @@
 //!
 //! With two or more CPUs, the servers run pinned to CPU 0 and the load (wrk and this harness's
 //! clients) to CPU 1 (`taskset`), so that the server and its load never fight for one core:
-//! on a small machine that fight, not the server, would decide the numbers.
+//! on a small machine that fight, not the server, would decide the numbers. `LOAD_PIN=0`
+//! turns pinning off.
 //!
 //! The project's server is the `hello` example binary for the hello rows and the `testbed`
 //! example binary for everything else (both built in release mode by the harness), run with `RUST_LOG=warn` so that the access log is off, as it would be for a

@@ -120,9 +120,11 @@ const SERVER_CPU: &str = "0";
 /// The CPU the load generators run on.
 pub(crate) const CLIENT_CPU: &str = "1";
 
-/// True when servers and load are pinned to separate CPUs (two or more CPUs, `taskset` found).
+/// True when servers and load are pinned to separate CPUs: two or more CPUs, `taskset` found,
+/// and `LOAD_PIN` is not `0`.
 pub(crate) fn pinning() -> bool {
-    std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
+    std::env::var_os("LOAD_PIN").is_none_or(|v| v != "0")
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
         && Command::new("taskset")
             .arg("-V")
             .stdout(Stdio::null())
