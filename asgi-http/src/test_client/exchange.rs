@@ -170,7 +170,7 @@ impl Exchange {
     /// returned and everything it sent was read.
     pub(super) async fn next(&mut self) -> Result<Option<SendEvent>, Error> {
         let timeout = self.timeout;
-        match within(timeout, "to send an event", self.next_unbounded()).await {
+        match within(timeout, "to send an event", self.next_untimed()).await {
             Ok(event) => Ok(event),
             Err(timeout) => {
                 self.abort();
@@ -179,7 +179,7 @@ impl Exchange {
         }
     }
 
-    async fn next_unbounded(&mut self) -> Option<SendEvent> {
+    async fn next_untimed(&mut self) -> Option<SendEvent> {
         loop {
             let (feed, to_app) = match (&mut self.feed, &self.to_app) {
                 (Some(feed), Some(to_app)) => (feed, to_app),
