@@ -24,10 +24,6 @@ use crate::file::FileChunks;
 /// only trades a little memory per response for throughput.
 const RESPONSE_BODY_CHANNEL_CAPACITY: usize = 4;
 
-/// What the expected-side of a `pathsend` protocol error says when the file cannot be sent.
-const PATHSEND_EXPECTED: &str =
-    "`http.response.pathsend` with the absolute path of a readable file";
-
 enum State {
     /// Nothing sent yet.
     Waiting,
@@ -159,10 +155,7 @@ impl ResponseSink {
                     error = %e,
                     "http.response.pathsend: cannot send the file"
                 );
-                return Err(SendError::Protocol(ProtocolError::new(
-                    "http.response.pathsend",
-                    PATHSEND_EXPECTED,
-                )));
+                return Err(SendError::Io(e.kind()));
             }
         };
         let State::Started {

@@ -1,6 +1,7 @@
 //! WebSocket upgrades: a handshake request is validated, its scope built, and the app's answer
 //! to `websocket.connect` becomes the HTTP response; an accepted connection then runs in a
-//! task of the server's connections, so that a drain waits for it.
+//! task of the server's connections, and the app in a task of the server's app tasks, so
+//! that a drain waits for both.
 //!
 //! | the app's answer | the response |
 //! | --- | --- |
@@ -80,11 +81,15 @@ pub(crate) fn handshake(
     };
     let path = parts.uri.path().to_owned();
     let scope = websocket_scope(parts, conn, shared);
+    // The app runs in a task the server tracks: the drain waits for it, and lifespan
+    // shutdown starts only after it returned.
+    let tasks = &shared.app_tasks;
     let outcome = asgi_ws::start(
         shared.app.clone(),
         scope,
         &upgrade,
         &shared.config.websocket,
+        |run| drop(tasks.spawn(run)),
     );
     let shared = shared.clone();
     Box::pin(async move {
