@@ -1,6 +1,7 @@
 //! WebSocket upgrades: a handshake request is validated, its scope built, and the app's answer
 //! to `websocket.connect` becomes the HTTP response; an accepted connection then runs in a
-//! task of the server's connections, so that a drain waits for it.
+//! task of the server's connections, and the app in a task of the server's app tasks, so
+//! that a drain waits for both.
 //!
 //! | the app's answer | the response |
 //! | --- | --- |
@@ -37,11 +38,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::connection::WebSocketStreamGuard;
-use super::listener::ConnInfo;
-use super::response::{ResponseBody, response, server_response};
-use super::run::Shared;
+use super::body::{ResponseBody, response, server_response};
 use super::scope::websocket_scope;
+use super::shared::{ConnInfo, Shared, WebSocketStreamGuard};
 
 /// The future of a handshake's response: resolves once the app answered `websocket.connect`.
 pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
@@ -82,11 +81,15 @@ pub(crate) fn handshake(
     };
     let path = parts.uri.path().to_owned();
     let scope = websocket_scope(parts, conn, shared);
+    // The app runs in a task the server tracks: the drain waits for it, and lifespan
+    // shutdown starts only after it returned.
+    let tasks = &shared.app_tasks;
     let outcome = asgi_ws::start(
         shared.app.clone(),
         scope,
         &upgrade,
         &shared.config.websocket,
+        |run| drop(tasks.spawn(run)),
     );
     let shared = shared.clone();
     Box::pin(async move {
@@ -154,7 +157,15 @@ async fn run(
         }
     };
     let deadline = shared.force_close.clone().cancelled_owned();
-    let closed = accepted.run(TokioIo::new(upgraded), deadline).await;
+    let closed = tokio::select! {
+        closed = accepted.run(TokioIo::new(upgraded), deadline) => closed,
+        // A forced stop drops the connection without waiting for a close handshake; the
+        // app's `recv` returns `websocket.disconnect` (1006).
+        () = shared.immediate.cancelled() => {
+            tracing::debug!(path, "forced stop: WebSocket dropped");
+            return;
+        }
+    };
     let initiator = match closed.initiator {
         CloseInitiator::Client => "client",
         CloseInitiator::App => "app",
