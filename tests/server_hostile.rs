@@ -82,6 +82,20 @@ fn frames(bytes: &[u8]) -> Vec<(u8, u8, Option<u32>)> {
     out
 }
 
+/// The payloads of the PINGs (not acknowledgements) in `bytes`.
+fn pings(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 9 <= bytes.len() {
+        let len = u32::from_be_bytes([0, bytes[at], bytes[at + 1], bytes[at + 2]]) as usize;
+        if bytes[at + 3] == PING && bytes[at + 4] & ACK == 0 && at + 9 + len <= bytes.len() {
+            out.push(bytes[at + 9..at + 9 + len].to_vec());
+        }
+        at += 9 + len;
+    }
+    out
+}
+
 /// Reads until the server closes the connection, up to `wait`; returns the bytes and whether
 /// it closed.
 async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
@@ -342,10 +356,7 @@ async fn malformed_chunked_body_gets_400_and_the_app_a_disconnect() {
         });
         let server = start(app, |b| b).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(&chunked_post("/", chunks))
-            .await
-            .unwrap();
+        stream.write_all(&chunked_post("/", chunks)).await.unwrap();
         let response = read_to_close(&mut stream).await;
         assert!(
             response.starts_with("HTTP/1.1 400 Bad Request"),
@@ -381,10 +392,7 @@ async fn malformed_chunked_body_gets_400_on_the_wsgi_path_and_the_app_an_input_e
         );
         let server = start(app, |b| b).await;
         let mut stream = TcpStream::connect(server.addr).await.unwrap();
-        stream
-            .write_all(&chunked_post("/", chunks))
-            .await
-            .unwrap();
+        stream.write_all(&chunked_post("/", chunks)).await.unwrap();
         let response = read_to_close(&mut stream).await;
         assert!(
             response.starts_with("HTTP/1.1 400 Bad Request"),
@@ -394,7 +402,10 @@ async fn malformed_chunked_body_gets_400_on_the_wsgi_path_and_the_app_an_input_e
             .await
             .unwrap()
             .unwrap();
-        assert!(kind.is_some(), "{chunks:?}: wsgi.input read a malformed body");
+        assert!(
+            kind.is_some(),
+            "{chunks:?}: wsgi.input read a malformed body"
+        );
         server.stop().await.unwrap();
     }
 }
@@ -443,7 +454,10 @@ async fn client_leaving_mid_body_is_still_a_disconnect_not_a_400() {
 #[tokio::test]
 async fn drain_closes_stalled_and_idle_connections_at_once() {
     const DRAIN: Duration = Duration::from_secs(20);
-    let server = start(testbed::Testbed::new(false), |b| b.drain_timeout(Some(DRAIN))).await;
+    let server = start(testbed::Testbed::new(false), |b| {
+        b.drain_timeout(Some(DRAIN))
+    })
+    .await;
     // A half-sent request head.
     let mut half_head = TcpStream::connect(server.addr).await.unwrap();
     half_head
@@ -455,7 +469,9 @@ async fn drain_closes_stalled_and_idle_connections_at_once() {
     idle.write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    let answered = read_for(&mut idle, Duration::from_millis(200)).await.unwrap();
+    let answered = read_for(&mut idle, Duration::from_millis(200))
+        .await
+        .unwrap();
     assert!(answered.ends_with("Hello, world!"), "{answered}");
     // A silent HTTP/2 connection: the preface and SETTINGS, then nothing.
     let mut silent = TcpStream::connect(server.addr).await.unwrap();
@@ -469,7 +485,11 @@ async fn drain_closes_stalled_and_idle_connections_at_once() {
         .expect("the drain waited for connections with nothing in flight")
         .unwrap()
         .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     for stream in [&mut half_head, &mut idle, &mut silent] {
         let (_, closed) = read_until_closed(stream, PATIENCE).await;
         assert!(closed);
@@ -524,13 +544,11 @@ async fn http2_response_in_flight_at_the_drain_is_followed_by_goaway() {
             Ok(Ok(n)) => n,
         };
         received.extend_from_slice(&buf[..n]);
-        let seen = frames(&received);
-        for (kind, flags, _) in seen.iter().skip(acked) {
-            if *kind == PING && flags & ACK == 0 {
-                let _ = stream.write_all(&frame(PING, ACK, 0, &[0; 8])).await;
-            }
+        let pings = pings(&received);
+        for payload in &pings[acked..] {
+            let _ = stream.write_all(&frame(PING, ACK, 0, payload)).await;
         }
-        acked = seen.len();
+        acked = pings.len();
     }
     let seen = frames(&received);
     let response = seen.iter().position(|f| f.0 == HEADERS);
@@ -559,7 +577,9 @@ async fn keep_alive_idle_timeout_counts_from_the_last_request() {
         .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    let first = read_for(&mut stream, Duration::from_millis(100)).await.unwrap();
+    let first = read_for(&mut stream, Duration::from_millis(100))
+        .await
+        .unwrap();
     assert!(first.ends_with("Hello, world!"), "{first}");
     // A second request early in the idle period: the period starts again from its end, not
     // from the moment the timer next looks.
@@ -568,7 +588,9 @@ async fn keep_alive_idle_timeout_counts_from_the_last_request() {
         .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
-    let second = read_for(&mut stream, Duration::from_millis(100)).await.unwrap();
+    let second = read_for(&mut stream, Duration::from_millis(100))
+        .await
+        .unwrap();
     assert!(second.ends_with("Hello, world!"), "{second}");
     let last_activity = Instant::now() - Duration::from_millis(100);
     let (rest, closed) = read_until_closed(&mut stream, PATIENCE).await;
@@ -587,7 +609,10 @@ async fn keep_alive_idle_timeout_counts_from_the_last_request() {
 async fn http11_request_without_host_gets_400() {
     let server = start_testbed().await;
     let response = raw(server.addr, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n").await;
-    assert!(response.starts_with("HTTP/1.1 400 Bad Request"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request"),
+        "{response}"
+    );
     // HTTP/1.0 does not require it.
     let response = raw(server.addr, b"GET / HTTP/1.0\r\n\r\n").await;
     assert!(response.starts_with("HTTP/1.0 200 OK"), "{response}");
@@ -602,7 +627,10 @@ async fn http11_request_with_two_hosts_gets_400() {
         b"GET /scope/x HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n",
     )
     .await;
-    assert!(response.starts_with("HTTP/1.1 400 Bad Request"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request"),
+        "{response}"
+    );
     assert!(!response.contains("b.test"), "{response}");
     server.stop().await.unwrap();
 }
@@ -618,13 +646,19 @@ async fn raw_non_ascii_bytes_in_the_target_get_400() {
         "GET /scope/café HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".as_bytes(),
     )
     .await;
-    assert!(response.starts_with("HTTP/1.1 400 Bad Request"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request"),
+        "{response}"
+    );
     let response = raw(
         server.addr,
         "GET /scope/x?q=café HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n".as_bytes(),
     )
     .await;
-    assert!(response.starts_with("HTTP/1.1 400 Bad Request"), "{response}");
+    assert!(
+        response.starts_with("HTTP/1.1 400 Bad Request"),
+        "{response}"
+    );
     // Percent-encoded, the same path is fine and decoded in `path`.
     let answer = fetch(server.addr, "/scope/caf%C3%A9").await;
     assert_eq!(answer.status, StatusCode::OK);
@@ -639,11 +673,18 @@ async fn raw_non_ascii_bytes_in_the_target_get_400() {
 async fn write_timeout_closes_a_connection_whose_client_never_reads() {
     const TIMEOUT: Duration = Duration::from_millis(500);
     let (report, events) = Report::new();
-    let app = http_only(move |_, mut receive, mut send| {
+    let app = http_only(move |scope, mut receive, mut send| {
         let report = report.clone();
         async move {
             send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new()))
                 .await?;
+            let asgi::core::Scope::Http(scope) = scope else {
+                return Ok(());
+            };
+            if scope.path != "/big" {
+                send.send(SendEvent::response_body("small", false)).await?;
+                return Ok(());
+            }
             let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
             // 1 GiB, far more than the socket buffers hold.
             let mut sent = 0usize;
@@ -657,7 +698,11 @@ async fn write_timeout_closes_a_connection_whose_client_never_reads() {
                 }
                 sent += chunk.len();
             }
-            let event = receive.recv().await;
+            // The request's (empty) body first, then the end of the request.
+            let mut event = receive.recv().await;
+            while matches!(event, ReceiveEvent::HttpRequest { .. }) {
+                event = receive.recv().await;
+            }
             report.send((sent, event, Instant::now()));
             Ok(())
         }
@@ -667,7 +712,7 @@ async fn write_timeout_closes_a_connection_whose_client_never_reads() {
     socket.set_recv_buffer_size(4096).unwrap();
     let mut stream = socket.connect(server.addr).await.unwrap();
     stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: test\r\n\r\n")
+        .write_all(b"GET /big HTTP/1.1\r\nHost: test\r\n\r\n")
         .await
         .unwrap();
     let started = Instant::now();
@@ -680,8 +725,9 @@ async fn write_timeout_closes_a_connection_whose_client_never_reads() {
     assert_eq!(event, ReceiveEvent::HttpDisconnect);
     assert!(stopped - started >= TIMEOUT, "gave up before the timeout");
     // The server closed the connection: what it wrote, then the end.
-    let (_, closed) = read_until_closed(&mut stream, PATIENCE).await;
+    let (received, closed) = read_until_closed(&mut stream, PATIENCE).await;
     assert!(closed);
-    assert_eq!(fetch(server.addr, "/").await.status, StatusCode::OK);
+    assert!(received.len() < sent + 1024, "more came than the app sent");
+    assert_eq!(fetch(server.addr, "/").await.text(), "small");
     server.stop().await.unwrap();
 }

@@ -217,6 +217,66 @@ impl Builder {
         self
     }
 
+    /// The most HTTP/2 streams a client may reset (`RST_STREAM`) before their responses are
+    /// complete, in a burst; the allowance then refills at this many per 30 seconds
+    /// ([`HTTP2_CLIENT_RESETS_REFILL`](super::HTTP2_CLIENT_RESETS_REFILL)). A client over it
+    /// is not read from for a second each time it resets another stream (no request of it
+    /// reaches the app meanwhile), and one that keeps sending resets gets `GOAWAY` with
+    /// `ENHANCE_YOUR_CALM` and is disconnected as soon as more than
+    /// [`http2_max_pending_accept_reset_streams`](Builder::http2_max_pending_accept_reset_streams)
+    /// of them wait in one read ("rapid reset" protection, CVE-2023-44487).
+    ///
+    /// A stream the client reset before its app was called never calls it. The app calls a
+    /// connection has running, including those whose stream the client reset, are bounded by
+    /// [`http2_max_concurrent_streams`](Builder::http2_max_concurrent_streams): a request over
+    /// it waits for one of them to return before its app is called.
+    ///
+    /// Default is 1000 ([`DEFAULT_HTTP2_MAX_CLIENT_RESETS`](super::DEFAULT_HTTP2_MAX_CLIENT_RESETS)).
+    /// Pass `None` to disable.
+    pub fn http2_max_client_resets(mut self, max: Option<u32>) -> Self {
+        self.config.http2_max_client_resets = max;
+        self
+    }
+
+    /// How long an HTTP/2 connection may send nothing before the server sends it a PING; a
+    /// client that does not answer within
+    /// [`http2_keep_alive_timeout`](Builder::http2_keep_alive_timeout) is disconnected. This
+    /// closes connections to clients that vanished or went silent, whether or not streams
+    /// are open.
+    ///
+    /// Default is 20 seconds ([`DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL`](super::DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL)).
+    /// Pass `None` to disable the PINGs (the
+    /// [`keep_alive_timeout`](Builder::keep_alive_timeout) still closes connections with no
+    /// stream open).
+    pub fn http2_keep_alive_interval(mut self, interval: Option<Duration>) -> Self {
+        self.config.http2_keep_alive_interval = interval;
+        self
+    }
+
+    /// How long an HTTP/2 client has to answer the keep-alive PING before the connection is
+    /// closed. Does nothing when
+    /// [`http2_keep_alive_interval`](Builder::http2_keep_alive_interval) is `None`.
+    ///
+    /// Default is 20 seconds ([`DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT`](super::DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT)).
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// How long the server waits for a client to take more of a response: a connection
+    /// whose writes make no progress for that long (the client reads nothing and the
+    /// socket's buffers are full) is closed, and the apps of its requests see
+    /// `http.disconnect`. Over HTTP/2, flow control stops the server before the socket fills;
+    /// a client there that reads nothing also answers no PING, and
+    /// [`http2_keep_alive_interval`](Builder::http2_keep_alive_interval) closes it.
+    ///
+    /// Default is 60 seconds ([`DEFAULT_WRITE_TIMEOUT`](super::DEFAULT_WRITE_TIMEOUT)). Pass
+    /// `None` to disable.
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
     /// How long a graceful shutdown waits for in-flight requests and open WebSockets before
     /// it closes the remaining connections. WebSockets still open then get a close frame
     /// with 1001 (going away) and up to

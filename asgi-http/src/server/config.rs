@@ -49,6 +49,29 @@ pub const DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 /// closes the connection (a reset flood).
 pub const DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 
+/// Default of [`Builder::http2_max_client_resets`]: 1000 streams, nghttp2's burst for
+/// `RST_STREAM` from a client. Browsers cancel a few streams when a page is left, gRPC
+/// clients one per deadline; a client that resets streams by the thousand is attacking (the
+/// "rapid reset" attack, CVE-2023-44487).
+pub const DEFAULT_HTTP2_MAX_CLIENT_RESETS: u32 = 1000;
+
+/// How long the allowance of [`Builder::http2_max_client_resets`] takes to refill whole:
+/// 30 seconds, so that the default allows about 33 resets a second for good, nghttp2's rate.
+pub const HTTP2_CLIENT_RESETS_REFILL: Duration = Duration::from_secs(30);
+
+/// Default of [`Builder::http2_keep_alive_interval`]: 20 seconds, as the WebSocket ping. A
+/// connection that has sent nothing for that long gets a PING.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Default of [`Builder::http2_keep_alive_timeout`]: 20 seconds, hyper's default, for the
+/// client to answer the keep-alive PING before the connection is closed.
+pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default of [`Builder::write_timeout`]: 60 seconds, nginx's `send_timeout`. A client that
+/// takes none of the response for that long is gone or hostile; a slow but live one takes
+/// some bytes every few seconds.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Default of [`Builder::drain_timeout`]: 30 seconds, gunicorn's `graceful_timeout`. Enough
 /// for ordinary requests to finish; long-lived ones (SSE, WebSockets) should end on the
 /// scope's shutdown signal.
@@ -70,6 +93,10 @@ pub(crate) struct Config {
     pub(crate) http2_max_concurrent_streams: Option<u32>,
     pub(crate) http2_max_pending_accept_reset_streams: Option<usize>,
     pub(crate) http2_max_local_error_reset_streams: Option<usize>,
+    pub(crate) http2_max_client_resets: Option<u32>,
+    pub(crate) http2_keep_alive_interval: Option<Duration>,
+    pub(crate) http2_keep_alive_timeout: Duration,
+    pub(crate) write_timeout: Option<Duration>,
     pub(crate) drain_timeout: Option<Duration>,
     pub(crate) unix_socket_mode: Option<u32>,
     pub(crate) access_log: bool,
@@ -91,6 +118,10 @@ impl Default for Config {
                 DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
             ),
             http2_max_local_error_reset_streams: Some(DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS),
+            http2_max_client_resets: Some(DEFAULT_HTTP2_MAX_CLIENT_RESETS),
+            http2_keep_alive_interval: Some(DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL),
+            http2_keep_alive_timeout: DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
+            write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             unix_socket_mode: Some(DEFAULT_UNIX_SOCKET_MODE),
             access_log: true,
@@ -121,7 +152,9 @@ impl Config {
             .enable_connect_protocol()
             .max_concurrent_streams(self.http2_max_concurrent_streams)
             .max_pending_accept_reset_streams(self.http2_max_pending_accept_reset_streams)
-            .max_local_error_reset_streams(self.http2_max_local_error_reset_streams);
+            .max_local_error_reset_streams(self.http2_max_local_error_reset_streams)
+            .keep_alive_interval(self.http2_keep_alive_interval)
+            .keep_alive_timeout(self.http2_keep_alive_timeout);
         http
     }
 }

@@ -14,20 +14,25 @@ use futures_util::task::AtomicWaker;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 
 use super::service::ConnService;
-use super::shared::{Activity, ConnInfo, Shared};
+use super::shared::{Activity, ConnInfo, Shared, lock};
+use super::write_timeout::WriteTimeout;
 
-/// Resolves once the connection has had no request in flight for `timeout`; never when
-/// `timeout` is `None`.
+/// Resolves once the connection has had no request in flight for `timeout`, counted from
+/// the end of its last request or from the call, whichever is later; never when `timeout` is
+/// `None`.
 async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
     let Some(timeout) = timeout else {
         return std::future::pending().await;
     };
+    let called = Instant::now();
     loop {
         if activity.active.load(Ordering::Acquire) == 0 {
             let started = activity.started.load(Ordering::Acquire);
-            tokio::time::sleep(timeout).await;
+            let since = lock(&activity.last_ended).map_or(called, |ended| ended.max(called));
+            tokio::time::sleep_until(since + timeout).await;
             if activity.active.load(Ordering::Acquire) == 0
                 && activity.started.load(Ordering::Acquire) == started
             {
@@ -41,14 +46,35 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
     }
 }
 
+/// How long a connection with no request in flight has to close by itself once it was
+/// asked to (the drain started, or its keep-alive idle timeout passed), before it is
+/// dropped: an HTTP/1 connection closes at once, an HTTP/2 client needs a round trip to
+/// answer the GOAWAY's PING. A client that never answers (a silent HTTP/2 connection, a
+/// half-sent request head) holds nothing longer than this.
+pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a connection whose HTTP/2 client reset more streams than its allowance is not
+/// read from, each time it does: meanwhile no request of it reaches the app. A client that
+/// keeps sending resets has more than `http2_max_pending_accept_reset_streams` (20) of them
+/// waiting when it is read again, and hyper answers `GOAWAY` with `ENHANCE_YOUR_CALM`: one
+/// second is enough for that at more than 20 resets a second, and the default allowance
+/// refills faster than that anyway.
+pub(crate) const RESET_FLOOD_PAUSE: Duration = Duration::from_secs(1);
+
 /// What ends the connection's wait.
 enum Event {
     /// hyper finished with the connection.
     Ended(Result<(), Box<dyn std::error::Error + Send + Sync>>),
     /// Shut the connection down gracefully: the server drains, or it sat idle.
     Close(&'static str),
+    /// The client reset more streams than it may: stop reading it for a while.
+    Pause,
+    /// The pause is over.
+    Resume,
     /// Drop the connection: the drain deadline passed.
     Force,
+    /// Drop the connection: it was asked to close with nothing in flight, and did not.
+    Abandon,
 }
 
 /// Wakes the connection's task when one of its control futures (drain, deadline, idle timer)
@@ -71,6 +97,24 @@ impl Wake for ControlWake {
     }
 }
 
+/// What a serving connection waits for beside hyper.
+fn serving<'a>(
+    shared: &'a Shared,
+    activity: &'a Activity,
+) -> Pin<Box<dyn Future<Output = Event> + Send + 'a>> {
+    Box::pin(async move {
+        tokio::select! {
+            biased;
+            () = shared.force_close.cancelled() => Event::Force,
+            () = shared.graceful.cancelled() => Event::Close("the server is draining"),
+            () = idle_for(activity, shared.config.keep_alive_timeout) => {
+                Event::Close("idle keep-alive connection")
+            }
+            () = activity.reset_flood.notified() => Event::Pause,
+        }
+    })
+}
+
 /// Serves one connection until it ends, the server drains it, or the drain deadline closes
 /// it. `permit` holds the connection's place under `max_connections`.
 pub(crate) async fn serve<I>(
@@ -83,8 +127,13 @@ pub(crate) async fn serve<I>(
 {
     // Shared with the WebSockets this connection upgrades to, which outlive this task.
     let permit = permit.map(Arc::new);
-    let activity = Arc::new(Activity::default());
+    let config = &shared.config;
+    let activity = Arc::new(Activity::new(
+        config.http2_max_concurrent_streams,
+        config.http2_max_client_resets,
+    ));
     let service = ConnService::new(shared.clone(), info, activity.clone(), permit);
+    let io = WriteTimeout::new(io, config.write_timeout);
     let conn = shared
         .http
         .serve_connection_with_upgrades(TokioIo::new(io), service);
@@ -96,17 +145,11 @@ pub(crate) async fn serve<I>(
         task: AtomicWaker::new(),
     });
     let control_waker = Waker::from(wake.clone());
-    let keep_alive = shared.config.keep_alive_timeout;
     // True once the drain deadline gave WebSocket streams time to close.
     let mut grace = false;
-    let mut control: Pin<Box<dyn Future<Output = Event> + Send + '_>> = Box::pin(async {
-        tokio::select! {
-            biased;
-            () = shared.force_close.cancelled() => Event::Force,
-            () = shared.graceful.cancelled() => Event::Close("the server is draining"),
-            () = idle_for(&activity, keep_alive) => Event::Close("idle keep-alive connection"),
-        }
-    });
+    // True while the connection is neither read nor written, after a reset flood.
+    let mut paused = false;
+    let mut control = serving(&shared, &activity);
     loop {
         let event = poll_fn(|cx| {
             wake.task.register(cx.waker());
@@ -115,6 +158,9 @@ pub(crate) async fn serve<I>(
                 if let Poll::Ready(event) = control.as_mut().poll(&mut control_cx) {
                     return Poll::Ready(event);
                 }
+            }
+            if paused {
+                return Poll::Pending;
             }
             conn.as_mut().poll(cx).map(Event::Ended)
         })
@@ -127,6 +173,23 @@ pub(crate) async fn serve<I>(
                 tracing::debug!(error = %e, "connection ended with an error");
                 break;
             }
+            Event::Pause => {
+                tracing::info!(
+                    "HTTP/2 client over its stream reset allowance: pausing its connection"
+                );
+                paused = true;
+                control = Box::pin(async {
+                    tokio::select! {
+                        biased;
+                        () = shared.force_close.cancelled() => Event::Force,
+                        () = tokio::time::sleep(RESET_FLOOD_PAUSE) => Event::Resume,
+                    }
+                });
+            }
+            Event::Resume => {
+                paused = false;
+                control = serving(&shared, &activity);
+            }
             // A forced stop (`shutdown_now`) does not wait for close handshakes.
             Event::Force
                 if activity.websockets.load(Ordering::Acquire) > 0
@@ -138,7 +201,8 @@ pub(crate) async fn serve<I>(
                 // then is dropped.
                 tracing::debug!("waiting for WebSocket close handshakes before closing");
                 grace = true;
-                let close_timeout = shared.config.websocket.close_timeout;
+                paused = false;
+                let close_timeout = config.websocket.close_timeout;
                 control = Box::pin(async move {
                     match close_timeout {
                         Some(timeout) => tokio::time::sleep(timeout).await,
@@ -146,22 +210,30 @@ pub(crate) async fn serve<I>(
                     }
                     Event::Force
                 });
-                wake.signaled.store(true, Ordering::Release);
             }
             Event::Force => {
                 tracing::debug!("closing a connection still busy at the drain deadline");
                 break;
             }
+            Event::Abandon => {
+                tracing::debug!("dropping a connection with nothing in flight that did not close");
+                break;
+            }
             Event::Close(why) => {
                 tracing::debug!("shutting down a connection: {why}");
                 conn.as_mut().graceful_shutdown();
+                paused = false;
                 control = Box::pin(async {
-                    shared.force_close.cancelled().await;
-                    Event::Force
+                    tokio::select! {
+                        biased;
+                        () = shared.force_close.cancelled() => Event::Force,
+                        () = idle_for(&activity, Some(IDLE_CLOSE_GRACE)) => Event::Abandon,
+                    }
                 });
-                wake.signaled.store(true, Ordering::Release);
             }
         }
+        // The control future changed: poll it once to register with what it waits for.
+        wake.signaled.store(true, Ordering::Release);
     }
 }
 
@@ -206,7 +278,8 @@ mod tests {
         drop(ActivityGuard::new(&activity));
         let last_request = tokio::time::Instant::now();
         idle.await;
-        assert!(last_request.elapsed() >= TIMEOUT);
+        // From the end of the request, not from when the timer next looked.
+        assert_eq!(last_request.elapsed(), TIMEOUT);
     }
 
     #[tokio::test(start_paused = true)]

@@ -29,6 +29,9 @@ pub(crate) enum Closed {
     ResponseComplete,
     /// The request body went over the server's limit; the client got (or gets) a 413.
     BodyTooLarge,
+    /// The request body was malformed (a bad chunk size, say); the client got (or gets) a
+    /// 400.
+    MalformedBody,
 }
 
 // The head is large (a whole response head) but lives inside the exchange's one allocation per
@@ -184,11 +187,11 @@ impl<B> Exchange<B> {
         self.close(Closed::ClientGone);
     }
 
-    /// The request body went over the limit: answers 413 with `response` if no head was sent
-    /// yet, and ends the request for the app.
-    pub(crate) fn reject_body(&self, response: Response<B>) {
+    /// The request body is refused (`why`: over the limit, or malformed): answers with
+    /// `response` (413, 400) if no head was sent yet, and ends the request for the app.
+    pub(crate) fn reject_body(&self, response: Response<B>, why: Closed) {
         self.send_server_head(response);
-        self.close(Closed::BodyTooLarge);
+        self.close(why);
     }
 
     /// True once the client is gone.
@@ -286,7 +289,10 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_answers_413_in_place_of_the_app() {
         let exchange = Exchange::<ResponseBody>::new();
-        exchange.reject_body(server_response(StatusCode::PAYLOAD_TOO_LARGE, true));
+        exchange.reject_body(
+            server_response(StatusCode::PAYLOAD_TOO_LARGE, true),
+            Closed::BodyTooLarge,
+        );
         assert_eq!(exchange.outcome().1, Some(Closed::BodyTooLarge));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         let mut cx = Context::from_waker(std::task::Waker::noop());

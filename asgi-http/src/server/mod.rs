@@ -47,7 +47,9 @@
 //! - `listener`: the [`Listener`] trait and [`Peer`]; TCP and Unix domain sockets.
 //! - `accept`: the accept loop, generic over the listener, under `max_connections`.
 //! - `connection`: one connection's task: hyper serves it; keep-alive idle timer, graceful
-//!   and forced close.
+//!   and forced close, the pause of a client that resets too many streams.
+//! - `write_timeout`: the connection's socket, whose writes give up on a client that takes
+//!   nothing.
 //! - `service`: hyper's service: each request is checked, dispatched (HTTP or WebSocket),
 //!   and its app polled once inline, then moved to a task of its own if it waits; hyper's
 //!   future only waits for the response head.
@@ -83,6 +85,7 @@ mod send;
 mod service;
 mod shared;
 mod websocket;
+mod write_timeout;
 
 pub use access_log::ACCESS_LOG_TARGET;
 /// The settings of WebSocket connections, for [`Builder::websocket`].
@@ -90,10 +93,12 @@ pub use asgi_ws::WebSocketConfig;
 pub use builder::Builder;
 pub use config::{
     DEFAULT_BIND, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
-    DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
-    DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS, DEFAULT_KEEP_ALIVE_TIMEOUT,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_BODY,
-    DEFAULT_UNIX_SOCKET_MODE,
+    DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL, DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT,
+    DEFAULT_HTTP2_MAX_CLIENT_RESETS, DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS,
+    DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS, DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS,
+    DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADERS,
+    DEFAULT_MAX_REQUEST_BODY, DEFAULT_UNIX_SOCKET_MODE, DEFAULT_WRITE_TIMEOUT,
+    HTTP2_CLIENT_RESETS_REFILL,
 };
 pub use error::ServerError;
 pub use listener::{Listener, Peer};

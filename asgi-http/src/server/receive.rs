@@ -92,11 +92,21 @@ impl RequestBody {
                     });
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    // The connection broke or the stream was reset: the client is gone.
-                    tracing::debug!(error = %e, "reading the request body failed");
                     self.body = None;
-                    self.exchange.close(Closed::ClientGone);
                     self.disconnected = true;
+                    if is_malformed(&e) {
+                        // The client sent a body hyper cannot decode: 400, and the app's
+                        // request ends as if the client had left.
+                        tracing::info!(error = %e, "malformed request body: answering 400");
+                        self.exchange.reject_body(
+                            server_response(StatusCode::BAD_REQUEST, self.http1),
+                            Closed::MalformedBody,
+                        );
+                    } else {
+                        // The connection broke or the stream was reset: the client is gone.
+                        tracing::debug!(error = %e, "reading the request body failed");
+                        self.exchange.close(Closed::ClientGone);
+                    }
                     return Poll::Ready(ReceiveEvent::HttpDisconnect);
                 }
                 Poll::Pending => break,
@@ -120,10 +130,27 @@ impl RequestBody {
         // rather than read much more); the 413 asks an HTTP/1 client to close.
         self.body = None;
         self.disconnected = true;
-        self.exchange
-            .reject_body(server_response(StatusCode::PAYLOAD_TOO_LARGE, self.http1));
+        self.exchange.reject_body(
+            server_response(StatusCode::PAYLOAD_TOO_LARGE, self.http1),
+            Closed::BodyTooLarge,
+        );
         ReceiveEvent::HttpDisconnect
     }
+}
+
+/// True when reading the body failed because the client sent something hyper's decoder
+/// refuses (a chunk size that is not hex or overflows, a bare LF in a chunk extension): hyper
+/// reports those as `InvalidData` or `InvalidInput` I/O errors, while a client that left
+/// gives an unexpected EOF, a reset, or an HTTP/2 error.
+fn is_malformed(error: &hyper::Error) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::InvalidInput
+            )
+        })
 }
 
 #[async_trait]

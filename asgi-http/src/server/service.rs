@@ -13,14 +13,14 @@ use asgi_core::protocol::SendProtocol;
 use asgi_core::{Error, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
 use futures_util::FutureExt;
-use http::header::TE;
+use http::header::{HOST, TE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::ext::Protocol;
 use hyper::service::Service;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 
 use super::access_log::AccessLog;
 use super::body::{ResponseBody, ServerExchange, server_response};
@@ -69,6 +69,8 @@ impl ConnService {
         ResponseFuture {
             state: FutureState::Ready(Some(server_response(status, close))),
             finish: Some(finish),
+            http2: None,
+            yielded: false,
         }
     }
 }
@@ -91,6 +93,10 @@ impl Service<Request<Incoming>> for ConnService {
         // HTTP/2 header block is only bounded in bytes, so its count is checked here.
         if request.headers().len() > self.shared.config.max_headers {
             return self.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, false, finish);
+        }
+        if let Some(why) = malformed_head(&request) {
+            tracing::info!("{why}: answering 400");
+            return self.reject(StatusCode::BAD_REQUEST, http1, finish);
         }
         let limit = self.shared.config.max_request_body;
         if let Some(limit) = limit {
@@ -124,6 +130,8 @@ impl ConnService {
         ResponseFuture {
             state: FutureState::Handshake(future),
             finish: Some(finish),
+            http2: None,
+            yielded: false,
         }
     }
 
@@ -161,15 +169,70 @@ impl ConnService {
             method,
             target,
         ));
-        ResponseFuture {
-            state: FutureState::Inline {
-                run: Some(run),
-                exchange,
-                tasks: self.shared.app_tasks.clone(),
+        let tasks = self.shared.app_tasks.clone();
+        // An HTTP/2 request's app call takes one of the connection's permits, held until the
+        // app returns; without one, it waits.
+        let calls = if http1 {
+            None
+        } else {
+            self.activity.app_calls.clone()
+        };
+        let state = match calls {
+            Some(calls) => match calls.clone().try_acquire_owned() {
+                Ok(permit) => FutureState::Inline {
+                    run: Some(run),
+                    permit: Some(permit),
+                    exchange,
+                    tasks,
+                },
+                Err(_) => FutureState::Queued {
+                    permit: Box::pin(calls.acquire_owned()),
+                    run,
+                    exchange,
+                    tasks,
+                },
             },
+            None => FutureState::Inline {
+                run: Some(run),
+                permit: None,
+                exchange,
+                tasks,
+            },
+        };
+        ResponseFuture {
+            state,
             finish: Some(finish),
+            http2: (!http1).then(|| self.activity.clone()),
+            yielded: false,
         }
     }
+}
+
+/// Why the request head is malformed in a way hyper's parser lets through, if it is.
+///
+/// - HTTP/1.1 requires exactly one `Host` header (RFC 9112 3.2): a request without one, or
+///   with two (which the app could read either way), gets 400. HTTP/1.0 may leave it out;
+///   HTTP/2 carries `:authority`.
+/// - The request target must be ASCII (RFC 9112 3.2, RFC 3986): raw bytes above 127 get
+///   400, as uvicorn answers; percent-encoded ones are what clients send.
+fn malformed_head<B>(request: &Request<B>) -> Option<&'static str> {
+    if request.version() == Version::HTTP_11 {
+        let mut hosts = request.headers().get_all(HOST).iter();
+        if hosts.next().is_none() {
+            return Some("HTTP/1.1 request without a Host header");
+        }
+        if hosts.next().is_some() {
+            return Some("HTTP/1.1 request with more than one Host header");
+        }
+    }
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("", PathAndQuery::as_str);
+    if !target.is_ascii() {
+        return Some("raw non-ASCII bytes in the request target");
+    }
+    None
 }
 
 /// True for an HTTP/2 WebSocket request (RFC 8441): `CONNECT` with `:protocol websocket`.
@@ -216,7 +279,10 @@ async fn run_app(
         .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
     let path = target.as_ref().map_or("/", PathAndQuery::as_str);
     let (progress, closed) = exchange.outcome();
-    let client_gone = matches!(closed, Some(Closed::ClientGone | Closed::BodyTooLarge));
+    let client_gone = matches!(
+        closed,
+        Some(Closed::ClientGone | Closed::BodyTooLarge | Closed::MalformedBody)
+    );
     match result {
         Err(e) if !e.is_disconnected() => match progress {
             Progress::NotStarted if client_gone => {
@@ -265,6 +331,17 @@ enum FutureState {
     Inline {
         /// The app's run; `None` once it was polled or spawned.
         run: Option<AppRun>,
+        /// The app call's place among the connection's (HTTP/2), held until the app returns.
+        permit: Option<OwnedSemaphorePermit>,
+        exchange: Arc<ServerExchange>,
+        tasks: tokio_util::task::TaskTracker,
+    },
+    /// The connection has as many app calls running as it may (HTTP/2): the app is called
+    /// once one of them returns. Dropped meanwhile (the client reset the stream), the app is
+    /// never called.
+    Queued {
+        permit: Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>,
+        run: AppRun,
         exchange: Arc<ServerExchange>,
         tasks: tokio_util::task::TaskTracker,
     },
@@ -285,6 +362,12 @@ pub(crate) struct ResponseFuture {
     /// Ends the request once hyper is done with the response; handed to the response body
     /// with the head.
     finish: Option<Finish>,
+    /// The connection of an HTTP/2 request: dropped before its head, the client reset its
+    /// stream, and the connection counts it.
+    http2: Option<Arc<Activity>>,
+    /// True once the first poll of an HTTP/2 request gave hyper its turn to look for a
+    /// reset of the stream.
+    yielded: bool,
 }
 
 /// The end-of-request guard of this server's responses.
@@ -301,6 +384,35 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
+        if this.http2.is_some() && !this.yielded {
+            // hyper looks for the client's RST_STREAM only while this future is pending, and
+            // it reads a whole batch of frames before it accepts the streams in it: a stream
+            // reset in the same batch as its request ("rapid reset") is dropped here, after
+            // one turn of the scheduler, before its app is called.
+            this.yielded = true;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        if let FutureState::Queued { permit, .. } = &mut this.state {
+            let Poll::Ready(permit) = permit.as_mut().poll(cx) else {
+                return Poll::Pending;
+            };
+            if let FutureState::Queued {
+                run,
+                exchange,
+                tasks,
+                ..
+            } = std::mem::replace(&mut this.state, FutureState::Done)
+            {
+                this.state = FutureState::Inline {
+                    run: Some(run),
+                    // The semaphore is never closed.
+                    permit: permit.ok(),
+                    exchange,
+                    tasks,
+                };
+            }
+        }
         let mut response = match &mut this.state {
             FutureState::Ready(response) => match response.take() {
                 Some(response) => response,
@@ -308,13 +420,14 @@ impl Future for ResponseFuture {
             },
             FutureState::Inline {
                 run,
+                permit,
                 exchange,
                 tasks,
             } => {
                 if let Some(mut app) = run.take() {
                     // `run_app` catches the app's panics itself, so this poll does not unwind.
                     if app.as_mut().poll(cx).is_pending() {
-                        tasks.spawn(app);
+                        spawn(tasks, app, permit.take());
                     }
                 }
                 let exchange = exchange.clone();
@@ -329,6 +442,7 @@ impl Future for ResponseFuture {
                 Poll::Ready(response) => response,
                 Poll::Pending => return Poll::Pending,
             },
+            FutureState::Queued { .. } => return Poll::Pending,
             FutureState::Handshake(future) => match future.as_mut().poll(cx) {
                 Poll::Ready(response) => response,
                 Poll::Pending => return Poll::Pending,
@@ -346,23 +460,43 @@ impl Future for ResponseFuture {
 
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
-        match &mut self.state {
-            FutureState::Waiting(exchange) => exchange.abandon_head(),
+        let abandoned = match &mut self.state {
+            FutureState::Waiting(exchange) | FutureState::Queued { exchange, .. } => {
+                exchange.abandon_head();
+                true
+            }
             FutureState::Inline {
                 run,
+                permit,
                 exchange,
                 tasks,
             } => {
                 exchange.abandon_head();
-                // Dropped before its first poll: the app still runs, and learns from `recv`
-                // that the client left.
+                // Dropped before its first poll: an HTTP/1 app still runs, and learns from
+                // `recv` that the client left; an HTTP/2 stream was reset before its app was
+                // called, and the app is not called.
                 if let Some(app) = run.take() {
-                    tasks.spawn(app);
+                    if self.http2.is_none() {
+                        spawn(tasks, app, permit.take());
+                    }
                 }
+                true
             }
-            _ => {}
+            _ => false,
+        };
+        if let (true, Some(activity)) = (abandoned, &self.http2) {
+            activity.client_reset();
         }
     }
+}
+
+/// Runs the rest of an app call in a task of the server's, holding its `permit` until the
+/// app returns.
+fn spawn(tasks: &tokio_util::task::TaskTracker, app: AppRun, permit: Option<OwnedSemaphorePermit>) {
+    tasks.spawn(async move {
+        app.await;
+        drop(permit);
+    });
 }
 
 /// One request's app run, boxed so that it can move into a task of its own half-way.

@@ -4,17 +4,18 @@
 //! settings and the listener's [`Peer`].
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use asgi_core::{App, ServerAddr, Shutdown, State};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::config::Config;
+use super::config::{Config, HTTP2_CLIENT_RESETS_REFILL};
 use super::listener::Peer;
 
 /// What every connection of a running server shares.
@@ -61,7 +62,8 @@ pub(crate) struct ConnInfo {
     pub(crate) server: ServerAddr,
 }
 
-/// Counts a connection's requests in flight, for the keep-alive idle timer.
+/// Counts a connection's requests in flight, for the keep-alive idle timer, and what its
+/// HTTP/2 client may still do: app calls, stream resets.
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     /// Requests whose response hyper has not finished with.
@@ -70,9 +72,84 @@ pub(crate) struct Activity {
     pub(crate) started: AtomicU64,
     /// Notified when `active` drops to zero.
     pub(crate) idle: Notify,
+    /// When a request last ended: the keep-alive idle timeout counts from there.
+    pub(crate) last_ended: Mutex<Option<Instant>>,
     /// HTTP/2 streams carrying a WebSocket: at the drain deadline the connection gives their
     /// close handshakes time before it is dropped.
     pub(crate) websockets: AtomicUsize,
+    /// The app calls of the connection's HTTP/2 requests: one permit each, held until the
+    /// app returns, even after the client reset its stream; `None`: no limit.
+    pub(crate) app_calls: Option<Arc<Semaphore>>,
+    /// How many more streams the client may reset; `None`: no limit.
+    resets: Option<Mutex<ResetAllowance>>,
+    /// Notified when the client reset a stream over its allowance.
+    pub(crate) reset_flood: Notify,
+}
+
+impl Activity {
+    /// The activity of a new connection: up to `app_calls` app calls at once for its HTTP/2
+    /// requests, and `resets` stream resets (refilled over [`HTTP2_CLIENT_RESETS_REFILL`]).
+    pub(crate) fn new(app_calls: Option<u32>, resets: Option<u32>) -> Self {
+        Activity {
+            app_calls: app_calls.map(|max| {
+                let max = usize::try_from(max).unwrap_or(usize::MAX);
+                Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS)))
+            }),
+            resets: resets.map(|max| Mutex::new(ResetAllowance::new(max))),
+            ..Activity::default()
+        }
+    }
+
+    /// Counts a stream the client reset before its response was complete; over the
+    /// allowance, the connection's task hears of it.
+    pub(crate) fn client_reset(&self) {
+        let Some(resets) = &self.resets else {
+            return;
+        };
+        if !lock(resets).take(Instant::now()) {
+            self.reset_flood.notify_one();
+        }
+    }
+}
+
+/// Locks `mutex`; nothing panics while these locks are held, so a poisoned one still guards
+/// consistent data.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A token bucket of stream resets: `max` at once, refilled at `max` per
+/// [`HTTP2_CLIENT_RESETS_REFILL`].
+#[derive(Debug)]
+struct ResetAllowance {
+    max: f64,
+    left: f64,
+    counted: Instant,
+}
+
+impl ResetAllowance {
+    fn new(max: u32) -> Self {
+        ResetAllowance {
+            max: f64::from(max),
+            left: f64::from(max),
+            counted: Instant::now(),
+        }
+    }
+
+    /// Takes one reset at `now`; false when none was left.
+    fn take(&mut self, now: Instant) -> bool {
+        let refilled = now.saturating_duration_since(self.counted).as_secs_f64()
+            / HTTP2_CLIENT_RESETS_REFILL.as_secs_f64()
+            * self.max;
+        self.left = (self.left + refilled).min(self.max);
+        self.counted = now;
+        if self.left >= 1.0 {
+            self.left -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// One request in flight on a connection; dropped when hyper is done with its response.
@@ -89,6 +166,9 @@ impl ActivityGuard {
 
 impl Drop for ActivityGuard {
     fn drop(&mut self) {
+        // Set before the count drops, so that the idle timer, once it sees no request in
+        // flight, also sees when the last one ended.
+        *lock(&self.0.last_ended) = Some(Instant::now());
         if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.0.idle.notify_one();
         }
