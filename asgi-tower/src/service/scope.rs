@@ -132,11 +132,15 @@ fn mounted_target(uri: &Uri, extensions: &http::Extensions) -> (Target, String) 
         let seen = split(uri);
         if let Some(original) = extensions.get::<axum::extract::OriginalUri>() {
             let full = split(&original.0);
-            if seen.path != "/" {
-                if let Some(root) = full.path.strip_suffix(seen.path.as_str()) {
-                    let root = root.to_owned();
-                    return (full, root);
-                }
+            // A nested service sees `/` for both `/prefix` and `/prefix/`.
+            let root = if seen.path == "/" {
+                Some(full.path.strip_suffix('/').unwrap_or(&full.path))
+            } else {
+                full.path.strip_suffix(seen.path.as_str())
+            };
+            if let Some(root) = root {
+                let root = root.to_owned();
+                return (full, root);
             }
         }
         if let Some(nested) = extensions.get::<axum::extract::NestedPath>() {
