@@ -11,12 +11,15 @@
 //! - [`http`] (`asgi-http`): the HTTP server and the helpers for app authors.
 //! - [`ws`] (`asgi-ws`): the WebSocket protocol.
 //! - [`wsgi`] (`asgi-wsgi-compat`): the synchronous `environ` / `start_response` interface.
+//! - [`tower`] (`asgi-tower`): tower interop both ways: an axum router or tower-http stack as
+//!   an app, an app as a tower service.
 //! - [`prelude`]: what most applications import.
 
 pub use asgi_core as core;
 pub use asgi_http as http;
 pub use asgi_ws as ws;
 pub use asgi_wsgi_compat as wsgi;
+pub use asgi_tower as tower;
 
 /// What most applications import: `use asgi::prelude::*;`.
 pub mod prelude {

@@ -8,6 +8,7 @@
 //! cargo bench --bench load -- http         # hello, 1 GiB download, 1 GiB upload
 //! cargo bench --bench load -- ws           # WebSocket echo, 10,000 idle sockets
 //! cargo bench --bench load -- wsgi         # the WSGI adapter's hello and 1 GiB upload
+//! cargo bench --bench load -- tower        # asgi-tower's adapters against axum (tower.rs)
 //! ```
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per run, default 10), `LOAD_ROUNDS`
@@ -28,6 +29,7 @@
 mod baseline;
 mod client;
 mod process;
+mod tower;
 
 use std::time::Duration;
 
@@ -74,6 +76,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .position(|a| a == "--bind")
             .and_then(|j| args.get(j + 1))
             .ok_or("--serve needs --bind ADDR")?;
+        if let Some(kind) = kind.strip_prefix("tower-") {
+            return tower::serve(kind, bind.parse()?);
+        }
         return baseline::serve(kind, bind.parse()?);
     }
     if let Some(status) = process::pin_to_client_cpu(&args)? {
@@ -97,7 +102,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "http" => http_suite(&settings).await?,
                 "ws" => ws_suite(&settings).await?,
                 "wsgi" => wsgi_suite(&settings).await?,
-                other => return Err(format!("unknown suite {other:?}: http, ws or wsgi").into()),
+                "tower" => tower::suite(&settings).await?,
+                other => {
+                    return Err(format!("unknown suite {other:?}: http, ws, wsgi or tower").into());
+                }
             }
         }
         Ok(())

@@ -1,0 +1,278 @@
+//! The app of one request, polled by the tower side, and [`AppBody`], the response body it
+//! feeds.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use asgi_core::{Error, SendEvent};
+use asgi_ws::DenialBody;
+use bytes::Bytes;
+use futures_util::{FutureExt, Stream};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+
+use super::exchange::Exchange;
+
+/// The future of an app's `call`, owning everything it needs.
+pub(crate) type AppFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+
+/// The app of one request, polled inline by whoever waits for its events: the response
+/// future until `http.response.start`, then the response body. No task is spawned while
+/// someone waits; when the waiter is dropped (the client left, or the response completed
+/// while the app still works) the app moves to a task of its own, with the request over, so
+/// its `recv` returns `http.disconnect` and its `send` returns `Disconnected`: app code is
+/// never cancelled mid-await without notice.
+pub(crate) struct Running {
+    app: Option<AppFuture>,
+    exchange: Exchange,
+    /// What the app returned when it failed or panicked, for the `500` or the aborted body.
+    failure: Option<Error>,
+}
+
+impl Running {
+    pub(crate) fn new(app: AppFuture, exchange: Exchange) -> Self {
+        Running {
+            app: Some(app),
+            exchange,
+            failure: None,
+        }
+    }
+
+    /// The app's next event, polling the app while there is none; `None` once the app
+    /// dropped its sender (it returned) and every event was taken.
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SendEvent>> {
+        loop {
+            if let Poll::Ready(event) = self.exchange.poll_event(cx) {
+                return Poll::Ready(event);
+            }
+            let Some(app) = &mut self.app else {
+                // The app returned but gave its sender to a task that still holds it.
+                return Poll::Pending;
+            };
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx)));
+            let result = match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(result)) => result,
+                Err(payload) => Err(Error::from_panic(payload)),
+            };
+            self.app = None;
+            match result {
+                Err(e) if e.is_disconnected() => {
+                    tracing::debug!("ASGI app ended: client disconnected");
+                }
+                Err(e) => self.failure = Some(e),
+                Ok(()) => {}
+            }
+        }
+    }
+
+    /// The app's failure, or a description of the premature end.
+    pub(crate) fn take_failure(&mut self, what: &str) -> Error {
+        self.failure
+            .take()
+            .unwrap_or_else(|| Error::msg(format!("the app returned {what}")))
+    }
+
+    /// Ends the request for the app (see [`Exchange::end`]).
+    pub(crate) fn end(&self) {
+        self.exchange.end();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.exchange.end();
+        let Some(app) = self.app.take() else {
+            return;
+        };
+        // Outside a runtime (a body dropped by a non-tokio host) the app cannot go on: it
+        // is dropped, which is all that is left to do.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                match AssertUnwindSafe(app).catch_unwind().await {
+                    Ok(Err(e)) if !e.is_disconnected() => {
+                        tracing::error!(error = %e, "ASGI app failed after its client left");
+                    }
+                    Err(payload) => {
+                        let e = Error::from_panic(payload);
+                        tracing::error!(error = %e, "ASGI app failed after its client left");
+                    }
+                    _ => {}
+                }
+            });
+        }
+    }
+}
+
+/// The response body of an [`AsgiService`](crate::AsgiService): the app's
+/// `http.response.body` events (and `http.response.trailers`) as they are sent.
+///
+/// - A response of one start and one final body event is a full body: nothing is polled
+///   after the head.
+/// - Otherwise each frame is the next body event; the app's `send` waits until this body is
+///   polled for the previous one (a one-event hand-off), so a slow client slows the app
+///   down and memory stays bounded.
+/// - Trailers the app declared (`trailers: true`) come as a trailers frame.
+/// - Dropping the body before its end (the client left) ends the request for the app: its
+///   `recv` returns `http.disconnect`, its `send` returns `Disconnected`.
+///
+/// # Errors
+///
+/// A frame is an [`Error`] when the app failed, panicked or returned before its last body
+/// event (the server then aborts the response, so a truncated body never looks complete),
+/// or sent `http.response.pathsend` (not supported here: the scope does not declare it).
+pub struct AppBody {
+    kind: Kind,
+}
+
+enum Kind {
+    Full(Option<Bytes>),
+    Streaming(Streaming),
+    Denial(DenialBody),
+}
+
+struct Streaming {
+    running: Running,
+    /// An event taken while looking for the fast path, not yet turned into a frame.
+    peeked: Option<SendEvent>,
+    /// The start declared trailers: the final body event is followed by trailers events.
+    trailers_declared: bool,
+    /// Trailers fields gathered from `more_trailers` events.
+    trailers: HeaderMap,
+    done: bool,
+}
+
+impl AppBody {
+    /// A body of one chunk.
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        AppBody {
+            kind: Kind::Full((!bytes.is_empty()).then_some(bytes)),
+        }
+    }
+
+    pub(crate) fn streaming(
+        running: Running,
+        peeked: Option<SendEvent>,
+        trailers_declared: bool,
+    ) -> Self {
+        AppBody {
+            kind: Kind::Streaming(Streaming {
+                running,
+                peeked,
+                trailers_declared,
+                trailers: HeaderMap::new(),
+                done: false,
+            }),
+        }
+    }
+
+    pub(crate) fn denial(body: DenialBody) -> Self {
+        AppBody {
+            kind: Kind::Denial(body),
+        }
+    }
+}
+
+impl fmt::Debug for AppBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.kind {
+            Kind::Full(_) => "full",
+            Kind::Streaming(_) => "streaming",
+            Kind::Denial(_) => "denial",
+        };
+        f.debug_struct("AppBody").field("kind", &kind).finish()
+    }
+}
+
+impl Streaming {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        while !self.done {
+            let event = match self.peeked.take() {
+                Some(event) => Some(event),
+                None => std::task::ready!(self.running.poll_event(cx)),
+            };
+            match event {
+                Some(SendEvent::HttpResponseBody { body, more_body }) => {
+                    if !more_body && !self.trailers_declared {
+                        self.finish();
+                    }
+                    if !body.is_empty() {
+                        return Poll::Ready(Some(Ok(Frame::data(body))));
+                    }
+                }
+                Some(SendEvent::HttpResponseTrailers {
+                    headers,
+                    more_trailers,
+                }) => {
+                    self.trailers.extend(headers);
+                    if !more_trailers {
+                        self.finish();
+                        let fields = std::mem::take(&mut self.trailers);
+                        return Poll::Ready(Some(Ok(Frame::trailers(fields))));
+                    }
+                }
+                Some(other) => {
+                    self.done = true;
+                    let e = Error::msg(format!(
+                        "`{}` is not supported by AsgiService",
+                        other.type_name()
+                    ));
+                    tracing::error!(error = %e, "ASGI response aborted");
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {
+                    self.done = true;
+                    let e = self
+                        .running
+                        .take_failure("before its response was complete");
+                    tracing::error!(error = %e, "ASGI response aborted");
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+        Poll::Ready(None)
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        // The response is complete: the app's `recv` may return `http.disconnect` now.
+        self.running.end();
+    }
+}
+
+impl Body for AppBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match &mut self.get_mut().kind {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Streaming(streaming) => streaming.poll_frame(cx),
+            Kind::Denial(body) => Pin::new(body)
+                .poll_next(cx)
+                .map(|chunk| chunk.map(|chunk| chunk.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Streaming(streaming) => streaming.done,
+            Kind::Denial(_) => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            _ => SizeHint::default(),
+        }
+    }
+}

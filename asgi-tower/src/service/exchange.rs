@@ -1,0 +1,225 @@
+//! What one request shares between the app's `receive` / `send` and the tower side: a
+//! one-event hand-off slot for the app's events, and the "request over" flag.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use asgi_core::protocol::SendProtocol;
+use asgi_core::{BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait};
+use bytes::{Buf, Bytes};
+use http_body::Body;
+
+/// The state of one request, behind one lock (held for a field move only).
+#[derive(Default)]
+struct Slots {
+    /// The app's next event, not yet taken by the response side. One event: the hand-off is
+    /// bounded, so a client that does not read makes the app's `send` wait.
+    event: Option<SendEvent>,
+    /// The response side waits for an event.
+    taker: Option<Waker>,
+    /// The app's `send` waits for the slot to empty.
+    sender: Option<Waker>,
+    /// The app's `recv` waits for the request to end.
+    receiver: Option<Waker>,
+    /// The app's sender is gone (the app returned or dropped it).
+    sender_gone: bool,
+    /// The request is over: the response completed or the client left. `recv` returns
+    /// `http.disconnect`, `send` returns `Disconnected`.
+    over: bool,
+}
+
+/// The shared state of one request; each side holds a clone.
+#[derive(Clone, Default)]
+pub(crate) struct Exchange {
+    slots: Arc<Mutex<Slots>>,
+}
+
+impl Exchange {
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // Held for field moves only, never across a panic point.
+        self.slots
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The app's next event; `None` once its sender is gone and the slot is empty.
+    pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<SendEvent>> {
+        let mut slots = self.lock();
+        if let Some(event) = slots.event.take() {
+            if let Some(waker) = slots.sender.take() {
+                waker.wake();
+            }
+            return Poll::Ready(Some(event));
+        }
+        if slots.sender_gone {
+            return Poll::Ready(None);
+        }
+        slots.taker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Ends the request for the app: its `recv` returns `http.disconnect` once the body is
+    /// read, its `send` returns `Disconnected`. Idempotent.
+    pub(crate) fn end(&self) {
+        let mut slots = self.lock();
+        slots.over = true;
+        slots.event = None;
+        let wakers = [slots.sender.take(), slots.receiver.take()];
+        drop(slots);
+        for waker in wakers.into_iter().flatten() {
+            waker.wake();
+        }
+    }
+}
+
+/// The app's `send`: checks the protocol order, then waits for the slot.
+pub(crate) struct AppSink {
+    exchange: Exchange,
+    protocol: SendProtocol,
+}
+
+impl AppSink {
+    pub(crate) fn new(exchange: Exchange, protocol: SendProtocol) -> Self {
+        AppSink { exchange, protocol }
+    }
+}
+
+#[async_trait]
+impl EventSink for AppSink {
+    async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
+        if self.exchange.lock().over {
+            return Err(SendError::Disconnected);
+        }
+        let mut next = self.protocol.clone();
+        next.check(&event)?;
+        let mut event = Some(event);
+        poll_fn(|cx| {
+            let mut slots = self.exchange.lock();
+            if slots.over {
+                return Poll::Ready(Err(SendError::Disconnected));
+            }
+            if slots.event.is_some() {
+                slots.sender = Some(cx.waker().clone());
+                return Poll::Pending;
+            }
+            slots.event = event.take();
+            let taker = slots.taker.take();
+            drop(slots);
+            if let Some(waker) = taker {
+                waker.wake();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await?;
+        // Only a delivered event moves the protocol on.
+        self.protocol = next;
+        Ok(())
+    }
+}
+
+impl Drop for AppSink {
+    fn drop(&mut self) {
+        let mut slots = self.exchange.lock();
+        slots.sender_gone = true;
+        let taker = slots.taker.take();
+        drop(slots);
+        if let Some(waker) = taker {
+            waker.wake();
+        }
+    }
+}
+
+/// The app's `receive`: the request body as `http.request` events, pulled as the app asks
+/// (backpressure on the client), then `http.disconnect` once the request is over.
+pub(crate) struct BodySource<B> {
+    body: Reading<B>,
+    exchange: Exchange,
+}
+
+enum Reading<B> {
+    /// An empty request (`is_end_stream` at once): one empty `http.request` is still due,
+    /// with no body boxed or polled.
+    Empty,
+    /// The body still to read.
+    Body(Pin<Box<B>>),
+    /// The body ended; `recv` waits for the request to be over.
+    Ended,
+    /// The request is over: `http.disconnect` from now on.
+    Disconnected,
+}
+
+impl<B> BodySource<B>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    pub(crate) fn new(body: B, exchange: Exchange) -> Self {
+        let body = if body.is_end_stream() {
+            Reading::Empty
+        } else {
+            Reading::Body(Box::pin(body))
+        };
+        BodySource { body, exchange }
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<ReceiveEvent> {
+        match &mut self.body {
+            Reading::Disconnected => return Poll::Ready(ReceiveEvent::HttpDisconnect),
+            Reading::Empty => {
+                self.body = Reading::Ended;
+                return Poll::Ready(ReceiveEvent::request(Bytes::new(), false));
+            }
+            Reading::Ended => {}
+            Reading::Body(body) => loop {
+                match body.as_mut().poll_frame(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        // Request trailers have no ASGI event: they are skipped.
+                        let Ok(mut data) = frame.into_data() else {
+                            continue;
+                        };
+                        let data = data.copy_to_bytes(data.remaining());
+                        let more_body = !body.is_end_stream();
+                        if !more_body {
+                            self.body = Reading::Ended;
+                        }
+                        return Poll::Ready(ReceiveEvent::request(data, more_body));
+                    }
+                    Poll::Ready(None) => {
+                        self.body = Reading::Ended;
+                        return Poll::Ready(ReceiveEvent::request(Bytes::new(), false));
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        let e: BoxError = e.into();
+                        tracing::debug!(error = %e, "reading the request body failed: client gone");
+                        self.body = Reading::Disconnected;
+                        self.exchange.end();
+                        return Poll::Ready(ReceiveEvent::HttpDisconnect);
+                    }
+                    Poll::Pending => break,
+                }
+            },
+        }
+        let mut slots = self.exchange.lock();
+        if slots.over {
+            drop(slots);
+            self.body = Reading::Disconnected;
+            return Poll::Ready(ReceiveEvent::HttpDisconnect);
+        }
+        slots.receiver = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[async_trait]
+impl<B> EventSource for BodySource<B>
+where
+    B: Body + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    async fn recv(&mut self) -> ReceiveEvent {
+        // Cancel safe: an event is only taken out when it is returned.
+        poll_fn(|cx| self.poll_event(cx)).await
+    }
+}

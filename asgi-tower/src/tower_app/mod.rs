@@ -1,0 +1,435 @@
+//! [`TowerApp`]: a tower [`Service`] over `http` types (an axum `Router`, a tower-http stack,
+//! a hyper service) as an ASGI [`App`].
+
+mod body;
+
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::Arc;
+
+use asgi_core::extensions::HTTP_RESPONSE_TRAILERS;
+use asgi_core::{
+    App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent,
+    Sender, async_trait,
+};
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderValue, TE, TRAILER};
+use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http_body::Body;
+use http_body_util::BodyExt;
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use tower_service::Service;
+
+pub use body::ReceiverBody;
+
+/// What a path may hold in a URI without escaping: everything but controls, space and the
+/// characters RFC 3986 reserves for other parts of a URI (`"`, `#`, `<`, `>`, `?`, `` ` ``,
+/// `{`, `}`, `%`). Used only when the scope's `raw_path` cannot give the route path.
+const PATH: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'%');
+
+/// A tower [`Service`] as an ASGI [`App`]: an axum `Router`, a tower-http stack or a hyper
+/// service mounted beside ASGI and WSGI apps, served by any ASGI server.
+///
+/// # The request
+///
+/// An HTTP scope becomes an `http::Request<`[`ReceiverBody`]`>`:
+///
+/// - the method, the headers and the HTTP version;
+/// - the URI: the scope's route path (its `path` with `root_path` taken off, percent-encoded
+///   as it came on the wire) and `query_string`. A service under a
+///   [`Mount`](asgi_http::mount::Mount) at `/api` sees `/users` for `/api/users`, as a router
+///   nested with axum's `nest` does; with the `axum` feature, the full URI is in axum's
+///   `OriginalUri` extension;
+/// - extensions: the client address as `SocketAddr` and (with the `axum` feature) as axum's
+///   `ConnectInfo<SocketAddr>`, so that `ConnectInfo` extractors work; the lifespan
+///   [`State`](asgi_core::State); the server's [`ShutdownSignal`](asgi_core::ShutdownSignal);
+///   the scope's `root_path` as [`RootPath`].
+///
+/// The body streams from the scope's `http.request` events as the service reads it; a client
+/// that leaves makes it fail with a disconnect error.
+///
+/// # The response
+///
+/// Its status and headers become `http.response.start`, its data frames `http.response.body`
+/// events, sent as the service's body yields them: each `send` waits for the client
+/// (backpressure), so a large download never sits in memory. Trailers become
+/// `http.response.trailers` when the scope declares the trailers extension and either the
+/// response names its trailers (`Trailer` header) or the request asked for them
+/// (`TE: trailers`); otherwise they are dropped.
+///
+/// The response head is held back until the body's first frame: an error from the service,
+/// or from its body before the first frame, makes `call` fail and the server answers `500`;
+/// a body that fails later makes `call` fail after the start, and the server aborts the
+/// response so that a truncated body never looks complete. A panic in the service unwinds
+/// into the server, which treats it the same way.
+///
+/// # Other scopes
+///
+/// - Lifespan: acknowledged (`startup.complete`, `shutdown.complete`).
+/// - WebSocket: handed to the [`websocket`](TowerApp::websocket) fallback app, else refused
+///   (`websocket.close` before accept: the server answers `403`).
+///
+/// axum's `WebSocketUpgrade` cannot work here: it takes hyper's `OnUpgrade` from the request
+/// extensions, the handle on the raw connection that hyper hands over after a `101`. An ASGI
+/// server owns the connection and speaks the WebSocket protocol itself (as ASGI
+/// `websocket.*` events); no raw IO reaches the app. Serve WebSockets with an ASGI app
+/// (mounted beside, or as the fallback here), or serve the axum router with `axum::serve`
+/// and nest the ASGI parts in it with [`AsgiService`](crate::AsgiService).
+///
+/// # Example
+///
+/// ```
+/// use asgi_http::mount::Mount;
+/// use asgi_http::test_client::TestClient;
+/// use asgi_tower::TowerApp;
+/// use axum::routing::get;
+///
+/// let router = axum::Router::new().route("/hello", get(|| async { "Hello from axum" }));
+/// let app = Mount::new().mount("/axum", TowerApp::new(router));
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let client = TestClient::new(app);
+/// assert_eq!(client.get("/axum/hello").await?.text(), "Hello from axum");
+/// # Ok::<(), asgi_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct TowerApp<S> {
+    service: S,
+    websocket: Option<Arc<dyn App>>,
+}
+
+/// The scope's `root_path`, in the request's extensions: where the service is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootPath(pub String);
+
+impl<S> TowerApp<S> {
+    /// Wraps `service`.
+    pub fn new(service: S) -> Self {
+        TowerApp {
+            service,
+            websocket: None,
+        }
+    }
+
+    /// The ASGI app for WebSocket scopes, instead of refusing them.
+    pub fn websocket(mut self, app: impl App) -> Self {
+        self.websocket = Some(Arc::new(app));
+        self
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.service
+    }
+
+    /// The wrapped service, taken out.
+    pub fn into_inner(self) -> S {
+        self.service
+    }
+}
+
+impl<S> fmt::Debug for TowerApp<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TowerApp")
+            .field("service", &std::any::type_name::<S>())
+            .field("websocket", &self.websocket.is_some())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<S, ResBody> App for TowerApp<S>
+where
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+        match scope {
+            Scope::Http(http) => {
+                let service = self.service.clone();
+                serve_http(service, http, receive, send).await
+            }
+            Scope::WebSocket(_) => match &self.websocket {
+                Some(app) => app.call(scope, receive, send).await,
+                None => refuse_websocket(send).await,
+            },
+            Scope::Lifespan(_) => acknowledge_lifespan(receive, send).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+async fn refuse_websocket(mut send: Sender) -> Result<(), Error> {
+    send.send(SendEvent::WebSocketClose {
+        code: asgi_core::event::CLOSE_NORMAL,
+        reason: String::new(),
+    })
+    .await?;
+    Ok(())
+}
+
+async fn acknowledge_lifespan(mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    loop {
+        match receive.recv().await {
+            ReceiveEvent::LifespanStartup => send.send(SendEvent::LifespanStartupComplete).await?,
+            ReceiveEvent::LifespanShutdown => {
+                send.send(SendEvent::LifespanShutdownComplete).await?;
+                return Ok(());
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn serve_http<S, ResBody>(
+    mut service: S,
+    scope: HttpScope,
+    receive: Receiver,
+    mut send: Sender,
+) -> Result<(), Error>
+where
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>>,
+    S::Error: Into<BoxError>,
+    ResBody: Body,
+    ResBody::Error: Into<BoxError>,
+{
+    let trailers_allowed = scope.extensions.supports(HTTP_RESPONSE_TRAILERS);
+    let asked_for_trailers = scope
+        .headers
+        .get_all(TE)
+        .iter()
+        .any(|v| has_token(v, b"trailers"));
+    let Some(request) = request_from_scope(scope, receive) else {
+        send.send(SendEvent::response_start(
+            StatusCode::BAD_REQUEST,
+            HeaderMap::new(),
+        ))
+        .await?;
+        send.send(SendEvent::response_body("invalid request target\n", false))
+            .await?;
+        return Ok(());
+    };
+    poll_fn(|cx| service.poll_ready(cx))
+        .await
+        .map_err(|e| Error::new(e.into()))?;
+    let response = service
+        .call(request)
+        .await
+        .map_err(|e| Error::new(e.into()))?;
+    let (parts, body) = response.into_parts();
+    let trailers = trailers_allowed && (asked_for_trailers || parts.headers.contains_key(TRAILER));
+    let start = SendEvent::HttpResponseStart {
+        status: parts.status,
+        headers: parts.headers,
+        trailers,
+    };
+    send_body(body, start, trailers, &mut send).await
+}
+
+/// Sends the response: the start with the first frame (so that an early body error is still
+/// a `500`), then a body event per data frame, each waiting for the client.
+async fn send_body<B>(
+    body: B,
+    start: SendEvent,
+    trailers: bool,
+    send: &mut Sender,
+) -> Result<(), Error>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut start = Some(start);
+    loop {
+        let frame = match body.frame().await {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Err(Error::new(e.into())),
+            None => {
+                if let Some(start) = start.take() {
+                    send.send(start).await?;
+                }
+                send.send(SendEvent::response_body(Bytes::new(), false))
+                    .await?;
+                if trailers {
+                    send_trailers(send, HeaderMap::new()).await?;
+                }
+                return Ok(());
+            }
+        };
+        if let Some(start) = start.take() {
+            send.send(start).await?;
+        }
+        match frame.into_data() {
+            Ok(mut data) => {
+                let chunk = data.copy_to_bytes(data.remaining());
+                let last = body.is_end_stream();
+                if last || !chunk.is_empty() {
+                    send.send(SendEvent::response_body(chunk, !last)).await?;
+                }
+                if last {
+                    if trailers {
+                        send_trailers(send, HeaderMap::new()).await?;
+                    }
+                    return Ok(());
+                }
+            }
+            Err(frame) => {
+                // A trailers frame ends the body.
+                send.send(SendEvent::response_body(Bytes::new(), false))
+                    .await?;
+                match frame.into_trailers() {
+                    Ok(fields) if trailers => send_trailers(send, fields).await?,
+                    Ok(_) => tracing::debug!(
+                        "response trailers dropped: the scope or the request does not allow them"
+                    ),
+                    Err(_) if trailers => send_trailers(send, HeaderMap::new()).await?,
+                    Err(_) => {}
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn send_trailers(send: &mut Sender, headers: HeaderMap) -> Result<(), Error> {
+    send.send(SendEvent::HttpResponseTrailers {
+        headers,
+        more_trailers: false,
+    })
+    .await?;
+    Ok(())
+}
+
+fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
+    value
+        .as_bytes()
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token))
+}
+
+/// The request for a scope; `None` when its path and query make no valid URI.
+fn request_from_scope(scope: HttpScope, receive: Receiver) -> Option<Request<ReceiverBody>> {
+    let uri = route_uri(&scope)?;
+    let version = match scope.http_version {
+        HttpVersion::Http10 => Version::HTTP_10,
+        HttpVersion::Http2 => Version::HTTP_2,
+        _ => Version::HTTP_11,
+    };
+    let mut request = Request::new(ReceiverBody::new(receive));
+    *request.method_mut() = scope.method;
+    *request.version_mut() = version;
+    *request.headers_mut() = scope.headers;
+    let extensions = request.extensions_mut();
+    if let Some(client) = scope.client {
+        extensions.insert(client);
+        #[cfg(feature = "axum")]
+        extensions.insert(axum::extract::ConnectInfo(client));
+    }
+    #[cfg(feature = "axum")]
+    if !scope.root_path.is_empty() {
+        if let Some(original) = original_uri(&scope.raw_path, &scope.path, &scope.query_string) {
+            extensions.insert(axum::extract::OriginalUri(original));
+        }
+    }
+    extensions.insert(scope.state);
+    extensions.insert(scope.shutdown);
+    extensions.insert(RootPath(scope.root_path));
+    *request.uri_mut() = uri;
+    Some(request)
+}
+
+/// The route path (`path` after `root_path`) and query as an origin-form URI, from
+/// `raw_path` when it starts with the root path (so escapes stay as the client sent them).
+fn route_uri(scope: &HttpScope) -> Option<Uri> {
+    let root = scope.root_path.as_bytes();
+    let mut target = BytesMut::with_capacity(scope.raw_path.len() + scope.query_string.len() + 2);
+    let route = asgi_http::router::route_path(&scope.path, &scope.root_path);
+    match scope.raw_path.strip_prefix(root) {
+        Some(rest) if !scope.raw_path.is_empty() && (rest.is_empty() || rest[0] == b'/') => {
+            if rest.is_empty() {
+                target.extend_from_slice(b"/");
+            } else {
+                target.extend_from_slice(rest);
+            }
+        }
+        _ => {
+            for piece in utf8_percent_encode(route, PATH) {
+                target.extend_from_slice(piece.as_bytes());
+            }
+        }
+    }
+    if target.first() != Some(&b'/') {
+        return None;
+    }
+    if !scope.query_string.is_empty() {
+        target.extend_from_slice(b"?");
+        target.extend_from_slice(&scope.query_string);
+    }
+    Uri::from_maybe_shared(target.freeze()).ok()
+}
+
+#[cfg(feature = "axum")]
+fn original_uri(raw_path: &[u8], path: &str, query: &[u8]) -> Option<Uri> {
+    let mut target = BytesMut::new();
+    if raw_path.is_empty() {
+        for piece in utf8_percent_encode(path, PATH) {
+            target.extend_from_slice(piece.as_bytes());
+        }
+    } else {
+        target.extend_from_slice(raw_path);
+    }
+    if !query.is_empty() {
+        target.extend_from_slice(b"?");
+        target.extend_from_slice(query);
+    }
+    Uri::from_maybe_shared(target.freeze()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Method;
+
+    fn scope(root: &str, path: &str, raw: &[u8], query: &[u8]) -> HttpScope {
+        let mut scope = HttpScope::new(Method::GET, path);
+        scope.root_path = root.to_owned();
+        scope.raw_path = Bytes::copy_from_slice(raw);
+        scope.query_string = Bytes::copy_from_slice(query);
+        scope
+    }
+
+    #[test]
+    fn uri_is_the_route_path_with_escapes_kept_and_the_query() {
+        let s = scope("/api", "/api/a b", b"/api/a%20b", b"x=1");
+        assert_eq!(route_uri(&s).unwrap(), "/a%20b?x=1");
+        let s = scope("/api", "/api", b"/api", b"");
+        assert_eq!(route_uri(&s).unwrap(), "/");
+        let s = scope("", "/users", b"/users", b"");
+        assert_eq!(route_uri(&s).unwrap(), "/users");
+    }
+
+    #[test]
+    fn uri_is_encoded_from_path_when_raw_path_does_not_start_with_root() {
+        let s = scope("/caf\u{e9}", "/caf\u{e9}/x y", b"/caf%C3%A9/x%20y", b"");
+        assert_eq!(route_uri(&s).unwrap(), "/x%20y");
+    }
+}

@@ -1,0 +1,166 @@
+//! The tower suite (`cargo bench --bench load -- tower`): the two adapters of `asgi-tower`
+//! against axum on its own, in one run, under the same `wrk` load, in turns.
+//!
+//! | row | measured | against |
+//! | --- | --- | --- |
+//! | `AsgiService under axum::serve` | an ASGI hello app nested in an axum router, served by `axum::serve` | axum's own hello handler under `axum::serve` |
+//! | `axum Router via TowerApp` | the same axum hello router as an ASGI app, served by this project's server | that router under `axum::serve` |
+//!
+//! Every server runs in a child process of this harness (`--serve tower-KIND`), on the same
+//! tokio multi-thread runtime, pinned like the other suites' servers.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use asgi::core::http::header::{CONTENT_TYPE, HeaderValue};
+use asgi::core::http::{HeaderMap, StatusCode};
+use asgi::prelude::*;
+use asgi::tower::{AsgiService, TowerApp};
+use tokio::net::TcpListener;
+
+use crate::{BoxResult, Settings};
+
+/// The CPU the servers run on, as in the other suites.
+const SERVER_CPU: &str = "0";
+
+/// The servers of this suite.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// axum's own hello handler under `axum::serve`.
+    Axum,
+    /// An ASGI hello app through `AsgiService` under `axum::serve`.
+    AsgiService,
+    /// The axum hello router through `TowerApp` under this project's server.
+    TowerApp,
+}
+
+impl Kind {
+    fn label(self) -> &'static str {
+        match self {
+            Kind::Axum => "axum",
+            Kind::AsgiService => "asgi-service",
+            Kind::TowerApp => "tower-app",
+        }
+    }
+}
+
+/// The axum hello router of both comparisons.
+fn axum_hello() -> axum::Router {
+    axum::Router::new().route(
+        "/",
+        axum::routing::get(|| async { ([("content-type", "text/plain")], "Hello, world!") }),
+    )
+}
+
+/// The ASGI hello app, as the `hello` example answers `/`.
+async fn asgi_hello(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+    let Scope::Http(_) = scope else {
+        return Ok(());
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    send.send(SendEvent::response_start(StatusCode::OK, headers))
+        .await?;
+    send.send(SendEvent::response_body("Hello, world!", false))
+        .await?;
+    Ok(())
+}
+
+/// Runs one of this suite's servers (`--serve tower-KIND`) until killed.
+pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match kind {
+            "axum" => axum::serve(TcpListener::bind(addr).await?, axum_hello()).await?,
+            "asgi-service" => {
+                let router = axum::Router::new().route_service("/", AsgiService::new(asgi_hello));
+                axum::serve(TcpListener::bind(addr).await?, router).await?
+            }
+            "tower-app" => {
+                asgi::http::Server::builder()
+                    .bind(addr)
+                    .access_log(false)
+                    .handle_signals(false)
+                    .serve(TowerApp::new(axum_hello()))
+                    .await?
+            }
+            other => return Err(format!("unknown tower server {other:?}").into()),
+        }
+        Ok(())
+    })
+}
+
+/// A server of this suite in a child process; killed on drop.
+struct TowerServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for TowerServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start(kind: Kind) -> BoxResult<TowerServer> {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let exe = std::env::current_exe()?;
+    let mut command = if crate::process::pinning() {
+        let mut c = Command::new("taskset");
+        c.args(["-c", SERVER_CPU]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    };
+    command
+        .args(["--serve", &format!("tower-{}", kind.label())])
+        .args(["--bind", &addr.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let server = TowerServer {
+        child: command.spawn()?,
+        addr,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        if Instant::now() > deadline {
+            return Err(format!("{} did not start listening on {addr}", kind.label()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(server)
+}
+
+pub(crate) async fn suite(settings: &Settings) -> BoxResult<()> {
+    println!(
+        "== tower interop ({} connections, {} s per run, {} rounds)",
+        settings.connections, settings.seconds, settings.rounds
+    );
+    let kinds = [Kind::AsgiService, Kind::TowerApp, Kind::Axum];
+    let mut sums = [0.0; 3];
+    for _ in 0..settings.rounds {
+        for (i, kind) in kinds.iter().enumerate() {
+            let server = start(*kind).await?;
+            sums[i] +=
+                crate::client::wrk(server.addr, "/", settings.connections, settings.seconds)
+                    .await?;
+            drop(server);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let [service, app, axum] = sums.map(|s| s / settings.rounds as f64);
+    for (name, label, ours) in [
+        ("AsgiService under axum::serve", "asgi-service", service),
+        ("axum Router via TowerApp", "tower-app", app),
+    ] {
+        println!(
+            "{name:<32}  {label:>12}: {ours:>10.1} req/s  axum: {axum:>10.1} req/s  ratio = {:.3}",
+            ours / axum
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! An axum router (a tower service) as an ASGI app with `TowerApp`, served by this project's
+//! server over real sockets: under a `Mount` beside ASGI and WSGI apps, with tower-http
+//! layers, and on its error paths.
+
+mod common;
+
+#[allow(dead_code)]
+#[path = "../examples/axum_interop/app.rs"]
+mod interop;
+
+use std::convert::Infallible;
+use std::io::Read;
+use std::time::Duration;
+
+use asgi::core::lifespan::{Lifespan, Startup};
+use asgi::http::mount::Mount;
+use asgi::prelude::*;
+use asgi::tower::{AsgiService, TowerApp};
+use axum::body::Body as AxumBody;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use common::{PATIENCE, Report, fetch, full, get as get_request, send, start};
+use futures_util::StreamExt;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+#[tokio::test]
+async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body() {
+    let server = start(interop::served_by_asgi(), |b| b).await;
+
+    let stream = TcpStream::connect(server.addr).await.unwrap();
+    let local = stream.local_addr().unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let response = sender
+        .send_request(get_request("/axum/whoami?x=1"))
+        .await
+        .unwrap();
+    let answer = common::read(response).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.text(),
+        format!("uri=/whoami?x=1 original=/axum/whoami?x=1 client={local}\n")
+    );
+
+    let hello = fetch(server.addr, "/axum/hello").await;
+    assert_eq!(hello.text(), "Hello from axum");
+    let echo = send(
+        server.addr,
+        Request::post("/axum/echo")
+            .body(full("the body, streamed back"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(echo.text(), "the body, streamed back");
+
+    // The neighbours answer beside it.
+    let asgi = fetch(server.addr, "/asgi/hello").await;
+    assert_eq!(asgi.text(), "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n");
+    let wsgi = fetch(server.addr, "/legacy/").await;
+    assert_eq!(wsgi.text(), "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n");
+    // An axum 404 is the router's own answer.
+    assert_eq!(fetch(server.addr, "/axum/nothing").await.status, StatusCode::NOT_FOUND);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn escaped_paths_reach_axum_as_they_came() {
+    let router = axum::Router::new().route(
+        "/files/{name}",
+        get(|axum::extract::Path(name): axum::extract::Path<String>, uri: http::Uri| async move {
+            format!("{name} {uri}")
+        }),
+    );
+    let server = start(Mount::new().mount("/api", TowerApp::new(router)), |b| b).await;
+    let answer = fetch(server.addr, "/api/files/a%20b%2Fc").await;
+    assert_eq!(answer.text(), "a b/c /files/a%20b%2Fc");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn lifespan_is_acknowledged() {
+    let app = TowerApp::new(interop::axum_routes());
+    let Startup::Complete(lifespan) = Lifespan::startup(app).await else {
+        panic!("the lifespan startup completes");
+    };
+    lifespan.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn websocket_goes_to_the_fallback_app_or_is_refused_with_403() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let refusing = Mount::new().mount("/axum", TowerApp::new(interop::axum_routes()));
+    let server = start(refusing, |b| b).await;
+    let url = format!("ws://{}/axum/ws", server.addr);
+    match tokio_tungstenite::connect_async(&url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+    server.stop().await.unwrap();
+
+    let with_fallback = TowerApp::new(interop::axum_routes()).websocket(interop::ws_echo);
+    let server = start(with_fallback, |b| b).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+        .await
+        .unwrap();
+    ws.send(Message::text("echo me")).await.unwrap();
+    let echoed = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap();
+    assert_eq!(echoed.unwrap().unwrap(), Message::text("echo me"));
+    ws.close(None).await.unwrap();
+    // The HTTP routes still go to axum.
+    assert_eq!(fetch(server.addr, "/hello").await.text(), "Hello from axum");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn panicking_axum_handler_gives_500_and_the_server_keeps_serving() {
+    let router = axum::Router::new()
+        .route(
+            "/panic",
+            get(|| async {
+                if true {
+                    panic!("handler panicked on purpose");
+                }
+                "unreachable"
+            }),
+        )
+        .route("/hello", get(|| async { "still here" }));
+    let server = start(TowerApp::new(router), |b| b).await;
+    let answer = fetch(server.addr, "/panic").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(fetch(server.addr, "/hello").await.text(), "still here");
+    server.stop().await.unwrap();
+}
+
+/// A body of `chunks_before` chunks, then (after a pause, so that the head is out) an error.
+fn failing_body(chunks_before: usize) -> AxumBody {
+    let stream = futures_util::stream::unfold(0, move |i| async move {
+        if i < chunks_before {
+            return Some((Ok(Bytes::from(format!("chunk {i}\n"))), i + 1));
+        }
+        if i == chunks_before {
+            if chunks_before > 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            return Some((Err(std::io::Error::other("body failed")), i + 1));
+        }
+        None
+    });
+    AxumBody::from_stream(stream)
+}
+
+#[tokio::test]
+async fn body_failing_before_its_first_frame_gives_500() {
+    let router = axum::Router::new().route("/fail", get(|| async { failing_body(0) }));
+    let server = start(TowerApp::new(router), |b| b).await;
+    let answer = fetch(server.addr, "/fail").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!answer.text().contains("chunk"));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn body_failing_after_the_start_aborts_the_response() {
+    let router = axum::Router::new()
+        .route("/fail", get(|| async { failing_body(2) }))
+        .route("/ok", get(|| async { "still here" }));
+    let server = start(TowerApp::new(router), |b| b).await;
+    let (mut sender, _conn) = common::h1(server.addr).await;
+    let response = sender.send_request(get_request("/fail")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The client sees a broken body, never a complete-looking one.
+    let read = tokio::time::timeout(PATIENCE, response.into_body().collect())
+        .await
+        .expect("the abort comes in time");
+    assert!(read.is_err(), "a truncated body must not look complete");
+    assert_eq!(fetch(server.addr, "/ok").await.text(), "still here");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn client_leaving_mid_upload_is_a_body_error_for_the_handler() {
+    let (report, reported) = Report::<String>::new();
+    let router = axum::Router::new().route(
+        "/upload",
+        post(move |body: AxumBody| {
+            let report = report.clone();
+            async move {
+                let mut stream = body.into_data_stream();
+                let mut received = 0;
+                while let Some(chunk) = stream.next().await {
+                    match chunk {
+                        Ok(chunk) => received += chunk.len(),
+                        Err(e) => {
+                            report.send(format!("error after {received} bytes: {e}"));
+                            return StatusCode::BAD_REQUEST;
+                        }
+                    }
+                }
+                report.send(format!("complete: {received} bytes"));
+                StatusCode::OK
+            }
+        }),
+    );
+    let server = start(TowerApp::new(router), |b| b).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nhost: test\r\ncontent-length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    stream.write_all(&[b'x'; 1000]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(stream);
+    let what = tokio::time::timeout(PATIENCE, reported).await.unwrap().unwrap();
+    assert!(
+        what.starts_with("error after 1000 bytes"),
+        "the handler saw: {what}"
+    );
+    server.stop().await.unwrap();
+}
+
+/// An ASGI app that streams a long text in several body events.
+async fn long_text(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+    let Scope::Http(_) = scope else {
+        return Ok(());
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", "text/plain".parse().unwrap());
+    send.send(SendEvent::response_start(StatusCode::OK, headers))
+        .await?;
+    for i in 0..100 {
+        let line = format!("line {i}: the same words compress well\n");
+        send.send(SendEvent::response_body(line, true)).await?;
+    }
+    send.send(SendEvent::response_body("end\n", false)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn tower_http_compression_and_trace_around_an_asgi_app_served_as_an_app() {
+    use tower::ServiceBuilder;
+    use tower_http::compression::CompressionLayer;
+    use tower_http::trace::TraceLayer;
+
+    let (logs, _guard) = common::LogCapture::install();
+    let stack = ServiceBuilder::new()
+        .layer(TraceLayer::new_for_http())
+        .layer(CompressionLayer::new())
+        .service(AsgiService::new(long_text));
+    let server = start(TowerApp::new(stack), |b| b).await;
+
+    let request = Request::get("/text")
+        .header("host", "test")
+        .header("accept-encoding", "gzip")
+        .body(common::empty())
+        .unwrap();
+    let answer = send(server.addr, request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["content-encoding"], "gzip");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&answer.body[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert!(text.starts_with("line 0: the same words compress well\n"));
+    assert!(text.ends_with("line 99: the same words compress well\nend\n"));
+    assert!(answer.body.len() < text.len(), "the body is compressed");
+
+    // Without `accept-encoding`, the same app answers plain text.
+    let plain = fetch(server.addr, "/text").await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert_eq!(plain.text(), text);
+
+    let logged = logs.text();
+    assert!(logged.contains("started processing request"), "{logged}");
+    assert!(logged.contains("finished processing request"), "{logged}");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn trailers_pass_through_when_the_request_asks_for_them() {
+    let router = axum::Router::new().route(
+        "/trailers",
+        get(|| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames = futures_util::stream::iter([
+                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from("payload"))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            AxumBody::new(http_body_util::StreamBody::new(frames))
+        }),
+    );
+    let server = start(TowerApp::new(router), |b| b).await;
+    let mut h2 = common::h2(server.addr).await;
+    let request = Request::get(format!("http://{}/trailers", server.addr))
+        .header("te", "trailers")
+        .body(common::empty())
+        .unwrap();
+    let response = h2.send_request(request).await.unwrap();
+    let answer = common::read(response).await.unwrap();
+    assert_eq!(answer.text(), "payload");
+    let trailers = answer.trailers.expect("trailers arrive");
+    assert_eq!(trailers["grpc-status"], "0");
+    server.stop().await.unwrap();
+}
