@@ -436,8 +436,8 @@ fn decode_form_component(raw: &[u8]) -> String {
 mod tests {
     use super::*;
     use asgi_core::Sender;
+    use asgi_core::host::testing::Session;
     use asgi_core::http::HeaderValue;
-    use asgi_core::testing::Session;
 
     fn pairs(query: &str) -> Vec<(String, String)> {
         query_pairs(query.as_bytes()).collect()
@@ -568,7 +568,7 @@ mod tests {
         let scope = Scope::WebSocket(asgi_core::WebSocketScope::new("/ws"));
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(tx);
-        let receive = Receiver::new(asgi_core::channel::ChannelSource::new(&scope, rx));
+        let receive = Receiver::new(asgi_core::host::channel::ChannelSource::new(&scope, rx));
         let err = Request::from_scope(scope, receive).unwrap_err();
         assert_eq!(err.to_string(), "expected an `http` scope, got `websocket`");
     }

@@ -2,8 +2,8 @@
 //! chunk-by-chunk reading, path parameters, state and extensions.
 
 use asgi_core::bytes::Bytes;
+use asgi_core::host::testing::Session;
 use asgi_core::http::{Method, StatusCode};
-use asgi_core::testing::Session;
 use asgi_core::{
     AppExt, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, from_fn,
 };

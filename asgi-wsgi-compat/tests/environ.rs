@@ -3,7 +3,8 @@
 
 mod common;
 
-use asgi_core::{HttpVersion, ReceiveEvent, Scope, ServerAddr, testing};
+use asgi_core::host::testing;
+use asgi_core::{HttpVersion, ReceiveEvent, Scope, ServerAddr};
 use asgi_wsgi_compat::testbed::testbed;
 use asgi_wsgi_compat::{Environ, Value, WsgiToAsgi};
 use bytes::Bytes;

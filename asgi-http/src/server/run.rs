@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use asgi_core::lifespan::{Lifespan, Startup};
-use asgi_core::{App, ServerAddr, Shutdown, State};
+use asgi_core::host::Shutdown;
+use asgi_core::host::lifespan::{Lifespan, Startup};
+use asgi_core::{App, ServerAddr, State};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::sync::{Semaphore, watch};

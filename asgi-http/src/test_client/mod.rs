@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use asgi_core::bytes::{Bytes, BytesMut};
 use asgi_core::extensions::{self, Extensions};
+use asgi_core::host::lifespan::{Lifespan, Startup};
 use asgi_core::http::header::{self, AsHeaderName};
 use asgi_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use asgi_core::lifespan::{Lifespan, Startup};
 use asgi_core::{App, Error, HttpScope, Scope, SendEvent, ServerAddr, State};
 use futures_util::stream::{Stream, StreamExt};
 use serde::Serialize;
@@ -42,7 +42,11 @@ use crate::path::{Target, split_target};
 use exchange::{BodyFeed, Exchange, within};
 
 pub use stream::TestStream;
-pub use websocket::{ConnectError, Message, WebSocketRequest, WebSocketSession};
+pub use websocket::{ConnectError, WebSocketRequest, WebSocketSession};
+
+/// What [`WebSocketSession::receive`] gives: the same [`asgi_ws::Message`] that an app's
+/// [`WebSocket::recv`](asgi_ws::WebSocket::recv) gives, seen from the client's side.
+pub use asgi_ws::Message;
 
 /// `scope["client"]` of every request: `127.0.0.1:50000`. Starlette's test client says
 /// `["testclient", 50000]`; a scope's client here is a socket address, so the host is the
@@ -100,6 +104,11 @@ const SUPPORTED_EXTENSIONS: [&str; 3] = [
 ///
 /// A `HEAD` response's body is dropped, as an HTTP client never receives one. An
 /// `http.response.pathsend` is answered by reading the file (which must be absolute).
+///
+/// # Backpressure
+///
+/// At most 16 events wait in each direction between the client and the app: an app that
+/// streams faster than the test reads waits in `send`, as it would behind a slow client.
 ///
 /// # Panics
 ///
