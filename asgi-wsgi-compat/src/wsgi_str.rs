@@ -40,8 +40,8 @@ use bytes::Bytes;
 ///
 /// let method = WsgiStr::from("GET");
 /// assert_eq!(method, "GET");
-/// assert!(method == b"GET" && b"GET" == method);
-/// assert!(method == &b"GET"[..] && "GET" == method);
+/// assert_eq!(method, b"GET");
+/// assert_eq!("GET", method);
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WsgiStr(Bytes);
@@ -288,13 +288,24 @@ mod tests {
     fn compares_with_strings_and_bytes_both_ways_without_conversion() {
         let s = WsgiStr::from(&b"GET"[..]);
         let by_ref: &WsgiStr = &s;
-        assert!(s == "GET" && "GET" == s && by_ref == "GET");
-        assert!(s == *"GET" && *"GET" == s);
-        assert!(s == String::from("GET") && String::from("GET") == s);
-        assert!(s == b"GET" && b"GET" == s && by_ref == b"GET");
-        assert!(s == *b"GET" && *b"GET" == s);
-        assert!(s == &b"GET"[..] && &b"GET"[..] == s && by_ref == &b"GET"[..]);
-        assert!(s != "POST" && s != b"POST" && s != &b"GE"[..]);
+        assert_eq!(s, "GET");
+        assert_eq!("GET", s);
+        assert_eq!(by_ref, "GET");
+        assert_eq!(s, *"GET");
+        assert_eq!(*"GET", s);
+        assert_eq!(s, String::from("GET"));
+        assert_eq!(String::from("GET"), s);
+        assert_eq!(s, b"GET");
+        assert_eq!(b"GET", s);
+        assert_eq!(by_ref, b"GET");
+        assert_eq!(s, *b"GET");
+        assert_eq!(*b"GET", s);
+        assert_eq!(s, &b"GET"[..]);
+        assert_eq!(&b"GET"[..], s);
+        assert_eq!(by_ref, &b"GET"[..]);
+        assert_ne!(s, "POST");
+        assert_ne!(s, b"POST");
+        assert_ne!(s, &b"GE"[..]);
         let raw = WsgiStr::from(&b"/\xff"[..]);
         assert!(raw == b"/\xff" && raw != "/\u{ff}");
     }
