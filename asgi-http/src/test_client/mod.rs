@@ -415,7 +415,7 @@ impl TestClient {
             return Err(error);
         }
         let feed = match body {
-            RequestBody::Empty => {
+            TestBody::Empty => {
                 // As HTTP clients do: a method that carries a body says it is empty.
                 let expects_body = [Method::POST, Method::PUT, Method::PATCH].contains(&method);
                 if expects_body && !headers.contains_key(header::CONTENT_LENGTH) {
@@ -423,13 +423,13 @@ impl TestClient {
                 }
                 BodyFeed::whole(Bytes::new())
             }
-            RequestBody::Bytes(bytes) => {
+            TestBody::Bytes(bytes) => {
                 if !headers.contains_key(header::CONTENT_LENGTH) {
                     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 }
                 BodyFeed::whole(bytes)
             }
-            RequestBody::Stream(stream) => {
+            TestBody::Stream(stream) => {
                 if !headers.contains_key(header::CONTENT_LENGTH)
                     && !headers.contains_key(header::TRANSFER_ENCODING)
                 {
@@ -538,7 +538,7 @@ fn unexpected(event: &SendEvent) -> Error {
     ))
 }
 
-enum RequestBody {
+enum TestBody {
     Empty,
     Bytes(Bytes),
     Stream(futures_util::stream::BoxStream<'static, Bytes>),
@@ -563,7 +563,7 @@ pub struct TestRequest {
     method: Method,
     target: String,
     headers: HeaderMap,
-    body: RequestBody,
+    body: TestBody,
     // The first invalid header or unserializable body, reported by the call.
     error: Option<Error>,
 }
@@ -586,7 +586,7 @@ impl TestRequest {
             method,
             target: target.to_owned(),
             headers: HeaderMap::new(),
-            body: RequestBody::Empty,
+            body: TestBody::Empty,
             error: None,
         }
     }
@@ -642,7 +642,7 @@ impl TestRequest {
 
     /// The body, delivered as one final `http.request` event, with its `content-length`.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = RequestBody::Bytes(body.into());
+        self.body = TestBody::Bytes(body.into());
         self
     }
 
@@ -654,7 +654,7 @@ impl TestRequest {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                self.body = RequestBody::Bytes(body.into());
+                self.body = TestBody::Bytes(body.into());
             }
             Err(e) => self.fail(Error::new(e)),
         }
@@ -670,7 +670,7 @@ impl TestRequest {
     where
         S: Stream<Item = Bytes> + Send + 'static,
     {
-        self.body = RequestBody::Stream(chunks.boxed());
+        self.body = TestBody::Stream(chunks.boxed());
         self
     }
 
@@ -794,6 +794,6 @@ mod tests {
     fn json_body_sets_content_type() {
         let request = TestRequest::post("/").json(&serde_json::json!({"a": 1}));
         assert_eq!(request.headers[header::CONTENT_TYPE], "application/json");
-        assert!(matches!(&request.body, RequestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
+        assert!(matches!(&request.body, TestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
     }
 }
