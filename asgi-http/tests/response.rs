@@ -231,6 +231,23 @@ async fn streaming_error_item_ends_the_response_with_that_error() {
 }
 
 #[tokio::test]
+async fn streaming_item_that_is_a_disconnect_stays_a_disconnect() {
+    // A proxying stream whose upstream client left yields the interface's own disconnect
+    // error; boxed on the way through the stream, it must still read as a disconnect, which a
+    // server does not log as an app failure.
+    let app = app_of(|| {
+        Response::streaming(stream::iter([
+            Ok(Bytes::from("partial")),
+            Err(Error::disconnected()),
+        ]))
+    });
+    let outcome = testing::call(&app, scope_with(Extensions::new()), []).await;
+    let err = outcome.result.unwrap_err();
+    assert!(err.is_disconnected(), "{err:?}");
+    assert_eq!(err.to_string(), "the peer disconnected");
+}
+
+#[tokio::test]
 async fn streaming_backpressure_bounds_how_far_the_stream_is_pulled() {
     let pulled = Arc::new(AtomicUsize::new(0));
     let counter = pulled.clone();
