@@ -7,7 +7,9 @@
 //!
 //! - [`core`] (`asgi-core`): the interface: [`Scope`](core::Scope), events,
 //!   [`Receiver`](core::Receiver) / [`Sender`](core::Sender), [`App`](core::App),
-//!   [`Layer`](core::Layer). Middleware authors depend on it alone.
+//!   [`Layer`](core::Layer). Middleware authors depend on it alone. Its host tools (the
+//!   in-process test harness [`core::host::testing`], the lifespan runner, the shutdown
+//!   trigger) are on here, since the server uses them.
 //! - [`server`] (`asgi-http`): the HTTP/1.1 + HTTP/2 server, and the helpers for app
 //!   authors (`Request`, `Response`, `Router`, `Mount`, `TestClient`). (`asgi::http` was
 //!   its old name, easy to mistake for the `http` crate, which is [`core::http`]; it is kept
