@@ -11,9 +11,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use asgi::core::channel::{ChannelSink, ChannelSource};
+use asgi::core::host::channel::{ChannelSink, ChannelSource};
+use asgi::core::host::testing;
 use asgi::core::http::{HeaderMap, Method, StatusCode};
-use asgi::core::testing;
 use asgi::core::{
     App, AppExt, Error, HttpScope, Layer, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
     async_trait,

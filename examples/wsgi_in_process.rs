@@ -6,7 +6,7 @@
 //! cargo run --example wsgi_in_process
 //! ```
 
-use asgi::core::testing;
+use asgi::core::host::testing;
 use asgi::core::{HttpScope, ReceiveEvent, Scope};
 use asgi::wsgi::testbed::{simple_app, testbed};
 use asgi::wsgi::{Validator, WsgiToAsgi};

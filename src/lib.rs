@@ -7,8 +7,13 @@
 //!
 //! - [`core`] (`asgi-core`): the interface: [`Scope`](core::Scope), events,
 //!   [`Receiver`](core::Receiver) / [`Sender`](core::Sender), [`App`](core::App),
-//!   [`Layer`](core::Layer). Middleware authors depend on it alone.
-//! - [`http`] (`asgi-http`): the HTTP server and the helpers for app authors.
+//!   [`Layer`](core::Layer). Middleware authors depend on it alone. Its host tools (the
+//!   in-process test harness [`core::host::testing`], the lifespan runner, the shutdown
+//!   trigger) are on here, since the server uses them.
+//! - [`server`] (`asgi-http`): the HTTP/1.1 + HTTP/2 server, and the helpers for app
+//!   authors (`Request`, `Response`, `Router`, `Mount`, `TestClient`). (`asgi::http` was
+//!   its old name, easy to mistake for the `http` crate, which is [`core::http`]; it is kept
+//!   as a deprecated alias.)
 //! - [`ws`] (`asgi-ws`): the WebSocket protocol.
 //! - [`wsgi`] (`asgi-wsgi-compat`): the synchronous `environ` / `start_response` interface.
 //! - [`tower`] (`asgi-tower`): tower interop both ways: an axum router or tower-http stack as
@@ -16,12 +21,47 @@
 //! - [`prelude`]: what most applications import.
 
 pub use asgi_core as core;
-pub use asgi_http as http;
+pub use asgi_http as server;
 pub use asgi_ws as ws;
 pub use asgi_wsgi_compat as wsgi;
 pub use asgi_tower as tower;
 
+/// The old name of [`server`] (`asgi-http`), kept so that existing code builds.
+#[deprecated(
+    since = "0.1.0",
+    note = "renamed to `asgi::server`: `asgi::http` was easy to mistake for the `http` crate (`asgi::core::http`)"
+)]
+pub mod http {
+    pub use asgi_http::*;
+}
+
 /// What most applications import: `use asgi::prelude::*;`.
+///
+/// The interface ([`App`](crate::core::App), [`Scope`](crate::core::Scope), the handles and
+/// events, [`Error`](crate::core::Error), layers), the `http` types every handler names
+/// ([`StatusCode`](crate::core::http::StatusCode), [`HeaderMap`](crate::core::http::HeaderMap),
+/// [`HeaderValue`](crate::core::http::HeaderValue), [`Method`](crate::core::http::Method)),
+/// and the helpers [`Request`](crate::server::request::Request),
+/// [`Response`](crate::server::response::Response) and
+/// [`Router`](crate::server::router::Router).
+///
+/// ```
+/// use asgi::prelude::*;
+///
+/// async fn hello(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+///     let request = Request::from_scope(scope, receive)?;
+///     let status = if request.method() == Method::HEAD { StatusCode::NO_CONTENT } else { StatusCode::OK };
+///     Response::text("hello").status(status).send(&mut send).await
+/// }
+///
+/// let app = Router::new().route("/", asgi::server::router::get(hello));
+/// # fn assert_app(_: impl App) {}
+/// # assert_app(app);
+/// ```
 pub mod prelude {
+    pub use asgi_core::http::{HeaderMap, HeaderValue, Method, StatusCode};
     pub use asgi_core::prelude::*;
+    pub use asgi_http::request::Request;
+    pub use asgi_http::response::Response;
+    pub use asgi_http::router::Router;
 }

@@ -83,7 +83,7 @@ async fn h2c_with_prior_knowledge_is_served() {
 async fn unix_socket_is_served_with_its_path_as_server() {
     let path = temp_path("serve.sock");
     let _ = std::fs::remove_file(&path);
-    let server = asgi::http::Server::builder()
+    let server = asgi::server::Server::builder()
         .unix_socket(&path)
         .handle_signals(false)
         .build(testbed::Testbed::new(false));
@@ -117,7 +117,7 @@ async fn stale_unix_socket_file_is_replaced() {
     drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
     assert!(path.exists());
 
-    let server = asgi::http::Server::builder()
+    let server = asgi::server::Server::builder()
         .unix_socket(&path)
         .handle_signals(false)
         .build(testbed::Testbed::new(false));
@@ -135,7 +135,7 @@ async fn live_unix_socket_is_not_taken_over() {
     let _ = std::fs::remove_file(&path);
     let _other_server = std::os::unix::net::UnixListener::bind(&path).unwrap();
 
-    let result = asgi::http::Server::builder()
+    let result = asgi::server::Server::builder()
         .unix_socket(&path)
         .handle_signals(false)
         .serve(testbed::Testbed::new(false))
@@ -152,7 +152,7 @@ async fn unix_socket_gets_the_configured_mode() {
 
     let path = temp_path("mode.sock");
     let _ = std::fs::remove_file(&path);
-    let server = asgi::http::Server::builder()
+    let server = asgi::server::Server::builder()
         .unix_socket(&path)
         .unix_socket_mode(Some(0o600))
         .handle_signals(false)

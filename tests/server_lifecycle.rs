@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use asgi::core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
-use asgi::http::Server;
+use asgi::server::Server;
 use common::*;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use asgi::core::http::header::HeaderValue;
 use asgi::core::http::{HeaderMap, StatusCode};
-use asgi::http::server::WebSocketConfig;
 use asgi::prelude::*;
+use asgi::server::server::WebSocketConfig;
 use asgi::ws::{Message, WebSocket};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -270,7 +270,7 @@ async fn plain_get_to_a_websocket_route_reaches_the_app_as_http() {
     server.stop().await.unwrap();
 }
 
-fn small_limit(builder: asgi::http::server::Builder) -> asgi::http::server::Builder {
+fn small_limit(builder: asgi::server::server::Builder) -> asgi::server::server::Builder {
     let mut config = WebSocketConfig::default();
     config.max_message_size = Some(1024);
     builder.websocket(config)

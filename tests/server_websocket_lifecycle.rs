@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use asgi::core::bytes::Bytes;
 use asgi::core::http::{HeaderMap, StatusCode};
-use asgi::http::server::{Builder, WebSocketConfig};
 use asgi::prelude::*;
+use asgi::server::server::{Builder, WebSocketConfig};
 use asgi::ws::{Message, WebSocket};
 use common::*;
 use futures_util::{SinkExt, StreamExt};

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 
-use asgi::http::test_client::{Message, TestClient};
+use asgi::server::test_client::{Message, TestClient};
 use bytes::Bytes;
 use common::*;
 use http::{Request, StatusCode};

@@ -53,19 +53,35 @@ enum Kind {
 
 impl Error {
     /// Wraps any error as the app's own failure; it becomes [`source()`](StdError::source).
+    ///
+    /// An error that already is one of ours keeps what it is: an [`Error`] (also boxed, as a
+    /// `Box<dyn Error>` that holds one) comes back as it was, and a [`SendError`] or
+    /// [`ProtocolError`] keeps its kind. So a client disconnect that went through a helper's
+    /// boxed error still answers true to [`is_disconnected`](Error::is_disconnected), and a
+    /// server does not log it as an app failure.
+    ///
+    /// ```
+    /// use asgi_core::{BoxError, Error};
+    ///
+    /// let boxed: BoxError = Box::new(Error::disconnected());
+    /// assert!(Error::new(boxed).is_disconnected());
+    /// ```
     pub fn new<E>(error: E) -> Self
     where
         E: Into<BoxError>,
     {
-        let source = error.into();
-        // Keep the kind of an error that already is one of ours (e.g. a SendError boxed by a
-        // helper), so `is_disconnected()` still answers true for it.
+        let source = match error.into().downcast::<Error>() {
+            Ok(error) => return *error,
+            Err(source) => source,
+        };
         let kind = if let Some(send) = source.downcast_ref::<SendError>() {
             match send {
                 SendError::Disconnected => Kind::Disconnected,
                 SendError::Protocol(_) => Kind::Protocol,
                 SendError::Io(_) => Kind::App,
             }
+        } else if source.is::<ProtocolError>() {
+            Kind::Protocol
         } else {
             Kind::App
         };
@@ -339,6 +355,56 @@ mod tests {
     fn boxed_send_error_keeps_its_kind() {
         let boxed: BoxError = Box::new(SendError::Disconnected);
         assert!(Error::new(boxed).is_disconnected());
+    }
+
+    #[test]
+    fn boxed_disconnect_error_stays_a_disconnect() {
+        let boxed: BoxError = Box::new(Error::disconnected());
+        let err = Error::new(boxed);
+        assert!(err.is_disconnected());
+        assert_eq!(err.to_string(), "the peer disconnected");
+    }
+
+    #[test]
+    fn error_passed_to_new_keeps_kind_and_message() {
+        let err = Error::new(Error::from_panic(Box::new("boom")));
+        assert!(err.is_panic());
+        assert_eq!(err.to_string(), "app panicked: boom");
+
+        let boxed: BoxError = Box::new(Error::msg("no database"));
+        let err = Error::from(boxed);
+        assert!(!err.is_disconnected());
+        assert_eq!(err.to_string(), "no database");
+    }
+
+    #[test]
+    fn boxed_protocol_error_keeps_its_kind() {
+        let boxed: BoxError = Box::new(Error::from(ProtocolError::new(
+            "http.response.body",
+            "`http.response.start`",
+        )));
+        let err = Error::new(boxed);
+        assert!(err.is_protocol());
+        assert_eq!(
+            err.protocol_error().map(|p| p.received()),
+            Some("http.response.body")
+        );
+
+        let bare: BoxError = Box::new(ProtocolError::new("websocket.send", "`websocket.accept`"));
+        let err = Error::new(bare);
+        assert!(err.is_protocol());
+        assert_eq!(
+            err.protocol_error().map(|p| p.received()),
+            Some("websocket.send")
+        );
+    }
+
+    #[test]
+    fn foreign_error_is_an_app_failure_with_a_source() {
+        let err = Error::new(std::io::Error::other("disk on fire"));
+        assert!(!err.is_disconnected() && !err.is_protocol() && !err.is_panic());
+        assert_eq!(err.to_string(), "app error: disk on fire");
+        assert!(StdError::source(&err).is_some());
     }
 
     #[test]

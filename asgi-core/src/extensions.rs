@@ -19,7 +19,7 @@ pub const TLS: &str = "tls";
 
 /// The extensions of a scope.
 ///
-/// Two things live here, as DESIGN.md 3.2 asks:
+/// Two things live here:
 ///
 /// - the ASGI extensions the server supports ([`supports`](Extensions::supports)), which is
 ///   what the serde form shows as `"extensions": {"http.response.trailers": {}, ...}`;

@@ -33,13 +33,19 @@
 //!   send, shared by every server.
 //! - [`error`]: [`Error`], [`SendError`], [`ProtocolError`].
 //! - [`state`]: [`LifespanState`] (filled at startup) and [`State`] (frozen, shared).
-//! - [`lifespan`]: running the lifespan protocol against an app.
 //! - [`extensions`]: supported ASGI extensions and middleware's typed data.
-//! - [`shutdown`]: [`Shutdown`] and the scope's [`ShutdownSignal`].
-//! - [`channel`]: an event source and sink over bounded channels.
-//! - [`testing`]: run an app in-process with scripted or interactive events.
+//! - [`shutdown`]: the scope's [`ShutdownSignal`], to await.
+//! - `host` (feature `host`, off by default): the tools of whatever runs an app, not of the
+//!   app: event channels (`host::channel`), the lifespan runner (`host::lifespan`), the
+//!   trigger of the shutdown signal (`host::Shutdown`) and the in-process test harness
+//!   (`host::testing`). They need a tokio runtime; the interface above needs none.
 //! - [`guide`]: "Writing middleware", a guide with a response- and a request-rewriting
 //!   middleware.
+//!
+//! # Features
+//!
+//! - `host`: the `host` module above. Servers, test clients and tests turn it on;
+//!   apps and middleware do not need it.
 //!
 //! # The serde form
 //!
@@ -51,18 +57,17 @@
 //! serde form is for logs, debugging and tests; nothing on the hot path serializes.
 
 pub mod app;
-pub mod channel;
 pub mod error;
 pub mod event;
 pub mod extensions;
 pub mod handle;
+#[cfg(feature = "host")]
+pub mod host;
 pub mod layer;
-pub mod lifespan;
 pub mod protocol;
 pub mod scope;
 pub mod shutdown;
 pub mod state;
-pub mod testing;
 mod wire;
 
 pub mod guide {
@@ -78,7 +83,7 @@ pub use layer::{FromFn, FromFnLayer, Layer, Next, from_fn};
 pub use scope::{
     AsgiVersion, HttpScope, HttpVersion, LifespanScope, Scope, ServerAddr, WebSocketScope,
 };
-pub use shutdown::{Shutdown, ShutdownSignal};
+pub use shutdown::ShutdownSignal;
 pub use state::{LifespanState, State};
 
 /// What most apps and middleware import: `use asgi_core::prelude::*;`.

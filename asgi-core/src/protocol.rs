@@ -28,11 +28,11 @@ use crate::scope::Scope;
 /// ```
 #[derive(Debug, Clone)]
 pub struct SendProtocol {
-    state: State,
+    state: Stage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+enum Stage {
     HttpStart,
     HttpBody { trailers: bool, body_sent: bool },
     HttpTrailers,
@@ -50,9 +50,9 @@ impl SendProtocol {
     /// The checker for a connection of `scope`'s type.
     pub fn for_scope(scope: &Scope) -> Self {
         let state = match scope {
-            Scope::WebSocket(_) => State::WsConnecting,
-            Scope::Lifespan(_) => State::LifespanStartup,
-            _ => State::HttpStart,
+            Scope::WebSocket(_) => Stage::WsConnecting,
+            Scope::Lifespan(_) => Stage::LifespanStartup,
+            _ => Stage::HttpStart,
         };
         SendProtocol { state }
     }
@@ -65,7 +65,7 @@ impl SendProtocol {
     /// change.
     pub fn check(&mut self, event: &SendEvent) -> Result<(), ProtocolError> {
         use SendEvent as E;
-        use State as S;
+        use Stage as S;
         let next = match (self.state, event) {
             (S::HttpStart, E::HttpResponseStart { trailers, .. }) => S::HttpBody {
                 trailers: *trailers,
@@ -133,7 +133,7 @@ impl SendProtocol {
     pub fn is_started(&self) -> bool {
         !matches!(
             self.state,
-            State::HttpStart | State::WsConnecting | State::LifespanStartup
+            Stage::HttpStart | Stage::WsConnecting | Stage::LifespanStartup
         )
     }
 
@@ -142,28 +142,28 @@ impl SendProtocol {
     pub fn is_complete(&self) -> bool {
         matches!(
             self.state,
-            State::HttpDone | State::WsClosed | State::LifespanDone
+            Stage::HttpDone | Stage::WsClosed | Stage::LifespanDone
         )
     }
 }
 
-fn expected(state: State) -> &'static str {
+fn expected(state: Stage) -> &'static str {
     match state {
-        State::HttpStart => "`http.response.start`",
-        State::HttpBody {
+        Stage::HttpStart => "`http.response.start`",
+        Stage::HttpBody {
             body_sent: false, ..
         } => "`http.response.body` or `http.response.pathsend`",
-        State::HttpBody { .. } => "`http.response.body`",
-        State::HttpTrailers => "`http.response.trailers`",
-        State::HttpDone => "nothing: the response is complete",
-        State::WsConnecting => {
+        Stage::HttpBody { .. } => "`http.response.body`",
+        Stage::HttpTrailers => "`http.response.trailers`",
+        Stage::HttpDone => "nothing: the response is complete",
+        Stage::WsConnecting => {
             "`websocket.accept`, `websocket.close` or `websocket.http.response.start`"
         }
-        State::WsOpen => "`websocket.send` or `websocket.close`",
-        State::WsDenialBody => "`websocket.http.response.body`",
-        State::WsClosed => "nothing: the WebSocket is closed",
-        State::LifespanStartup => "`lifespan.startup.complete` or `lifespan.startup.failed`",
-        State::LifespanRunning => "`lifespan.shutdown.complete` or `lifespan.shutdown.failed`",
-        State::LifespanDone => "nothing: lifespan shutdown was answered",
+        Stage::WsOpen => "`websocket.send` or `websocket.close`",
+        Stage::WsDenialBody => "`websocket.http.response.body`",
+        Stage::WsClosed => "nothing: the WebSocket is closed",
+        Stage::LifespanStartup => "`lifespan.startup.complete` or `lifespan.startup.failed`",
+        Stage::LifespanRunning => "`lifespan.shutdown.complete` or `lifespan.shutdown.failed`",
+        Stage::LifespanDone => "nothing: lifespan shutdown was answered",
     }
 }

@@ -41,6 +41,34 @@ impl State {
         self.map.as_deref().and_then(|m| m.get::<T>())
     }
 
+    /// The value of type `T`, or an error that names the missing type, for handlers that
+    /// cannot go on without it: `let db = state.try_get::<Db>()?;`.
+    ///
+    /// # Errors
+    ///
+    /// When no value of type `T` was stored during startup. The message names `T` (e.g.
+    /// "no `my_app::Db` in the lifespan state"), so a lifespan that never ran, or stored a
+    /// different type (`Db` rather than `Arc<Db>`), is found at once.
+    ///
+    /// ```
+    /// use asgi_core::LifespanState;
+    ///
+    /// struct Db;
+    ///
+    /// let state = LifespanState::new().freeze();
+    /// let err = state.try_get::<Db>().map(|_| ()).unwrap_err();
+    /// assert!(err.to_string().contains("Db` in the lifespan state"), "{err}");
+    /// ```
+    pub fn try_get<T: Send + Sync + 'static>(&self) -> Result<&T, Error> {
+        self.get::<T>().ok_or_else(|| {
+            Error::msg(format!(
+                "no `{}` in the lifespan state: the app's lifespan must insert one at \
+                 `lifespan.startup`",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+
     /// True when nothing was stored.
     pub fn is_empty(&self) -> bool {
         self.map.as_deref().is_none_or(|m| m.is_empty())
@@ -165,6 +193,22 @@ mod tests {
         let b = building.freeze();
         assert_eq!(a.get::<String>(), b.get::<String>());
         assert_eq!(building.get::<String>().as_deref(), Some("db"));
+    }
+
+    #[test]
+    fn try_get_names_the_missing_type() {
+        struct Db;
+        let building = LifespanState::new();
+        building.insert(String::from("config")).unwrap();
+        let state = building.freeze();
+        assert_eq!(state.try_get::<String>().unwrap(), "config");
+        let err = state.try_get::<Db>().map(|_| ()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no `asgi_core::state::tests::try_get_names_the_missing_type::Db` in the lifespan \
+             state: the app's lifespan must insert one at `lifespan.startup`"
+        );
+        assert!(!err.is_disconnected());
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use asgi_core::host::testing;
 use asgi_core::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use asgi_core::testing;
 use asgi_core::{
     App, AppExt, DynApp, Error, HttpScope, Layer, Next, Receiver, Scope, SendEvent, Sender,
     async_trait, from_fn,

@@ -1,7 +1,7 @@
 //! Lifespan: the app fills state at startup, the runner freezes and shares it; failure and
 //! "no lifespan support" are told apart.
 
-use asgi_core::lifespan::{Lifespan, Startup};
+use asgi_core::host::lifespan::{Lifespan, Startup};
 use asgi_core::{Error, LifespanState, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 
 #[derive(Clone, Debug, PartialEq)]

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use asgi_core::host::testing::{self, Session};
 use asgi_core::http::Method;
-use asgi_core::testing::{self, Session};
 use asgi_core::{Error, HttpScope, ReceiveEvent, Receiver, Scope, Sender, WebSocketScope};
 
 fn http() -> Scope {

@@ -1,7 +1,7 @@
 //! `Sender` contract: every protocol-error case, and `Disconnected` after the client left.
 
+use asgi_core::host::testing::{self, Session};
 use asgi_core::http::{HeaderMap, Method, StatusCode};
-use asgi_core::testing::{self, Session};
 use asgi_core::{
     Error, HttpScope, LifespanScope, ReceiveEvent, Receiver, Scope, SendError, SendEvent, Sender,
     WebSocketScope,

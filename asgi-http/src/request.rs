@@ -107,6 +107,50 @@ impl From<JsonError> for Error {
     }
 }
 
+/// Why [`Request::param_as`] gave no value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ParamError {
+    /// The matched route has no parameter of that name: the route's pattern and the handler
+    /// disagree, a bug in the app.
+    #[error("the route has no path parameter `{name}`")]
+    Missing {
+        /// The parameter asked for.
+        name: String,
+    },
+    /// The parameter is there, but does not parse as the type asked for: the client's
+    /// mistake.
+    #[error("invalid path parameter `{name}`: `{value}` is not a valid {expected} ({reason})")]
+    Invalid {
+        /// The parameter.
+        name: String,
+        /// The value in the path, percent-decoded.
+        value: String,
+        /// The type asked for, e.g. `u64`.
+        expected: &'static str,
+        /// Why it did not parse, e.g. "invalid digit found in string".
+        reason: String,
+    },
+}
+
+impl ParamError {
+    /// The status to answer with: `400` for [`Invalid`](ParamError::Invalid) (the client
+    /// sent a path the handler cannot use), `500` for [`Missing`](ParamError::Missing) (the
+    /// app's own mistake).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ParamError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ParamError::Missing { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<ParamError> for Error {
+    fn from(error: ParamError) -> Self {
+        Error::new(error)
+    }
+}
+
 #[derive(Debug)]
 enum BodyState {
     Unread,
@@ -282,6 +326,59 @@ impl Request {
         self.path_params().and_then(|p| p.get(name))
     }
 
+    /// The path parameter `name`, parsed as a `T` (any [`FromStr`](std::str::FromStr) type:
+    /// numbers, `bool`, `String`, a type of the app's own).
+    ///
+    /// # Errors
+    ///
+    /// [`ParamError::Invalid`] when the value does not parse; its
+    /// [`status`](ParamError::status) is `400` and its message names the parameter, the value
+    /// and the type. [`ParamError::Missing`] (status `500`) when the route has no such
+    /// parameter.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use asgi_core::{Error, Receiver, Scope, Sender};
+    /// use asgi_http::request::Request;
+    /// use asgi_http::response::Response;
+    /// use asgi_http::router::{get, Router};
+    /// use asgi_http::test_client::TestClient;
+    ///
+    /// async fn show_user(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    ///     let request = Request::from_scope(scope, receive)?;
+    ///     let id = match request.param_as::<u64>("id") {
+    ///         Ok(id) => id,
+    ///         Err(e) => return Response::text(e.to_string()).status(e.status()).send(&mut send).await,
+    ///     };
+    ///     Response::text(format!("user {}", id + 1)).send(&mut send).await
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = TestClient::new(Router::new().route("/users/{id}", get(show_user)));
+    /// assert_eq!(client.get("/users/41").await?.text(), "user 42");
+    /// let bad = client.get("/users/abc").await?;
+    /// assert_eq!(bad.status(), 400);
+    /// assert!(bad.text().starts_with("invalid path parameter `id`: `abc` is not a valid u64"));
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn param_as<T>(&self, name: &str) -> Result<T, ParamError>
+    where
+        T: std::str::FromStr,
+        T::Err: fmt::Display,
+    {
+        let value = self.param(name).ok_or_else(|| ParamError::Missing {
+            name: name.to_owned(),
+        })?;
+        value.parse().map_err(|e: T::Err| ParamError::Invalid {
+            name: name.to_owned(),
+            value: value.to_owned(),
+            expected: std::any::type_name::<T>(),
+            reason: e.to_string(),
+        })
+    }
+
     /// The receiver, e.g. to wait for `http.disconnect` after the body was read.
     pub fn receiver(&mut self) -> &mut Receiver {
         &mut self.receive
@@ -436,8 +533,8 @@ fn decode_form_component(raw: &[u8]) -> String {
 mod tests {
     use super::*;
     use asgi_core::Sender;
+    use asgi_core::host::testing::Session;
     use asgi_core::http::HeaderValue;
-    use asgi_core::testing::Session;
 
     fn pairs(query: &str) -> Vec<(String, String)> {
         query_pairs(query.as_bytes()).collect()
@@ -568,7 +665,7 @@ mod tests {
         let scope = Scope::WebSocket(asgi_core::WebSocketScope::new("/ws"));
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(tx);
-        let receive = Receiver::new(asgi_core::channel::ChannelSource::new(&scope, rx));
+        let receive = Receiver::new(asgi_core::host::channel::ChannelSource::new(&scope, rx));
         let err = Request::from_scope(scope, receive).unwrap_err();
         assert_eq!(err.to_string(), "expected an `http` scope, got `websocket`");
     }

@@ -37,6 +37,22 @@ const LOCATION_ENCODE: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+/// A header given to [`Response::header`] that is not a valid name or value.
+#[derive(Debug)]
+struct InvalidHeader(asgi_core::http::Error);
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid response header: {}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidHeader {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 enum Body {
     Full(Bytes),
     Stream(BoxStream<'static, Result<Bytes, BoxError>>),
@@ -66,7 +82,7 @@ enum Body {
 /// # Example
 ///
 /// ```
-/// use asgi_core::http::{header, HeaderValue, StatusCode};
+/// use asgi_core::http::{header, StatusCode};
 /// use asgi_core::{Error, Receiver, Scope, Sender};
 /// use asgi_http::response::Response;
 /// use asgi_http::test_client::TestClient;
@@ -74,7 +90,7 @@ enum Body {
 /// async fn app(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
 ///     Response::text("created")
 ///         .status(StatusCode::CREATED)
-///         .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+///         .header(header::CACHE_CONTROL, "no-store")
 ///         .send(&mut send)
 ///         .await
 /// }
@@ -92,6 +108,8 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Body,
+    // The first header that could not be converted; `send` returns it instead of sending.
+    invalid_header: Option<Error>,
 }
 
 impl fmt::Debug for Response {
@@ -106,6 +124,7 @@ impl fmt::Debug for Response {
             .field("status", &self.status)
             .field("headers", &self.headers)
             .field("body", &body)
+            .field("invalid_header", &self.invalid_header)
             .finish()
     }
 }
@@ -117,6 +136,7 @@ impl Response {
             status,
             headers: HeaderMap::new(),
             body: Body::Full(Bytes::new()),
+            invalid_header: None,
         }
     }
 
@@ -127,6 +147,7 @@ impl Response {
             status: StatusCode::OK,
             headers,
             body: Body::Full(body),
+            invalid_header: None,
         }
     }
 
@@ -203,6 +224,7 @@ impl Response {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Body::Stream(stream.map(|item| item.map_err(Into::into)).boxed()),
+            invalid_header: None,
         }
     }
 
@@ -264,6 +286,7 @@ impl Response {
             status: StatusCode::OK,
             headers,
             body,
+            invalid_header: None,
         })
     }
 
@@ -274,16 +297,59 @@ impl Response {
     }
 
     /// Sets the header `name` to `value`, replacing any value it had.
-    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.insert(name, value);
+    ///
+    /// `name` and `value` are anything that converts to a header name and value, as for
+    /// the test client's requests: `"cache-control"` and `"no-store"` as well as
+    /// [`header::CACHE_CONTROL`] and a [`HeaderValue`]. A name or value that is not valid
+    /// (a space in a name, a newline in a value) makes [`send`](Response::send) fail with
+    /// the conversion error before anything is sent, so the server answers 500.
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        K::Error: Into<asgi_core::http::Error>,
+        V: TryInto<HeaderValue>,
+        V::Error: Into<asgi_core::http::Error>,
+    {
+        if let Some((name, value)) = self.convert_header(name, value) {
+            self.headers.insert(name, value);
+        }
         self
     }
 
     /// Adds a value for the header `name`, keeping the ones it had (e.g. a second
-    /// `set-cookie`).
-    pub fn append_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+    /// `set-cookie`). Takes what [`header`](Response::header) takes.
+    pub fn append_header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        K::Error: Into<asgi_core::http::Error>,
+        V: TryInto<HeaderValue>,
+        V::Error: Into<asgi_core::http::Error>,
+    {
+        if let Some((name, value)) = self.convert_header(name, value) {
+            self.headers.append(name, value);
+        }
         self
+    }
+
+    fn convert_header<K, V>(&mut self, name: K, value: V) -> Option<(HeaderName, HeaderValue)>
+    where
+        K: TryInto<HeaderName>,
+        K::Error: Into<asgi_core::http::Error>,
+        V: TryInto<HeaderValue>,
+        V::Error: Into<asgi_core::http::Error>,
+    {
+        let converted = name
+            .try_into()
+            .map_err(Into::into)
+            .and_then(|name| Ok((name, value.try_into().map_err(Into::into)?)));
+        match converted {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                self.invalid_header
+                    .get_or_insert_with(|| Error::new(InvalidHeader(e)));
+                None
+            }
+        }
     }
 
     /// The status.
@@ -305,6 +371,8 @@ impl Response {
     ///
     /// # Errors
     ///
+    /// - a header given to [`header`](Response::header) that is not a valid name or value,
+    ///   before anything is sent;
     /// - the [`SendError`](asgi_core::SendError) of `send`, converted: `is_disconnected()`
     ///   when the client left (return it with `?`: it is the normal end), `is_protocol()`
     ///   when a response was already started on this `send`;
@@ -321,7 +389,11 @@ impl Response {
             status,
             mut headers,
             body,
+            invalid_header,
         } = self;
+        if let Some(error) = invalid_header {
+            return Err(error);
+        }
         match body {
             Body::Full(bytes) => {
                 if allows_body(status) && !headers.contains_key(header::CONTENT_LENGTH) {
@@ -427,7 +499,7 @@ fn content_type_for(path: &Path) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asgi_core::testing;
+    use asgi_core::host::testing;
     use asgi_core::{HttpScope, Receiver, Scope};
 
     async fn events_of(response: Response) -> Vec<SendEvent> {

@@ -2,8 +2,8 @@
 //! chunk-by-chunk reading, path parameters, state and extensions.
 
 use asgi_core::bytes::Bytes;
+use asgi_core::host::testing::Session;
 use asgi_core::http::{Method, StatusCode};
-use asgi_core::testing::Session;
 use asgi_core::{
     AppExt, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, from_fn,
 };
@@ -348,6 +348,84 @@ async fn path_params_and_middleware_extensions_are_readable() {
     assert_eq!(
         client.get("/things/5").await.unwrap().text(),
         "id=5 request_id=77"
+    );
+}
+
+/// Answers with the parsed `id` plus one, or with the parameter error's status and message.
+async fn typed_param(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    let request = Request::from_scope(scope, receive)?;
+    match request.param_as::<u64>("id") {
+        Ok(id) => {
+            Response::text(format!("next={}", id + 1))
+                .send(&mut send)
+                .await
+        }
+        Err(e) => {
+            Response::text(e.to_string())
+                .status(e.status())
+                .send(&mut send)
+                .await
+        }
+    }
+}
+
+#[tokio::test]
+async fn typed_path_param_parses_or_gives_400_naming_the_parameter() {
+    let client = TestClient::new(Router::new().route("/things/{id}", get(typed_param)));
+    let ok = client.get("/things/41").await.unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert_eq!(ok.text(), "next=42");
+
+    for (path, value, reason) in [
+        ("/things/abc", "abc", "invalid digit found in string"),
+        ("/things/-1", "-1", "invalid digit found in string"),
+        (
+            "/things/99999999999999999999",
+            "99999999999999999999",
+            "number too large to fit in target type",
+        ),
+    ] {
+        let bad = client.get(path).await.unwrap();
+        assert_eq!(bad.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            bad.text(),
+            format!("invalid path parameter `id`: `{value}` is not a valid u64 ({reason})")
+        );
+    }
+}
+
+#[tokio::test]
+async fn typed_path_param_missing_from_the_route_is_a_500() {
+    let client = TestClient::new(Router::new().route("/things/{name}", get(typed_param)));
+    let response = client.get("/things/7").await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.text(), "the route has no path parameter `id`");
+}
+
+#[tokio::test]
+async fn state_lookup_error_names_the_missing_type() {
+    struct Db;
+    let app = |scope: Scope, receive: Receiver, mut send: Sender| async move {
+        let request = Request::from_scope(scope, receive)?;
+        match request.state().try_get::<Db>() {
+            Ok(_) => Response::text("found").send(&mut send).await,
+            Err(e) => {
+                Response::text(e.to_string())
+                    .status(StatusCode::INTERNAL_SERVER_ERROR)
+                    .send(&mut send)
+                    .await
+            }
+        }
+    };
+    let response = TestClient::new(app).get("/").await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        response
+            .text()
+            .starts_with("no `request::state_lookup_error_names_the_missing_type::")
+            && response.text().contains("::Db` in the lifespan state"),
+        "{}",
+        response.text()
     );
 }
 

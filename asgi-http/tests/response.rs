@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use asgi_core::bytes::Bytes;
 use asgi_core::extensions::{self, Extensions};
+use asgi_core::host::testing;
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
-use asgi_core::testing::{self, SESSION_CHANNEL_CAPACITY};
-use asgi_core::{Error, HttpScope, Receiver, Scope, SendEvent, Sender};
+use asgi_core::{AppExt, Error, HttpScope, Receiver, Scope, SendEvent, Sender};
 use asgi_http::response::{FILE_CHUNK_SIZE, Response};
 use asgi_http::test_client::{TestClient, TestRequest};
 use futures_util::stream;
@@ -155,6 +155,40 @@ async fn status_and_header_setters_apply_and_append_keeps_repeats() {
 }
 
 #[tokio::test]
+async fn header_takes_names_and_values_as_strings() {
+    let response = TestClient::new(app_of(|| {
+        Response::text("hi")
+            .header("x-request-id", "abc-1")
+            .header(header::CACHE_CONTROL, String::from("no-store"))
+            .append_header("set-cookie", "a=1")
+            .append_header(header::SET_COOKIE, HeaderValue::from_static("b=2"))
+    }))
+    .get("/")
+    .await
+    .unwrap();
+    assert_eq!(response.header("x-request-id"), Some("abc-1"));
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    let cookies: Vec<_> = response.headers().get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+}
+
+#[tokio::test]
+async fn invalid_header_fails_the_send_before_anything_is_sent() {
+    let bad_name = app_of(|| Response::text("hi").header("bad name", "v")).boxed();
+    let bad_value = app_of(|| Response::text("hi").append_header("x-ok", "line\nbreak")).boxed();
+    for app in [bad_name, bad_value] {
+        let outcome = testing::call(&app, scope_with(Extensions::default()), []).await;
+        assert!(outcome.sent.is_empty(), "sent {:?}", outcome.sent);
+        let err = outcome.result.unwrap_err();
+        assert!(!err.is_disconnected() && !err.is_protocol());
+        assert!(
+            err.to_string().contains("invalid response header"),
+            "error: {err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn streaming_sends_one_body_event_per_item_then_an_empty_final_one() {
     let app = app_of(|| {
         Response::streaming(stream::iter(
@@ -197,6 +231,23 @@ async fn streaming_error_item_ends_the_response_with_that_error() {
 }
 
 #[tokio::test]
+async fn streaming_item_that_is_a_disconnect_stays_a_disconnect() {
+    // A proxying stream whose upstream client left yields the interface's own disconnect
+    // error; boxed on the way through the stream, it must still read as a disconnect, which a
+    // server does not log as an app failure.
+    let app = app_of(|| {
+        Response::streaming(stream::iter([
+            Ok(Bytes::from("partial")),
+            Err(Error::disconnected()),
+        ]))
+    });
+    let outcome = testing::call(&app, scope_with(Extensions::new()), []).await;
+    let err = outcome.result.unwrap_err();
+    assert!(err.is_disconnected(), "{err:?}");
+    assert_eq!(err.to_string(), "the peer disconnected");
+}
+
+#[tokio::test]
 async fn streaming_backpressure_bounds_how_far_the_stream_is_pulled() {
     let pulled = Arc::new(AtomicUsize::new(0));
     let counter = pulled.clone();
@@ -214,9 +265,9 @@ async fn streaming_backpressure_bounds_how_far_the_stream_is_pulled() {
     for _ in 0..200 {
         tokio::task::yield_now().await;
     }
-    // The queue between app and client holds SESSION_CHANNEL_CAPACITY events; the app can
-    // have one more item in hand, waiting to be sent.
-    let bound = SESSION_CHANNEL_CAPACITY + 1;
+    // The queue between app and client holds 16 events (TestClient's "Backpressure"); the
+    // app can have one more item in hand, waiting to be sent.
+    let bound = 16 + 1;
     let before = pulled.load(Ordering::SeqCst);
     assert!(before <= bound, "pulled {before} items with nothing read");
     for read in 1..=50 {

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use asgi_core::host::lifespan::{Lifespan, Startup};
+use asgi_core::host::testing;
 use asgi_core::http::{HeaderMap, Method, StatusCode};
-use asgi_core::lifespan::{Lifespan, Startup};
-use asgi_core::testing;
 use asgi_core::{
     AppExt, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, WebSocketScope,
     from_fn,

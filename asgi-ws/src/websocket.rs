@@ -8,7 +8,8 @@ use asgi_core::{
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 
-/// What [`WebSocket::recv`] returns.
+/// One WebSocket message, as [`WebSocket::recv`] gives it to an app, and as the HTTP test
+/// client's WebSocket session gives the app's messages to a test: one type for both sides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Message {
@@ -16,9 +17,10 @@ pub enum Message {
     Text(String),
     /// A binary message.
     Binary(Bytes),
-    /// The connection closed (`websocket.disconnect`), with the close code (1005 when the
-    /// client sent none, 1006 when the network dropped) and reason. Every later `recv`
-    /// returns it again.
+    /// The connection closed, with the close code and reason; every later receive returns it
+    /// again. For an app: the client's `websocket.disconnect` (code 1005 when the client sent
+    /// none, 1006 when the network dropped). For a test client: the app's `websocket.close`,
+    /// or 1006 when the app returned without one.
     Close {
         /// The close code.
         code: u16,
@@ -63,7 +65,7 @@ enum Phase {
 ///     }
 /// }
 ///
-/// # use asgi_core::testing::Session;
+/// # use asgi_core::host::testing::Session;
 /// # use asgi_core::{ReceiveEvent, SendEvent, WebSocketScope};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let mut session = Session::start(echo, Scope::WebSocket(WebSocketScope::new("/echo")));

@@ -1,10 +1,10 @@
-//! The `WebSocket` type for app authors, in-process (`asgi_core::testing::Session`) and over
+//! The `WebSocket` type for app authors, in-process (`asgi_core::host::testing::Session`) and over
 //! a socket.
 
 mod common;
 
 use asgi_core::extensions::{Extensions, WEBSOCKET_HTTP_RESPONSE};
-use asgi_core::testing::Session;
+use asgi_core::host::testing::Session;
 use asgi_core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender, WebSocketScope};
 use asgi_ws::{HandshakeOutcome, Message, WebSocket, WebSocketConfig};
 use bytes::Bytes;

@@ -316,9 +316,52 @@ impl Environ {
         self.str_or_empty("PATH_INFO")
     }
 
-    /// `QUERY_STRING`, not decoded; empty if absent.
+    /// `QUERY_STRING`, not decoded; empty if absent. [`query_pairs`](Environ::query_pairs)
+    /// and [`query`](Environ::query) decode it.
     pub fn query_string(&self) -> &WsgiStr {
         self.str_or_empty("QUERY_STRING")
+    }
+
+    /// The query's `name=value` pairs, in order, decoded as an HTML form does (Python's
+    /// `urllib.parse.parse_qsl`): `+` is a space and `%XX` escapes are decoded. Every byte is
+    /// kept, so a value that is not UTF-8 is still there ([`WsgiStr::as_bytes`]). A name
+    /// without `=` has an empty value; empty pairs (`a=1&&b=2`) are skipped.
+    ///
+    /// ```
+    /// use asgi_wsgi_compat::Environ;
+    ///
+    /// let environ = Environ::for_request("GET", "/search?q=caf%C3%A9+au+lait&page=2&flag");
+    /// let pairs: Vec<_> = environ.query_pairs().collect();
+    /// assert_eq!(pairs[0].0, "q");
+    /// assert_eq!(pairs[0].1, "café au lait");
+    /// assert_eq!(pairs[1], ("page".into(), "2".into()));
+    /// assert_eq!(pairs[2].1, "");
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (WsgiStr, WsgiStr)> + '_ {
+        self.query_string()
+            .split(|&b| b == b'&')
+            .filter(|pair| !pair.is_empty())
+            .map(|pair| match pair.iter().position(|&b| b == b'=') {
+                Some(i) => (decode_form(&pair[..i]), decode_form(&pair[i + 1..])),
+                None => (decode_form(pair), WsgiStr::new()),
+            })
+    }
+
+    /// The first value of the query parameter `name`, decoded as in
+    /// [`query_pairs`](Environ::query_pairs); `None` when the query does not have it.
+    ///
+    /// ```
+    /// use asgi_wsgi_compat::Environ;
+    ///
+    /// let environ = Environ::for_request("GET", "/items?page=2&tag=a%26b&tag=c");
+    /// assert_eq!(environ.query("page").unwrap(), "2");
+    /// assert_eq!(environ.query("tag").unwrap(), "a&b");
+    /// assert!(environ.query("missing").is_none());
+    /// ```
+    pub fn query(&self, name: &str) -> Option<WsgiStr> {
+        self.query_pairs()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
     }
 
     /// `CONTENT_TYPE`, if the request has one.
@@ -510,6 +553,22 @@ fn host_header(headers: &HeaderMap) -> Option<(String, Option<u16>)> {
         None => None,
     };
     Some((name.to_owned(), port))
+}
+
+/// Decodes one name or value of an `application/x-www-form-urlencoded` query: `+` is a space,
+/// `%XX` a byte. Malformed escapes stay as they are, as browsers and Python leave them.
+fn decode_form(raw: &[u8]) -> WsgiStr {
+    let spaced: Cow<'_, [u8]> = if raw.contains(&b'+') {
+        Cow::Owned(
+            raw.iter()
+                .map(|&b| if b == b'+' { b' ' } else { b })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(raw)
+    };
+    let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&spaced).into();
+    WsgiStr::from(decoded.into_owned())
 }
 
 #[cfg(test)]

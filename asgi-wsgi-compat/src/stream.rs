@@ -11,7 +11,7 @@ use tokio::sync::{Notify, mpsc};
 /// The longest line [`Errors`] buffers: a longer one is logged in pieces of this size, so
 /// that an app writing without newlines cannot grow memory. 8 KiB holds any sensible log
 /// line, traceback lines included.
-pub const MAX_ERRORS_LINE: usize = 8 * 1024;
+const MAX_ERRORS_LINE: usize = 8 * 1024;
 
 /// One message from the host's body pump to [`Input`].
 #[derive(Debug)]
@@ -261,8 +261,8 @@ fn aborted() -> io::Error {
 /// Each line becomes one `WARN` event with target `wsgi.errors`, inside the span of the
 /// request (the host carries it into the blocking thread). Output is line-buffered: a partial
 /// line waits for its newline, a [`flush`](io::Write::flush), or the drop of the stream;
-/// a line longer than [`MAX_ERRORS_LINE`] is logged in pieces. Bytes that are not UTF-8 are
-/// shown as U+FFFD.
+/// a line longer than 8 KiB is logged in pieces of 8 KiB, so that an app writing without
+/// newlines cannot grow memory. Bytes that are not UTF-8 are shown as U+FFFD.
 ///
 /// # Example
 ///

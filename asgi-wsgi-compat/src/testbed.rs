@@ -32,7 +32,8 @@ static FILLER: [u8; TESTBED_CHUNK_SIZE] = [b'x'; TESTBED_CHUNK_SIZE];
 /// # Example
 ///
 /// ```
-/// use asgi_core::{HttpScope, Scope, testing};
+/// use asgi_core::host::testing;
+/// use asgi_core::{HttpScope, Scope};
 /// use asgi_wsgi_compat::{WsgiToAsgi, testbed::simple_app};
 /// use http::Method;
 ///
@@ -73,7 +74,8 @@ pub fn simple_app(_environ: Environ, start_response: StartResponse) -> Result<Bo
 /// # Example
 ///
 /// ```
-/// use asgi_core::{HttpScope, ReceiveEvent, Scope, testing};
+/// use asgi_core::host::testing;
+/// use asgi_core::{HttpScope, ReceiveEvent, Scope};
 /// use asgi_wsgi_compat::{WsgiToAsgi, testbed::testbed};
 /// use http::Method;
 ///

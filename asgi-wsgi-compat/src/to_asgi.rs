@@ -92,7 +92,8 @@ pub fn default_max_threads() -> usize {
 /// # Example
 ///
 /// ```
-/// use asgi_core::{HttpScope, Scope, testing};
+/// use asgi_core::host::testing;
+/// use asgi_core::{HttpScope, Scope};
 /// use asgi_wsgi_compat::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};
 /// use http::Method;
 ///

@@ -30,11 +30,11 @@ use crate::stream::Input;
 /// How many messages wait between the async app and the WSGI thread (response events and
 /// requests for body data). Small, so that an app that sends faster than the WSGI host takes
 /// its response waits (backpressure) instead of piling events up.
-pub const BRIDGE_CHANNEL_CAPACITY: usize = 8;
+const BRIDGE_CHANNEL_CAPACITY: usize = 8;
 
 /// The size of the chunks in which a file sent with `http.response.pathsend` is read and
 /// passed on: 64 KiB, large enough for few calls and small enough to hold a few in memory.
-pub const PATHSEND_CHUNK_SIZE: usize = 64 * 1024;
+const PATHSEND_CHUNK_SIZE: usize = 64 * 1024;
 
 /// Characters escaped when `raw_path` is rebuilt from the decoded `SCRIPT_NAME` and
 /// `PATH_INFO`: controls, space, `%`, and what would end or split a path (`?`, `#`) or is
@@ -68,7 +68,7 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
 /// - once the body is complete, or the WSGI host drops the body (its client left), the app's
 ///   `recv` returns `http.disconnect` and its `send` fails with `Disconnected`.
 ///
-/// Everything passes through one bounded channel ([`BRIDGE_CHANNEL_CAPACITY`]).
+/// Everything passes through one bounded channel of 8 messages.
 ///
 /// # The runtime
 ///
@@ -179,7 +179,7 @@ impl<A: App> WsgiApp for AsgiToWsgi<A> {
                 .await
                 .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
             // The WSGI side may have gone already; then nobody waits for the result.
-            let _ = tx.send(Message::Done(result)).await;
+            let _ = tx.send(BridgeMessage::Done(result)).await;
         });
 
         let mut bridge = Bridge {
@@ -221,7 +221,7 @@ impl<A: App> WsgiApp for AsgiToWsgi<A> {
 }
 
 /// What moves from the async app to the WSGI thread.
-enum Message {
+enum BridgeMessage {
     /// An event the app sent.
     Event(SendEvent),
     /// The app's `recv` wants the next request event.
@@ -240,7 +240,7 @@ enum Step {
 /// The WSGI thread's end: answers the app's demands for body data from `wsgi.input`, and
 /// yields the response body.
 struct Bridge {
-    rx: mpsc::Receiver<Message>,
+    rx: mpsc::Receiver<BridgeMessage>,
     input: Input,
     /// Bytes of `CONTENT_LENGTH` not yet passed on.
     remaining: Option<u64>,
@@ -259,9 +259,9 @@ impl Bridge {
     fn next_message(&mut self) -> Step {
         loop {
             match self.rx.blocking_recv() {
-                Some(Message::Event(event)) => return Step::Event(event),
-                Some(Message::Done(result)) => return Step::Done(result),
-                Some(Message::Demand(reply)) => {
+                Some(BridgeMessage::Event(event)) => return Step::Event(event),
+                Some(BridgeMessage::Done(result)) => return Step::Done(result),
+                Some(BridgeMessage::Demand(reply)) => {
                     let event = self.read_request();
                     // The app may have stopped waiting; then the event has nobody to go to.
                     let _ = reply.send(event);
@@ -409,7 +409,7 @@ impl Chunks for Bridge {
 
 /// The app's `receive`: each `recv` asks the WSGI thread for the next chunk of the body.
 struct BridgeSource {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<BridgeMessage>,
     /// A demand sent and not answered yet: a `recv` cancelled while waiting resumes it, so
     /// no chunk is lost.
     pending: Option<oneshot::Receiver<ReceiveEvent>>,
@@ -423,7 +423,7 @@ impl EventSource for BridgeSource {
             if self.pending.is_none() {
                 let (reply, answer) = oneshot::channel();
                 // Cancel safe: if this waits and is dropped, the demand was not sent.
-                if self.tx.send(Message::Demand(reply)).await.is_ok() {
+                if self.tx.send(BridgeMessage::Demand(reply)).await.is_ok() {
                     self.pending = Some(answer);
                 }
             }
@@ -452,7 +452,7 @@ impl EventSource for BridgeSource {
 
 /// The app's `send`: checks the protocol order, then hands the event to the WSGI thread.
 struct BridgeSink {
-    tx: mpsc::Sender<Message>,
+    tx: mpsc::Sender<BridgeMessage>,
     protocol: SendProtocol,
 }
 
@@ -464,7 +464,7 @@ impl EventSink for BridgeSink {
         }
         self.protocol.check(&event)?;
         self.tx
-            .send(Message::Event(event))
+            .send(BridgeMessage::Event(event))
             .await
             .map_err(|_| SendError::Disconnected)
     }

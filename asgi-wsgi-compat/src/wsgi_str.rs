@@ -21,8 +21,9 @@ use bytes::Bytes;
 ///   string, one char per byte (`"/cafÃ©"` for the same path), lossless and reversible with
 ///   [`from_latin1`](WsgiStr::from_latin1).
 ///
-/// Comparing with a `str` compares bytes with the `str`'s UTF-8 encoding, so
-/// `environ.method() == "GET"` reads as expected; for ASCII all views agree.
+/// It compares with `&str`, `String`, `&[u8]` and byte-string literals directly, both ways
+/// round, with no conversion first: `environ.method() == "GET"`, `environ.query_string() ==
+/// b"a=1"`. A `str` compares by its UTF-8 bytes; for ASCII all views agree.
 ///
 /// Cloning is cheap (the bytes are shared).
 ///
@@ -39,6 +40,8 @@ use bytes::Bytes;
 ///
 /// let method = WsgiStr::from("GET");
 /// assert_eq!(method, "GET");
+/// assert_eq!(method, b"GET");
+/// assert_eq!("GET", method);
 /// ```
 #[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WsgiStr(Bytes);
@@ -204,6 +207,55 @@ impl PartialEq<WsgiStr> for &str {
     }
 }
 
+impl PartialEq<String> for WsgiStr {
+    fn eq(&self, other: &String) -> bool {
+        self.0 == other.as_bytes()
+    }
+}
+
+impl PartialEq<WsgiStr> for String {
+    fn eq(&self, other: &WsgiStr) -> bool {
+        self.as_bytes() == other.0
+    }
+}
+
+// Byte-string literals (`b"GET"`) are arrays, not slices.
+impl<const N: usize> PartialEq<[u8; N]> for WsgiStr {
+    fn eq(&self, other: &[u8; N]) -> bool {
+        self.0 == other[..]
+    }
+}
+
+impl<const N: usize> PartialEq<&[u8; N]> for WsgiStr {
+    fn eq(&self, other: &&[u8; N]) -> bool {
+        self.0 == other[..]
+    }
+}
+
+impl PartialEq<WsgiStr> for [u8] {
+    fn eq(&self, other: &WsgiStr) -> bool {
+        *self == other.0
+    }
+}
+
+impl PartialEq<WsgiStr> for &[u8] {
+    fn eq(&self, other: &WsgiStr) -> bool {
+        **self == other.0
+    }
+}
+
+impl<const N: usize> PartialEq<WsgiStr> for [u8; N] {
+    fn eq(&self, other: &WsgiStr) -> bool {
+        self[..] == other.0
+    }
+}
+
+impl<const N: usize> PartialEq<WsgiStr> for &[u8; N] {
+    fn eq(&self, other: &WsgiStr) -> bool {
+        self[..] == other.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +282,32 @@ mod tests {
         assert_eq!(s, "café");
         assert_eq!(s.to_str(), Some("café"));
         assert_eq!(s.to_latin1(), "caf\u{c3}\u{a9}");
+    }
+
+    #[test]
+    fn compares_with_strings_and_bytes_both_ways_without_conversion() {
+        let s = WsgiStr::from(&b"GET"[..]);
+        let by_ref: &WsgiStr = &s;
+        assert_eq!(s, "GET");
+        assert_eq!("GET", s);
+        assert_eq!(by_ref, "GET");
+        assert_eq!(s, *"GET");
+        assert_eq!(*"GET", s);
+        assert_eq!(s, String::from("GET"));
+        assert_eq!(String::from("GET"), s);
+        assert_eq!(s, b"GET");
+        assert_eq!(b"GET", s);
+        assert_eq!(by_ref, b"GET");
+        assert_eq!(s, *b"GET");
+        assert_eq!(*b"GET", s);
+        assert_eq!(s, &b"GET"[..]);
+        assert_eq!(&b"GET"[..], s);
+        assert_eq!(by_ref, &b"GET"[..]);
+        assert_ne!(s, "POST");
+        assert_ne!(s, b"POST");
+        assert_ne!(s, &b"GE"[..]);
+        let raw = WsgiStr::from(&b"/\xff"[..]);
+        assert!(raw == b"/\xff" && raw != "/\u{ff}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asgi_core::testing::{self, Session};
+use asgi_core::host::testing::{self, Session};
 use asgi_core::{LifespanScope, ReceiveEvent, Scope, SendEvent, WebSocketScope};
 use asgi_wsgi_compat::testbed::simple_app;
 use asgi_wsgi_compat::to_asgi::default_max_threads;

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use asgi_core::testing::{self, Session};
+use asgi_core::host::testing::{self, Session};
 use asgi_core::{
     App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, ServerAddr,
 };

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asgi_core::channel::{ChannelSink, ChannelSource};
-use asgi_core::testing::{self, Session};
+use asgi_core::host::channel::{ChannelSink, ChannelSource};
+use asgi_core::host::testing::{self, Session};
 use asgi_core::{App, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use asgi_wsgi_compat::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};
 use bytes::Bytes;

@@ -3,7 +3,8 @@
 
 mod common;
 
-use asgi_core::{HttpVersion, ReceiveEvent, Scope, ServerAddr, testing};
+use asgi_core::host::testing;
+use asgi_core::{HttpVersion, ReceiveEvent, Scope, ServerAddr};
 use asgi_wsgi_compat::testbed::testbed;
 use asgi_wsgi_compat::{Environ, Value, WsgiToAsgi};
 use bytes::Bytes;
@@ -109,6 +110,47 @@ async fn query_string_is_raw_bytes() {
     s.query_string = Bytes::from_static(b"a=%20b&c=\xff");
     let env = environ_of(s, b"").await;
     assert_eq!(env["QUERY_STRING"], "a=%20b&c=\u{ff}");
+}
+
+#[test]
+fn query_pairs_decode_plus_and_percent_escapes_in_order() {
+    let mut s = mounted("/search", b"/search");
+    s.query_string = Bytes::from_static(b"q=caf%C3%A9+au+lait&&tag=a%26b&tag=c&flag&n%3D=1%3D2");
+    let environ = Environ::from_scope(&s);
+    let pairs: Vec<(String, String)> = environ
+        .query_pairs()
+        .map(|(k, v)| {
+            (
+                k.to_str().unwrap().to_owned(),
+                v.to_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("q", "café au lait"),
+        ("tag", "a&b"),
+        ("tag", "c"),
+        ("flag", ""),
+        ("n=", "1=2"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    assert_eq!(pairs, expected);
+    assert_eq!(environ.query("tag").unwrap(), "a&b");
+    assert_eq!(environ.query("flag").unwrap(), "");
+    assert!(environ.query("missing").is_none());
+}
+
+#[test]
+fn query_keeps_bytes_that_are_not_utf8_and_malformed_escapes() {
+    let mut s = mounted("/q", b"/q");
+    s.query_string = Bytes::from_static(b"raw=%FF%fe&bad=100%&odd=%zz");
+    let environ = Environ::from_scope(&s);
+    assert_eq!(environ.query("raw").unwrap(), b"\xff\xfe");
+    assert_eq!(environ.query("bad").unwrap(), "100%");
+    assert_eq!(environ.query("odd").unwrap(), "%zz");
 }
 
 #[tokio::test]

@@ -5,8 +5,10 @@ mod common;
 use std::io::Write;
 
 use asgi_wsgi_compat::Errors;
-use asgi_wsgi_compat::stream::MAX_ERRORS_LINE;
 use common::Logs;
+
+/// The longest line `Errors` logs in one piece, as its documentation says: 8 KiB.
+const MAX_ERRORS_LINE: usize = 8 * 1024;
 
 fn logged_lines(logs: &Logs) -> Vec<String> {
     logs.text()

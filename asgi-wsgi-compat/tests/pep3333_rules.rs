@@ -7,7 +7,8 @@ use std::io;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use asgi_core::{App, Receiver, Scope, SendEvent, Sender, testing};
+use asgi_core::host::testing;
+use asgi_core::{App, Receiver, Scope, SendEvent, Sender};
 use asgi_wsgi_compat::{Body, BoxError, Environ, StartResponse, WsgiError, WsgiToAsgi};
 use common::{scope, seen};
 use http::{Method, StatusCode};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use asgi_core::testing::{self, SESSION_CHANNEL_CAPACITY, Session};
+use asgi_core::host::testing::{self, Session};
 use asgi_core::{ReceiveEvent, Scope, SendEvent};
 use asgi_wsgi_compat::testbed::{TESTBED_CHUNK_SIZE, testbed};
 use asgi_wsgi_compat::to_asgi::{INPUT_CHANNEL_CAPACITY, OUTPUT_CHANNEL_CAPACITY};
@@ -20,6 +20,9 @@ use http::{Method, StatusCode};
 
 const CHUNK: usize = 64 * 1024;
 const CHUNKS: usize = 128;
+
+/// How many events wait in each direction of a test `Session`, as its documentation says.
+const SESSION_CHANNEL_CAPACITY: usize = 16;
 
 /// How far a client may push ahead of the app's reads, in chunks: the session's channel, the
 /// adapter's channel, and one chunk in hand at each end.

@@ -3,7 +3,8 @@
 
 mod common;
 
-use asgi_core::{ReceiveEvent, Scope, testing};
+use asgi_core::host::testing;
+use asgi_core::{ReceiveEvent, Scope};
 use asgi_wsgi_compat::testbed::{simple_app, testbed};
 use asgi_wsgi_compat::validate::Rule;
 use asgi_wsgi_compat::{

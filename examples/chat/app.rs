@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use asgi::core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender, WebSocketMessage};
-use asgi::http::response::Response;
-use asgi::http::router::{Router, get, websocket};
+use asgi::server::response::Response;
+use asgi::server::router::{Router, get, websocket};
 use asgi::ws::WebSocket;
 use asgi::ws::close::MESSAGE_TOO_BIG;
 use tokio::sync::broadcast;

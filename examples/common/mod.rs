@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use asgi::core::App;
-use asgi::http::server::{Builder, DEFAULT_BIND, Server};
+use asgi::server::server::{Builder, DEFAULT_BIND, Server};
 use tracing_subscriber::EnvFilter;
 
 /// The exit status when the app's lifespan startup failed (uvicorn's `STARTUP_FAILURE`).

@@ -16,10 +16,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use asgi::core::http::HeaderMap;
-use asgi::http::mount::Mount;
-use asgi::http::response::Response;
-use asgi::http::router::{Router, get, websocket};
 use asgi::prelude::*;
+use asgi::server::mount::Mount;
+use asgi::server::response::Response;
+use asgi::server::router::{Router, get, websocket};
 use asgi::wsgi::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};
 
 /// The largest note `POST /legacy/notes` takes: 64 KiB; more gets `413 Payload Too Large`.

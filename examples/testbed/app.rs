@@ -97,9 +97,9 @@ impl Testbed {
 /// mounted at `/wsgi`, so it sees `SCRIPT_NAME` `/wsgi` and `PATH_INFO` below it. Every other
 /// request and WebSocket goes to [`Testbed`] with the scope exactly as the server built it
 /// (`/scope/...` shows it untouched), and so does the lifespan scope.
-pub(crate) fn served_app(fail_startup: bool) -> asgi::http::mount::Mount {
+pub(crate) fn served_app(fail_startup: bool) -> asgi::server::mount::Mount {
     let testbed = Testbed::new(fail_startup);
-    asgi::http::mount::Mount::new()
+    asgi::server::mount::Mount::new()
         .mount(
             "/wsgi",
             asgi::wsgi::WsgiToAsgi::new(asgi::wsgi::testbed::testbed),

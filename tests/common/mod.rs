@@ -16,7 +16,7 @@ use std::time::Duration;
 use std::future::Future;
 
 use asgi::core::{App, Error, Receiver, Scope, Sender};
-use asgi::http::server::{Builder, Server, ServerError, ServerHandle};
+use asgi::server::server::{Builder, Server, ServerError, ServerHandle};
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use asgi_core::lifespan::{Lifespan, Startup};
-use asgi_core::{App, ServerAddr, Shutdown, State};
+use asgi_core::host::Shutdown;
+use asgi_core::host::lifespan::{Lifespan, Startup};
+use asgi_core::{App, ServerAddr, State};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;

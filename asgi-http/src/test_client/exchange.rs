@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use asgi_core::bytes::Bytes;
-use asgi_core::channel::{ChannelSink, ChannelSource};
-use asgi_core::testing::SESSION_CHANNEL_CAPACITY;
+use asgi_core::host::channel::{ChannelSink, ChannelSource};
 use asgi_core::{
     App, Error, EventSink, ProtocolError, ReceiveEvent, Receiver, Scope, SendError, SendEvent,
     Sender, async_trait,
@@ -16,6 +15,10 @@ use asgi_core::{
 use futures_util::stream::{BoxStream, Fuse, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+/// How many events may wait in each direction between the test client and the app: 16, small
+/// as in a server, so that an app sending faster than the test reads waits (backpressure).
+const EXCHANGE_CHANNEL_CAPACITY: usize = 16;
 
 /// The first protocol error the app's `send` returned, kept so that the test sees it even
 /// when the app ignored the error.
@@ -128,8 +131,8 @@ impl TestExchange {
         feed: Option<BodyFeed>,
         timeout: Option<Duration>,
     ) -> Self {
-        let (to_app, app_rx) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
-        let (app_tx, from_app) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
+        let (to_app, app_rx) = mpsc::channel(EXCHANGE_CHANNEL_CAPACITY);
+        let (app_tx, from_app) = mpsc::channel(EXCHANGE_CHANNEL_CAPACITY);
         let protocol_error = ProtocolSlot::default();
         let receive = Receiver::new(ChannelSource::new(&scope, app_rx));
         let send = Sender::new(TestClientSink {

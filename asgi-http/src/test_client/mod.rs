@@ -30,9 +30,9 @@ use std::time::Duration;
 
 use asgi_core::bytes::{Bytes, BytesMut};
 use asgi_core::extensions::{self, Extensions};
+use asgi_core::host::lifespan::{Lifespan, Startup};
 use asgi_core::http::header::{self, AsHeaderName};
 use asgi_core::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
-use asgi_core::lifespan::{Lifespan, Startup};
 use asgi_core::{App, Error, HttpScope, Scope, SendEvent, ServerAddr, State};
 use futures_util::stream::{Stream, StreamExt};
 use serde::Serialize;
@@ -43,7 +43,11 @@ use crate::path::{Target, split_target};
 use exchange::{BodyFeed, TestExchange, within};
 
 pub use stream::TestStream;
-pub use websocket::{ConnectError, Message, WebSocketRequest, WebSocketSession};
+pub use websocket::{ConnectError, WebSocketRequest, WebSocketSession};
+
+/// What [`WebSocketSession::receive`] gives: the same [`asgi_ws::Message`] that an app's
+/// [`WebSocket::recv`](asgi_ws::WebSocket::recv) gives, seen from the client's side.
+pub use asgi_ws::Message;
 
 /// `scope["client"]` of every request: `127.0.0.1:50000`. Starlette's test client says
 /// `["testclient", 50000]`; a scope's client here is a socket address, so the host is the
@@ -101,6 +105,11 @@ const SUPPORTED_EXTENSIONS: [&str; 3] = [
 ///
 /// A `HEAD` response's body is dropped, as an HTTP client never receives one. An
 /// `http.response.pathsend` is answered by reading the file (which must be absolute).
+///
+/// # Backpressure
+///
+/// At most 16 events wait in each direction between the client and the app: an app that
+/// streams faster than the test reads waits in `send`, as it would behind a slow client.
 ///
 /// # Panics
 ///
@@ -407,7 +416,7 @@ impl TestClient {
             return Err(error);
         }
         let feed = match body {
-            RequestBody::Empty => {
+            TestBody::Empty => {
                 // As HTTP clients do: a method that carries a body says it is empty.
                 let expects_body = [Method::POST, Method::PUT, Method::PATCH].contains(&method);
                 if expects_body && !headers.contains_key(header::CONTENT_LENGTH) {
@@ -415,13 +424,13 @@ impl TestClient {
                 }
                 BodyFeed::whole(Bytes::new())
             }
-            RequestBody::Bytes(bytes) => {
+            TestBody::Bytes(bytes) => {
                 if !headers.contains_key(header::CONTENT_LENGTH) {
                     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
                 }
                 BodyFeed::whole(bytes)
             }
-            RequestBody::Stream(stream) => {
+            TestBody::Stream(stream) => {
                 if !headers.contains_key(header::CONTENT_LENGTH)
                     && !headers.contains_key(header::TRANSFER_ENCODING)
                 {
@@ -534,7 +543,7 @@ fn unexpected(event: &SendEvent) -> Error {
     ))
 }
 
-enum RequestBody {
+enum TestBody {
     Empty,
     Bytes(Bytes),
     Stream(futures_util::stream::BoxStream<'static, Bytes>),
@@ -559,7 +568,7 @@ pub struct TestRequest {
     method: Method,
     target: String,
     headers: HeaderMap,
-    body: RequestBody,
+    body: TestBody,
     // The first invalid header or unserializable body, reported by the call.
     error: Option<Error>,
 }
@@ -582,7 +591,7 @@ impl TestRequest {
             method,
             target: target.to_owned(),
             headers: HeaderMap::new(),
-            body: RequestBody::Empty,
+            body: TestBody::Empty,
             error: None,
         }
     }
@@ -638,7 +647,7 @@ impl TestRequest {
 
     /// The body, delivered as one final `http.request` event, with its `content-length`.
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = RequestBody::Bytes(body.into());
+        self.body = TestBody::Bytes(body.into());
         self
     }
 
@@ -650,7 +659,7 @@ impl TestRequest {
                     header::CONTENT_TYPE,
                     HeaderValue::from_static("application/json"),
                 );
-                self.body = RequestBody::Bytes(body.into());
+                self.body = TestBody::Bytes(body.into());
             }
             Err(e) => self.fail(Error::new(e)),
         }
@@ -666,7 +675,7 @@ impl TestRequest {
     where
         S: Stream<Item = Bytes> + Send + 'static,
     {
-        self.body = RequestBody::Stream(chunks.boxed());
+        self.body = TestBody::Stream(chunks.boxed());
         self
     }
 
@@ -790,6 +799,6 @@ mod tests {
     fn json_body_sets_content_type() {
         let request = TestRequest::post("/").json(&serde_json::json!({"a": 1}));
         assert_eq!(request.headers[header::CONTENT_TYPE], "application/json");
-        assert!(matches!(&request.body, RequestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
+        assert!(matches!(&request.body, TestBody::Bytes(b) if &b[..] == br#"{"a":1}"#));
     }
 }

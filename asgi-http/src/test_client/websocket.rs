@@ -9,6 +9,8 @@ use asgi_core::{
     Error, Extensions, ReceiveEvent, Scope, SendEvent, ServerAddr, WebSocketMessage, WebSocketScope,
 };
 
+use asgi_ws::Message;
+
 use super::exchange::TestExchange;
 use super::{
     CLIENT_ADDR, SERVER_ADDR, SUPPORTED_EXTENSIONS, TestClient, TestResponse, add_default_headers,
@@ -26,7 +28,8 @@ const SAMPLE_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 ///
 /// ```
 /// use asgi_core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
-/// use asgi_http::test_client::{Message, TestClient};
+/// use asgi_http::test_client::TestClient;
+/// use asgi_ws::Message;
 ///
 /// async fn echo(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
 ///     let Scope::WebSocket(ws) = scope else { return Ok(()) };
@@ -290,25 +293,6 @@ impl From<ConnectError> for Error {
             denied => Error::msg(denied),
         }
     }
-}
-
-/// What the app sent on an accepted WebSocket, from [`WebSocketSession::receive`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Message {
-    /// A text message.
-    Text(String),
-    /// A binary message.
-    Binary(Bytes),
-    /// The WebSocket closed: the app sent `websocket.close` with this code and reason, or
-    /// returned without closing (code 1006, as a client sees a connection that ends
-    /// without a close frame).
-    Close {
-        /// The close code.
-        code: u16,
-        /// The close reason.
-        reason: String,
-    },
 }
 
 /// An accepted WebSocket, driven from the client's side; from

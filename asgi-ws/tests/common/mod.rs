@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use asgi_core::host::Shutdown;
 use asgi_core::{
-    App, Error, ReceiveEvent, Receiver, Scope, SendError, SendEvent, Sender, Shutdown,
-    WebSocketScope,
+    App, Error, ReceiveEvent, Receiver, Scope, SendError, SendEvent, Sender, WebSocketScope,
 };
 use asgi_ws::{Closed, HandshakeOutcome, UpgradeRequest, WebSocketConfig};
 use http::HeaderMap;

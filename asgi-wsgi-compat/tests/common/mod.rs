@@ -5,7 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asgi_core::testing::Session;
+use asgi_core::host::testing::Session;
 use asgi_core::{HttpScope, SendEvent};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};

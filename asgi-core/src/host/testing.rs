@@ -18,22 +18,23 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::app::App;
-use crate::channel::{ChannelSink, ChannelSource};
 use crate::error::{Error, SendError};
 use crate::event::{ReceiveEvent, SendEvent};
 use crate::handle::{EventSink, EventSource, Receiver, Sender};
+use crate::host::app_result;
+use crate::host::channel::{ChannelSink, ChannelSource};
 use crate::protocol::SendProtocol;
 use crate::scope::Scope;
 
-/// How many events may wait in each direction of a [`Session`]. Small on purpose, as in a
+/// How many events may wait in each direction of a [`Session`]: 16. Small on purpose, as in a
 /// server: an app that sends faster than the test reads waits (backpressure) instead of
 /// piling events up.
-pub const SESSION_CHANNEL_CAPACITY: usize = 16;
+const SESSION_CHANNEL_CAPACITY: usize = 16;
 
 /// How many events a scripted [`call`] collects before `send` starts returning
-/// `Disconnected`: enough for any test; a bound so that a runaway app fails instead of
+/// `Disconnected`: 65,536, enough for any test; a bound so that a runaway app fails instead of
 /// eating memory.
-pub const MAX_RECORDED_EVENTS: usize = 65_536;
+const MAX_RECORDED_EVENTS: usize = 65_536;
 
 /// What a scripted [`call`] observed.
 #[derive(Debug)]
@@ -72,10 +73,13 @@ impl Outcome {
 /// Runs `app` once on the current task with `scope`, receiving `events` (then the scope's
 /// disconnect event forever), and returns what it sent.
 ///
+/// At most 65,536 events are collected; after that the app's `send` returns
+/// `Disconnected`, so that a runaway app fails instead of eating memory.
+///
 /// # Example
 ///
 /// ```
-/// use asgi_core::testing;
+/// use asgi_core::host::testing;
 /// use asgi_core::{Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 /// use http::{HeaderMap, Method, StatusCode};
 ///
@@ -106,7 +110,7 @@ pub async fn call<A: App + ?Sized>(
         events: events.into_iter().collect(),
         disconnect: ReceiveEvent::disconnect_for(&scope),
     };
-    let sink = RecordingSink {
+    let sink = CallRecorder {
         record: record.clone(),
         protocol: SendProtocol::for_scope(&scope),
     };
@@ -146,13 +150,13 @@ impl EventSource for ScriptedSource {
     }
 }
 
-struct RecordingSink {
+struct CallRecorder {
     record: Arc<Mutex<Record>>,
     protocol: SendProtocol,
 }
 
 #[async_trait]
-impl EventSink for RecordingSink {
+impl EventSink for CallRecorder {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
         let mut record = lock(&self.record);
         if let Err(e) = self.protocol.check(&event) {
@@ -169,10 +173,16 @@ impl EventSink for RecordingSink {
 
 /// An app running in a task of its own, driven by the test like a client would.
 ///
+/// # Backpressure
+///
+/// At most 16 events wait in each direction, as in a server: an app that sends faster than
+/// the test reads waits in `send`, and [`send`](Session::send) waits while the app does not
+/// read.
+///
 /// # Example
 ///
 /// ```
-/// use asgi_core::testing::Session;
+/// use asgi_core::host::testing::Session;
 /// use asgi_core::{Error, ReceiveEvent, Receiver, Scope, Sender, WebSocketScope, SendEvent};
 ///
 /// async fn ws(_: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
@@ -261,10 +271,7 @@ impl Session {
         loop {
             tokio::select! {
                 joined = &mut task => {
-                    return joined.unwrap_or_else(|e| match e.try_into_panic() {
-                        Ok(payload) => Err(Error::from_panic(payload)),
-                        Err(e) => Err(Error::new(e)),
-                    });
+                    return app_result(joined);
                 }
                 event = self.from_app.recv(), if !self.from_app.is_closed() => {
                     if event.is_none() {
