@@ -7,7 +7,8 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use asgi_core::{App, ServerAddr, Shutdown, State};
+use asgi_core::host::Shutdown;
+use asgi_core::{App, ServerAddr, State};
 use hyper_util::rt::TokioExecutor;
 use hyper_util::server::conn::auto;
 use tokio::sync::{Notify, Semaphore};

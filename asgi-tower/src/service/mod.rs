@@ -131,7 +131,7 @@ impl<A: App> AsgiService<A> {
     }
 
     /// The lifespan state every scope carries, e.g. the one
-    /// [`Lifespan::startup`](asgi_core::lifespan::Lifespan::startup) returned for this app.
+    /// [`Lifespan::startup`](asgi_core::host::lifespan::Lifespan::startup) returned for this app.
     /// Default: empty.
     pub fn state(mut self, state: State) -> Self {
         self.config_mut().state = state;

@@ -130,7 +130,7 @@ impl Body for ReceiverBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use asgi_core::channel::ChannelSource;
+    use asgi_core::host::channel::ChannelSource;
     use asgi_core::{HttpScope, Scope};
     use http::Method;
     use http_body_util::BodyExt;
