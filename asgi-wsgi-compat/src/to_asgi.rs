@@ -1,4 +1,4 @@
-//! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on tokio's blocking pool.
+//! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on a pool of persistent threads.
 
 use std::fmt;
 use std::io;
@@ -11,11 +11,14 @@ use asgi_core::{
 };
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::app::WsgiApp;
 use crate::environ::Environ;
 use crate::handler::{RunOutcome, run};
+use crate::pool::ThreadPool;
 use crate::response::{ResponseOutput, ResponsePart};
 use crate::stream::{BodyMessage, Input};
 
@@ -37,7 +40,7 @@ pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default of [`WsgiToAsgi::max_threads`]: `2 * cores + 1`, gunicorn's advice for its
 /// worker and thread counts. Blocking handlers spend much of their time waiting (on a
 /// database, a file, a service), so more threads than cores keep the cores busy; the bound
-/// keeps a flood of slow requests from exhausting memory and tokio's blocking pool.
+/// keeps a flood of slow requests from exhausting memory and threads.
 pub fn default_max_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     2 * cores + 1
@@ -47,8 +50,10 @@ pub fn default_max_threads() -> usize {
 /// thread pool.
 ///
 /// For each HTTP request it builds the [`Environ`] from the scope
-/// ([`Environ::from_scope`]), calls the app on tokio's blocking pool
-/// (`spawn_blocking`), and streams both ways through bounded channels:
+/// ([`Environ::from_scope`]), calls the app on a thread of its own pool (persistent threads,
+/// started on demand up to [`max_threads`](WsgiToAsgi::max_threads), each ending after 10
+/// seconds without work), never on the runtime's async workers, and streams both ways
+/// through bounded channels:
 ///
 /// - the request body flows into `wsgi.input` as the app reads it (at most
 ///   [`INPUT_CHANNEL_CAPACITY`] chunks ahead), so a 1 GiB upload never sits in memory. The
@@ -67,8 +72,9 @@ pub fn default_max_threads() -> usize {
 /// [`default_max_threads`]); a request waits up to
 /// [`slot_timeout`](WsgiToAsgi::slot_timeout) (default [`DEFAULT_SLOT_TIMEOUT`]) for a free
 /// thread and then gets `503 Service Unavailable`, instead of queueing without bound. Clones
-/// share the limit. tokio's own blocking pool (512 threads unless the runtime says otherwise)
-/// must be at least as large.
+/// share the limit and the threads. The app's thread is inside the runtime's context, so it
+/// can reach the runtime with `tokio::runtime::Handle::current()` as on tokio's blocking
+/// threads.
 ///
 /// # Failures
 ///
@@ -117,6 +123,7 @@ pub fn default_max_threads() -> usize {
 pub struct WsgiToAsgi<A> {
     app: Arc<A>,
     slots: Arc<Semaphore>,
+    pool: Arc<ThreadPool>,
     max_threads: usize,
     slot_timeout: Option<Duration>,
 }
@@ -128,6 +135,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         WsgiToAsgi {
             app: Arc::new(app),
             slots: Arc::new(Semaphore::new(max_threads)),
+            pool: Arc::new(ThreadPool::new(max_threads)),
             max_threads,
             slot_timeout: Some(DEFAULT_SLOT_TIMEOUT),
         }
@@ -140,6 +148,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         let threads = threads.clamp(1, Semaphore::MAX_PERMITS);
         self.max_threads = threads;
         self.slots = Arc::new(Semaphore::new(threads));
+        self.pool = Arc::new(ThreadPool::new(threads));
         self
     }
 
@@ -204,18 +213,31 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         let app = self.app.clone();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let gone_flag = gone.clone();
-        let task = tokio::task::spawn_blocking(move || {
+        let (done_tx, done_rx) = oneshot::channel();
+        let job = move || {
             // The slot is held until the app's call is over, whatever happens to the
             // connection's task.
             let _permit = permit;
-            tracing::dispatcher::with_default(&dispatch, || {
-                span.in_scope(|| {
-                    let output = Box::new(ChannelOutput { tx: out_tx });
-                    run(&*app, environ, output, &|| gone_flag.load(Ordering::SeqCst))
+            // The app may reach the runtime (`Handle::current()`), as on tokio's own
+            // blocking threads.
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| {
+                        let output = Box::new(ChannelOutput { tx: out_tx });
+                        run(&*app, environ, output, &|| gone_flag.load(Ordering::SeqCst))
+                    })
                 })
-            })
-        });
+            }));
+            // The connection's task may be gone: then nobody needs the outcome.
+            let _ = done_tx.send(outcome);
+        };
+        if let Err(error) = self.pool.execute(job) {
+            tracing::error!(%error, "could not start a WSGI thread; answering 503");
+            return send_unavailable(&mut send).await;
+        }
 
         {
             let input = pump_input(&mut receive, body_tx, &first_read, &gone);
@@ -232,14 +254,13 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             // still waiting for body data fails instead of waiting for a pump that stopped.
         }
 
-        match task.await {
-            Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
-            Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
-            Ok(RunOutcome::Aborted(error)) => Err(error),
-            Err(join) => Err(match join.try_into_panic() {
-                Ok(payload) => Error::from_panic(payload),
-                Err(join) => Error::new(join),
-            }),
+        match done_rx.await {
+            Ok(Ok(RunOutcome::Complete | RunOutcome::Replaced)) => Ok(()),
+            Ok(Ok(RunOutcome::Disconnected)) => Err(Error::disconnected()),
+            Ok(Ok(RunOutcome::Aborted(error))) => Err(error),
+            Ok(Err(payload)) => Err(Error::from_panic(payload)),
+            // The job was dropped unrun: its pool lost every thread.
+            Err(_) => Err(Error::disconnected()),
         }
     }
 }
@@ -249,6 +270,7 @@ impl<A> Clone for WsgiToAsgi<A> {
         WsgiToAsgi {
             app: self.app.clone(),
             slots: self.slots.clone(),
+            pool: self.pool.clone(),
             max_threads: self.max_threads,
             slot_timeout: self.slot_timeout,
         }

@@ -1,5 +1,6 @@
 //! [`AsgiToWsgi`]: an ASGI [`App`] behind the synchronous [`WsgiApp`] interface.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
@@ -75,7 +76,7 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
 /// The app runs as a task on the runtime of the [`Handle`] given to
 /// [`new`](AsgiToWsgi::new), while the WSGI thread blocks waiting for its events. So the
 /// WSGI side must run on a thread where blocking is allowed: a plain thread, or
-/// `spawn_blocking` (as under [`WsgiToAsgi`](crate::WsgiToAsgi)), never inside an async task.
+/// a thread of [`WsgiToAsgi`](crate::WsgiToAsgi)'s pool, never inside an async task.
 ///
 /// # Example
 ///
@@ -471,7 +472,7 @@ impl EventSink for BridgeSink {
 }
 
 /// The HTTP scope for an environ: the reverse of [`Environ::from_scope`].
-fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxError> {
+fn scope_from_environ(vars: &BTreeMap<Cow<'static, str>, Value>) -> Result<HttpScope, BoxError> {
     let get = |name: &str| vars.get(name).and_then(Value::as_str);
     let method = get("REQUEST_METHOD")
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
@@ -499,7 +500,7 @@ fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxEr
     };
     let mut headers = HeaderMap::new();
     for (key, value) in vars {
-        let name = match key.as_str() {
+        let name = match key.as_ref() {
             "CONTENT_TYPE" => "content-type".to_owned(),
             "CONTENT_LENGTH" => "content-length".to_owned(),
             _ => match key.strip_prefix("HTTP_") {
@@ -518,7 +519,7 @@ fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxEr
                 headers.append(name, value);
             }
             _ => tracing::debug!(
-                key = key.as_str(),
+                key = key.as_ref(),
                 "skipped an environ header HTTP cannot carry"
             ),
         }
