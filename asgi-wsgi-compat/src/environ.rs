@@ -1,7 +1,6 @@
 //! [`Environ`]: PEP 3333's `environ`, the CGI variables and the `wsgi.*` entries.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
 use std::net::IpAddr;
@@ -134,7 +133,7 @@ impl From<bool> for Value {
 pub struct Environ {
     // Keys are borrowed for the names this crate knows (every CGI variable, the common
     // headers), so that building an environ allocates only for values it cannot share.
-    vars: BTreeMap<Cow<'static, str>, Value>,
+    vars: Vars,
     input: Input,
     errors: Errors,
     state: State,
@@ -143,12 +142,79 @@ pub struct Environ {
 
 static EMPTY: WsgiStr = WsgiStr::new();
 
+/// Room for the entries of a typical request's environ (the CGI variables, `wsgi.*`, a
+/// dozen headers) before the map grows: one allocation for most requests.
+const ENVIRON_CAPACITY: usize = 32;
+
+/// The environ's map: a list searched from the front. With the few dozen entries of an
+/// environ, comparing lengths first, it finds a key faster than a tree and is built with one
+/// allocation instead of one per node; [`Environ::iter`] sorts on demand.
+#[derive(Clone, Default)]
+pub(crate) struct Vars {
+    entries: Vec<(Cow<'static, str>, Value)>,
+}
+
+impl Vars {
+    fn with_capacity(capacity: usize) -> Self {
+        Vars {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|(key, _)| key == name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    fn insert(&mut self, name: Cow<'static, str>, value: Value) -> Option<Value> {
+        match self.position(&name) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            None => {
+                self.entries.push((name, value));
+                None
+            }
+        }
+    }
+
+    /// Adds a key the caller knows is not there yet.
+    fn push_new(&mut self, name: Cow<'static, str>, value: Value) {
+        debug_assert!(self.position(&name).is_none(), "{name} set twice");
+        self.entries.push((name, value));
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Value> {
+        self.position(name).map(|i| self.entries.swap_remove(i).1)
+    }
+
+    /// The entries sorted by name.
+    pub(crate) fn sorted(&self) -> Vec<(&str, &Value)> {
+        let mut sorted: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value))
+            .collect();
+        sorted.sort_unstable_by_key(|(key, _)| *key);
+        sorted
+    }
+}
+
+struct DebugVars<'a>(&'a Vars);
+
+impl fmt::Debug for DebugVars<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.sorted()).finish()
+    }
+}
+
 impl Environ {
     /// An environ with the `wsgi.*` entries only (no request): `wsgi.version` `(1, 0)`,
     /// `wsgi.url_scheme` `http`, `wsgi.multithread` `true`, `wsgi.multiprocess` and
     /// `wsgi.run_once` `false`, an empty `wsgi.input`, and `wsgi.errors` into `tracing`.
     pub fn new() -> Self {
-        let mut vars = BTreeMap::new();
+        let mut vars = Vars::with_capacity(ENVIRON_CAPACITY);
         for (key, value) in [
             (
                 "wsgi.version",
@@ -160,7 +226,7 @@ impl Environ {
             ("wsgi.run_once", Value::Bool(false)),
             ("wsgi.input_terminated", Value::Bool(true)),
         ] {
-            vars.insert(Cow::Borrowed(key), value);
+            vars.push_new(Cow::Borrowed(key), value);
         }
         Environ {
             vars,
@@ -171,9 +237,10 @@ impl Environ {
         }
     }
 
-    /// Sets a key this crate names, with no allocation for the key.
+    /// Sets a key this crate names and `from_scope` sets once, with no allocation for the
+    /// key and no search.
     fn set(&mut self, name: &'static str, value: WsgiStr) {
-        self.vars.insert(Cow::Borrowed(name), Value::Str(value));
+        self.vars.push_new(Cow::Borrowed(name), Value::Str(value));
     }
 
     /// An environ for a request to `target` (a path, with an optional `?query`), with every
@@ -268,7 +335,10 @@ impl Environ {
             Cow::Borrowed(scheme) => WsgiStr::from_static(scheme),
             Cow::Owned(scheme) => WsgiStr::from(scheme.as_str()),
         };
-        environ.set("wsgi.url_scheme", scheme);
+        // `Environ::new` set `http`.
+        environ
+            .vars
+            .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
         for name in scope.headers.keys() {
             let Some(key) = cgi_key(name.as_str()) else {
                 continue;
@@ -292,7 +362,9 @@ impl Environ {
                     WsgiStr::from(joined)
                 }
             };
-            environ.vars.insert(key, Value::Str(value));
+            // `keys()` yields each name once, and no CGI variable starts with `HTTP_` or is
+            // `CONTENT_*` but these.
+            environ.vars.push_new(key, Value::Str(value));
         }
         environ.state = scope.state.clone();
         environ.extensions = scope.extensions.clone();
@@ -312,7 +384,7 @@ impl Environ {
 
     /// True when `name` is set; always true for `wsgi.input` and `wsgi.errors`.
     pub fn contains_key(&self, name: &str) -> bool {
-        matches!(name, "wsgi.input" | "wsgi.errors") || self.vars.contains_key(name)
+        matches!(name, "wsgi.input" | "wsgi.errors") || self.vars.get(name).is_some()
     }
 
     /// Sets `name`, returning the previous value. Middleware adds its own keys this way
@@ -329,7 +401,7 @@ impl Environ {
 
     /// Every entry of the map, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.vars.iter().map(|(k, v)| (k.as_ref(), v))
+        self.vars.sorted().into_iter()
     }
 
     fn str_or_empty(&self, name: &str) -> &WsgiStr {
@@ -469,9 +541,7 @@ impl Environ {
         &mut self.extensions
     }
 
-    pub(crate) fn into_parts(
-        self,
-    ) -> (BTreeMap<Cow<'static, str>, Value>, Input, State, Extensions) {
+    pub(crate) fn into_parts(self) -> (Vars, Input, State, Extensions) {
         (self.vars, self.input, self.state, self.extensions)
     }
 }
@@ -485,7 +555,7 @@ impl Default for Environ {
 impl fmt::Debug for Environ {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Environ")
-            .field("vars", &self.vars)
+            .field("vars", &DebugVars(&self.vars))
             .field("input", &self.input)
             .field("state", &self.state)
             .field("extensions", &self.extensions)

@@ -217,9 +217,6 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         let gone_flag = gone.clone();
         let (done_tx, done_rx) = oneshot::channel();
         let job = move || {
-            // The slot is held until the app's call is over, whatever happens to the
-            // connection's task.
-            let _permit = permit;
             // The app may reach the runtime (`Handle::current()`), as on tokio's own
             // blocking threads.
             let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
@@ -231,6 +228,9 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
                     })
                 })
             }));
+            // The slot is held until the app's call is over, whatever happens to the
+            // connection's task, and is free by the time the outcome arrives.
+            drop(permit);
             // The connection's task may be gone: then nobody needs the outcome.
             let _ = done_tx.send(outcome);
         };

@@ -1,7 +1,5 @@
 //! [`AsgiToWsgi`]: an ASGI [`App`] behind the synchronous [`WsgiApp`] interface.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -24,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::app::WsgiApp;
 use crate::body::{Body, Chunk, Chunks};
-use crate::environ::{Environ, Value};
+use crate::environ::{Environ, Value, Vars};
 use crate::response::{HOP_BY_HOP_HEADERS, StartResponse, Status};
 use crate::stream::Input;
 
@@ -472,7 +470,7 @@ impl EventSink for BridgeSink {
 }
 
 /// The HTTP scope for an environ: the reverse of [`Environ::from_scope`].
-fn scope_from_environ(vars: &BTreeMap<Cow<'static, str>, Value>) -> Result<HttpScope, BoxError> {
+fn scope_from_environ(vars: &Vars) -> Result<HttpScope, BoxError> {
     let get = |name: &str| vars.get(name).and_then(Value::as_str);
     let method = get("REQUEST_METHOD")
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
@@ -499,8 +497,8 @@ fn scope_from_environ(vars: &BTreeMap<Cow<'static, str>, Value>) -> Result<HttpS
         _ => HttpVersion::Http11,
     };
     let mut headers = HeaderMap::new();
-    for (key, value) in vars {
-        let name = match key.as_ref() {
+    for (key, value) in vars.sorted() {
+        let name = match key {
             "CONTENT_TYPE" => "content-type".to_owned(),
             "CONTENT_LENGTH" => "content-length".to_owned(),
             _ => match key.strip_prefix("HTTP_") {
@@ -518,10 +516,7 @@ fn scope_from_environ(vars: &BTreeMap<Cow<'static, str>, Value>) -> Result<HttpS
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);
             }
-            _ => tracing::debug!(
-                key = key.as_ref(),
-                "skipped an environ header HTTP cannot carry"
-            ),
+            _ => tracing::debug!(key, "skipped an environ header HTTP cannot carry"),
         }
     }
     scope.headers = headers;
