@@ -37,6 +37,12 @@ pub const OUTPUT_CHANNEL_CAPACITY: usize = 4;
 /// 60-second timeout of a proxy in front.
 pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default of [`WsgiToAsgi::read_timeout`]: 60 seconds, nginx's `client_body_timeout`.
+/// A client that sends nothing of its request body for that long frees the thread the app
+/// reads it on; a slow but moving upload is never cut, since the time counts from the last
+/// data.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The default of [`WsgiToAsgi::max_threads`]: `2 * cores + 1`, gunicorn's advice for its
 /// worker and thread counts. Blocking handlers spend much of their time waiting (on a
 /// database, a file, a service), so more threads than cores keep the cores busy; the bound
@@ -126,6 +132,7 @@ pub struct WsgiToAsgi<A> {
     pool: Arc<ThreadPool>,
     max_threads: usize,
     slot_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
 }
 
 impl<A: WsgiApp> WsgiToAsgi<A> {
@@ -138,6 +145,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             pool: Arc::new(ThreadPool::new(max_threads)),
             max_threads,
             slot_timeout: Some(DEFAULT_SLOT_TIMEOUT),
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
         }
     }
 
@@ -159,6 +167,17 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
     /// limit).
     pub fn slot_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.slot_timeout = timeout;
+        self
+    }
+
+    /// How long a `wsgi.input` read waits for the client's next request body data. When it
+    /// passes, that read and every later one fail with [`io::ErrorKind::TimedOut`], so a
+    /// client that sends its body slowly, or stops, cannot hold a thread for longer; if the
+    /// app then fails before its headers went out, the client gets `408 Request Timeout`.
+    /// Default is 60 seconds ([`DEFAULT_READ_TIMEOUT`]). Pass `None` to wait as long as the
+    /// client takes.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
         self
     }
 
@@ -209,12 +228,14 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         environ.set_input(Input::channel(body_rx, content_length, first_read.clone()));
         let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_CHANNEL_CAPACITY);
         let gone = Arc::new(AtomicBool::new(false));
+        let timed_out = Arc::new(AtomicBool::new(false));
 
         let app = self.app.clone();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let runtime = tokio::runtime::Handle::try_current().ok();
         let gone_flag = gone.clone();
+        let timed_out_flag = timed_out.clone();
         let (done_tx, done_rx) = oneshot::channel();
         let job = move || {
             // The app may reach the runtime (`Handle::current()`), as on tokio's own
@@ -224,7 +245,13 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
                 tracing::dispatcher::with_default(&dispatch, || {
                     span.in_scope(|| {
                         let output = Box::new(ChannelOutput { tx: out_tx });
-                        run(&*app, environ, output, &|| gone_flag.load(Ordering::SeqCst))
+                        run(
+                            &*app,
+                            environ,
+                            output,
+                            &|| gone_flag.load(Ordering::SeqCst),
+                            &|| timed_out_flag.load(Ordering::SeqCst),
+                        )
                     })
                 })
             }));
@@ -240,7 +267,13 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         }
 
         {
-            let input = pump_input(&mut receive, body_tx, &first_read, &gone);
+            let input = pump_input(
+                &mut receive,
+                body_tx,
+                &first_read,
+                &gone,
+                self.read_timeout.map(|timeout| (timeout, &*timed_out)),
+            );
             let output = pump_output(&mut out_rx, &mut send, &gone);
             tokio::pin!(input, output);
             let mut input_done = false;
@@ -273,6 +306,7 @@ impl<A> Clone for WsgiToAsgi<A> {
             pool: self.pool.clone(),
             max_threads: self.max_threads,
             slot_timeout: self.slot_timeout,
+            read_timeout: self.read_timeout,
         }
     }
 }
@@ -283,6 +317,7 @@ impl<A> fmt::Debug for WsgiToAsgi<A> {
             .field("max_threads", &self.max_threads)
             .field("available_threads", &self.slots.available_permits())
             .field("slot_timeout", &self.slot_timeout)
+            .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -334,12 +369,14 @@ async fn send_unavailable(send: &mut Sender) -> Result<(), Error> {
 /// never calls `recv`), and then a few chunks ahead, pulling the next event only when there is
 /// room for it. Returns at the end of the body, when the app dropped its input, or when the
 /// client disconnected (then `gone` is set and the channel closes without its end message, so
-/// reads fail).
+/// reads fail), or when the client sent nothing for the read timeout (then its flag is set
+/// and reads fail with `TimedOut`).
 async fn pump_input(
     receive: &mut Receiver,
     tx: mpsc::Sender<BodyMessage>,
     first_read: &Notify,
     gone: &AtomicBool,
+    read_timeout: Option<(Duration, &AtomicBool)>,
 ) {
     first_read.notified().await;
     loop {
@@ -347,7 +384,19 @@ async fn pump_input(
             // The app is done with the body; the rest of it is the server's to discard.
             return;
         };
-        match receive.recv().await {
+        let event = match read_timeout {
+            Some((timeout, timed_out)) => match tokio::time::timeout(timeout, receive.recv()).await
+            {
+                Ok(event) => event,
+                Err(_) => {
+                    timed_out.store(true, Ordering::SeqCst);
+                    permit.send(BodyMessage::TimedOut(timeout));
+                    return;
+                }
+            },
+            None => receive.recv().await,
+        };
+        match event {
             ReceiveEvent::HttpRequest { body, more_body } => {
                 if !body.is_empty() {
                     permit.send(BodyMessage::Data(body));
