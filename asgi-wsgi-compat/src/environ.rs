@@ -284,7 +284,7 @@ impl Environ {
         let path = decoded_path(scope);
         // PATH_INFO shares the decoded path's bytes.
         let path_info = match path.strip_prefix(script_name.as_bytes()) {
-            Some(rest) if rest.is_empty() => Bytes::new(),
+            Some([]) => Bytes::new(),
             Some(rest) if rest.starts_with(b"/") => path.slice_ref(rest),
             // A path outside root_path (a server that does not include root_path in path)
             // is all PATH_INFO, as asgiref does it.
