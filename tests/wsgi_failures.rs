@@ -392,3 +392,128 @@ async fn panic_storm_leaves_the_pool_serving() {
     }
     server.stop().await.unwrap();
 }
+
+/// An app that reads its whole request body and reports how its reads ended.
+fn body_reader(
+    failed: tokio::sync::oneshot::Sender<io::ErrorKind>,
+) -> impl Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync + 'static {
+    let failed = std::sync::Mutex::new(Some(failed));
+    move |mut environ: Environ, start_response: StartResponse| -> Result<Body, BoxError> {
+        if environ.path_info() != "/upload" {
+            return ok(&start_response);
+        }
+        loop {
+            match environ.input().read_chunk() {
+                Ok(chunk) if chunk.is_empty() => return ok(&start_response),
+                Ok(_) => {}
+                Err(e) => {
+                    if let Some(failed) = failed.lock().unwrap().take() {
+                        let _ = failed.send(e.kind());
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_times_out_with_408_and_frees_the_thread() {
+    let (failed, read_failed) = tokio::sync::oneshot::channel();
+    let app = pool_of_one(body_reader(failed)).read_timeout(Some(Duration::from_millis(300)));
+    let pool = app.clone();
+    let server = start(app, |b| b).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    // Part of the body, then nothing more.
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\nabc")
+        .await
+        .unwrap();
+    let kind = tokio::time::timeout(PATIENCE, read_failed)
+        .await
+        .expect("the app's read fails once the client stalls")
+        .unwrap();
+    assert_eq!(kind, io::ErrorKind::TimedOut);
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+            if answer.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    })
+    .await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    // Generous: the bound is 300 ms, the machine may be loaded.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        eventually(async || pool.available_threads() == 1).await,
+        "the thread was given back"
+    );
+    assert_served(&server, "/after").await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_slow_but_steady_request_body_is_not_cut_by_the_read_timeout() {
+    let (failed, _read_failed) = tokio::sync::oneshot::channel();
+    let app = pool_of_one(body_reader(failed)).read_timeout(Some(Duration::from_millis(500)));
+    let server = start(app, |b| b).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 6\r\n\r\n")
+        .await
+        .unwrap();
+    // Six bytes over 1.2 s in all, more than twice the timeout, but never 500 ms apart.
+    for _ in 0..6 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        stream.write_all(b"x").await.unwrap();
+    }
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(
+        PATIENCE,
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_read_timeout_can_be_turned_off() {
+    let (failed, mut read_failed) = tokio::sync::oneshot::channel();
+    let app = pool_of_one(body_reader(failed)).read_timeout(None);
+    let server = start(app, |b| b).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"POST /upload HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\r\nab")
+        .await
+        .unwrap();
+    // Longer than the timeouts of the tests above: with none set, the read still waits.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(read_failed.try_recv().is_err(), "the read still waits");
+    stream.write_all(b"cd").await.unwrap();
+    let mut answer = vec![0u8; 12];
+    tokio::time::timeout(
+        PATIENCE,
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&answer, b"HTTP/1.1 200");
+    server.stop().await.unwrap();
+}

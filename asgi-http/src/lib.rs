@@ -15,8 +15,12 @@
 //! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
 //!   requests, streamed responses, WebSockets and lifespan.
 //! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
+//! - `logging` (feature `logging`, on by default): `logging::init()`, the one-call log setup
+//!   of the examples, with the access log written off the request path.
 
 mod file;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod mount;
 pub mod path;
 pub mod request;

@@ -1,11 +1,13 @@
 //! [`Environ`]: PEP 3333's `environ`, the CGI variables and the `wsgi.*` entries.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt;
 
-use asgi_core::{Extensions, HttpScope, ServerAddr, State};
-use http::HeaderMap;
+use std::net::IpAddr;
+
+use asgi_core::{Extensions, HttpScope, HttpVersion, ServerAddr, State};
+use bytes::Bytes;
+use http::{HeaderMap, Method};
 
 use crate::stream::{Errors, Input};
 use crate::wsgi_str::WsgiStr;
@@ -129,7 +131,9 @@ impl From<bool> for Value {
 /// assert!(environ.multithread());
 /// ```
 pub struct Environ {
-    vars: BTreeMap<String, Value>,
+    // Keys are borrowed for the names this crate knows (every CGI variable, the common
+    // headers), so that building an environ allocates only for values it cannot share.
+    vars: Vars,
     input: Input,
     errors: Errors,
     state: State,
@@ -138,21 +142,92 @@ pub struct Environ {
 
 static EMPTY: WsgiStr = WsgiStr::new();
 
+/// Room for the entries of a typical request's environ (the CGI variables, `wsgi.*`, a
+/// dozen headers) before the map grows: one allocation for most requests.
+const ENVIRON_CAPACITY: usize = 32;
+
+/// The environ's map: a list searched from the front. With the few dozen entries of an
+/// environ, comparing lengths first, it finds a key faster than a tree and is built with one
+/// allocation instead of one per node; [`Environ::iter`] sorts on demand.
+#[derive(Clone, Default)]
+pub(crate) struct Vars {
+    entries: Vec<(Cow<'static, str>, Value)>,
+}
+
+impl Vars {
+    fn with_capacity(capacity: usize) -> Self {
+        Vars {
+            entries: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|(key, _)| key == name)
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Value> {
+        self.position(name).map(|i| &self.entries[i].1)
+    }
+
+    fn insert(&mut self, name: Cow<'static, str>, value: Value) -> Option<Value> {
+        match self.position(&name) {
+            Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
+            None => {
+                self.entries.push((name, value));
+                None
+            }
+        }
+    }
+
+    /// Adds a key the caller knows is not there yet.
+    fn push_new(&mut self, name: Cow<'static, str>, value: Value) {
+        debug_assert!(self.position(&name).is_none(), "{name} set twice");
+        self.entries.push((name, value));
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Value> {
+        self.position(name).map(|i| self.entries.swap_remove(i).1)
+    }
+
+    /// The entries sorted by name.
+    pub(crate) fn sorted(&self) -> Vec<(&str, &Value)> {
+        let mut sorted: Vec<_> = self
+            .entries
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value))
+            .collect();
+        sorted.sort_unstable_by_key(|(key, _)| *key);
+        sorted
+    }
+}
+
+struct DebugVars<'a>(&'a Vars);
+
+impl fmt::Debug for DebugVars<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.sorted()).finish()
+    }
+}
+
 impl Environ {
     /// An environ with the `wsgi.*` entries only (no request): `wsgi.version` `(1, 0)`,
     /// `wsgi.url_scheme` `http`, `wsgi.multithread` `true`, `wsgi.multiprocess` and
     /// `wsgi.run_once` `false`, an empty `wsgi.input`, and `wsgi.errors` into `tracing`.
     pub fn new() -> Self {
-        let mut vars = BTreeMap::new();
-        vars.insert(
-            "wsgi.version".to_owned(),
-            Value::Version(WSGI_VERSION.0, WSGI_VERSION.1),
-        );
-        vars.insert("wsgi.url_scheme".to_owned(), Value::from("http"));
-        vars.insert("wsgi.multithread".to_owned(), Value::Bool(true));
-        vars.insert("wsgi.multiprocess".to_owned(), Value::Bool(false));
-        vars.insert("wsgi.run_once".to_owned(), Value::Bool(false));
-        vars.insert("wsgi.input_terminated".to_owned(), Value::Bool(true));
+        let mut vars = Vars::with_capacity(ENVIRON_CAPACITY);
+        for (key, value) in [
+            (
+                "wsgi.version",
+                Value::Version(WSGI_VERSION.0, WSGI_VERSION.1),
+            ),
+            ("wsgi.url_scheme", Value::Str(WsgiStr::from_static("http"))),
+            ("wsgi.multithread", Value::Bool(true)),
+            ("wsgi.multiprocess", Value::Bool(false)),
+            ("wsgi.run_once", Value::Bool(false)),
+            ("wsgi.input_terminated", Value::Bool(true)),
+        ] {
+            vars.push_new(Cow::Borrowed(key), value);
+        }
         Environ {
             vars,
             input: Input::empty(),
@@ -160,6 +235,12 @@ impl Environ {
             state: State::empty(),
             extensions: Extensions::new(),
         }
+    }
+
+    /// Sets a key this crate names and `from_scope` sets once, with no allocation for the
+    /// key and no search.
+    fn set(&mut self, name: &'static str, value: WsgiStr) {
+        self.vars.push_new(Cow::Borrowed(name), Value::Str(value));
     }
 
     /// An environ for a request to `target` (a path, with an optional `?query`), with every
@@ -197,67 +278,93 @@ impl Environ {
     /// `wsgi.input` (a host sets the body stream with [`set_input`](Environ::set_input)).
     pub fn from_scope(scope: &HttpScope) -> Self {
         let mut environ = Environ::new();
-        let scheme: &str = &scope.scheme;
-        environ.insert("REQUEST_METHOD", scope.method.as_str());
+        let https = scope.scheme == "https";
+        environ.set("REQUEST_METHOD", method_str(&scope.method));
         let script_name = scope.root_path.trim_end_matches('/');
         let path = decoded_path(scope);
+        // PATH_INFO shares the decoded path's bytes.
         let path_info = match path.strip_prefix(script_name.as_bytes()) {
-            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => rest,
+            Some([]) => Bytes::new(),
+            Some(rest) if rest.starts_with(b"/") => path.slice_ref(rest),
             // A path outside root_path (a server that does not include root_path in path)
             // is all PATH_INFO, as asgiref does it.
-            _ => &path[..],
+            _ => path.clone(),
         };
-        environ.insert("SCRIPT_NAME", script_name);
-        environ.insert("PATH_INFO", WsgiStr::from(path_info));
-        environ.insert("QUERY_STRING", WsgiStr::from(scope.query_string.clone()));
-        let mut raw_uri = if scope.raw_path.is_empty() {
-            path.to_vec()
+        environ.set("SCRIPT_NAME", WsgiStr::from(script_name));
+        environ.set("PATH_INFO", WsgiStr::from(path_info));
+        environ.set("QUERY_STRING", WsgiStr::from(scope.query_string.clone()));
+        let raw_path = if scope.raw_path.is_empty() {
+            path
         } else {
-            scope.raw_path.to_vec()
+            scope.raw_path.clone()
         };
-        if !scope.query_string.is_empty() {
-            raw_uri.push(b'?');
-            raw_uri.extend_from_slice(&scope.query_string);
-        }
-        environ.insert("RAW_URI", WsgiStr::from(raw_uri));
-        let default_port = if scheme == "https" { 443 } else { 80 };
+        let raw_uri = if scope.query_string.is_empty() {
+            raw_path
+        } else {
+            let mut uri = Vec::with_capacity(raw_path.len() + 1 + scope.query_string.len());
+            uri.extend_from_slice(&raw_path);
+            uri.push(b'?');
+            uri.extend_from_slice(&scope.query_string);
+            Bytes::from(uri)
+        };
+        environ.set("RAW_URI", WsgiStr::from(raw_uri));
+        let default_port = if https { 443 } else { 80 };
         let (server_name, server_port) = match &scope.server {
-            Some(ServerAddr::Tcp(addr)) => (addr.ip().to_string(), addr.port()),
+            Some(ServerAddr::Tcp(addr)) => (ip_str(addr.ip()), addr.port()),
             _ => host_header(&scope.headers)
-                .map(|(name, port)| (name, port.unwrap_or(default_port)))
-                .unwrap_or_else(|| ("localhost".to_owned(), default_port)),
+                .map(|(name, port)| (WsgiStr::from(name), port.unwrap_or(default_port)))
+                .unwrap_or_else(|| (WsgiStr::from_static("localhost"), default_port)),
         };
-        environ.insert("SERVER_NAME", server_name);
-        environ.insert("SERVER_PORT", server_port.to_string());
-        environ.insert(
-            "SERVER_PROTOCOL",
-            format!("HTTP/{}", scope.http_version.as_str()),
-        );
+        environ.set("SERVER_NAME", server_name);
+        environ.set("SERVER_PORT", port_str(server_port));
+        let protocol = match scope.http_version {
+            HttpVersion::Http10 => WsgiStr::from_static("HTTP/1.0"),
+            HttpVersion::Http11 => WsgiStr::from_static("HTTP/1.1"),
+            HttpVersion::Http2 => WsgiStr::from_static("HTTP/2"),
+            other => WsgiStr::from(format!("HTTP/{}", other.as_str())),
+        };
+        environ.set("SERVER_PROTOCOL", protocol);
         if let Some(client) = scope.client {
-            environ.insert("REMOTE_ADDR", client.ip().to_string());
-            environ.insert("REMOTE_PORT", client.port().to_string());
+            environ.set("REMOTE_ADDR", ip_str(client.ip()));
+            environ.set("REMOTE_PORT", port_str(client.port()));
         }
-        if scheme == "https" {
-            environ.insert("HTTPS", "on");
+        if https {
+            environ.set("HTTPS", WsgiStr::from_static("on"));
         }
-        environ.insert("wsgi.url_scheme", scheme);
+        let scheme = match &scope.scheme {
+            Cow::Borrowed(scheme) => WsgiStr::from_static(scheme),
+            Cow::Owned(scheme) => WsgiStr::from(scheme.as_str()),
+        };
+        // `Environ::new` set `http`.
+        environ
+            .vars
+            .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
         for name in scope.headers.keys() {
             let Some(key) = cgi_key(name.as_str()) else {
                 continue;
             };
-            let separator: &[u8] = if name == http::header::COOKIE {
-                b"; "
-            } else {
-                b","
-            };
-            let mut joined = Vec::new();
-            for (i, value) in scope.headers.get_all(name).iter().enumerate() {
-                if i > 0 {
-                    joined.extend_from_slice(separator);
+            let mut values = scope.headers.get_all(name).iter();
+            let value = match (values.next(), values.next()) {
+                (Some(only), None) => WsgiStr::from(only.as_bytes()),
+                _ => {
+                    let separator: &[u8] = if name == http::header::COOKIE {
+                        b"; "
+                    } else {
+                        b","
+                    };
+                    let mut joined = Vec::new();
+                    for (i, value) in scope.headers.get_all(name).iter().enumerate() {
+                        if i > 0 {
+                            joined.extend_from_slice(separator);
+                        }
+                        joined.extend_from_slice(value.as_bytes());
+                    }
+                    WsgiStr::from(joined)
                 }
-                joined.extend_from_slice(value.as_bytes());
-            }
-            environ.vars.insert(key, Value::Str(joined.into()));
+            };
+            // `keys()` yields each name once, and no CGI variable starts with `HTTP_` or is
+            // `CONTENT_*` but these.
+            environ.vars.push_new(key, Value::Str(value));
         }
         environ.state = scope.state.clone();
         environ.extensions = scope.extensions.clone();
@@ -277,14 +384,14 @@ impl Environ {
 
     /// True when `name` is set; always true for `wsgi.input` and `wsgi.errors`.
     pub fn contains_key(&self, name: &str) -> bool {
-        matches!(name, "wsgi.input" | "wsgi.errors") || self.vars.contains_key(name)
+        matches!(name, "wsgi.input" | "wsgi.errors") || self.vars.get(name).is_some()
     }
 
     /// Sets `name`, returning the previous value. Middleware adds its own keys this way
     /// (PEP 3333 asks for a prefix such as `myapp.`); typed data goes into
     /// [`extensions_mut`](Environ::extensions_mut).
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) -> Option<Value> {
-        self.vars.insert(name.into(), value.into())
+        self.vars.insert(Cow::Owned(name.into()), value.into())
     }
 
     /// Removes `name`, returning its value.
@@ -294,7 +401,7 @@ impl Environ {
 
     /// Every entry of the map, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.vars.iter().map(|(k, v)| (k.as_str(), v))
+        self.vars.sorted().into_iter()
     }
 
     fn str_or_empty(&self, name: &str) -> &WsgiStr {
@@ -410,7 +517,7 @@ impl Environ {
     /// `CONTENT_TYPE`, `header("X-Api-Key")` is `HTTP_X_API_KEY`. A name with `_` finds
     /// nothing, since such headers are dropped.
     pub fn header(&self, name: &str) -> Option<&WsgiStr> {
-        cgi_key(&name.to_ascii_lowercase()).and_then(|key| self.get_str(&key))
+        cgi_key(&name.to_ascii_lowercase()).and_then(|key| self.get_str(key.as_ref()))
     }
 
     /// `wsgi.version`, `(1, 0)`.
@@ -477,7 +584,7 @@ impl Environ {
         &mut self.extensions
     }
 
-    pub(crate) fn into_parts(self) -> (BTreeMap<String, Value>, Input, State, Extensions) {
+    pub(crate) fn into_parts(self) -> (Vars, Input, State, Extensions) {
         (self.vars, self.input, self.state, self.extensions)
     }
 }
@@ -491,7 +598,7 @@ impl Default for Environ {
 impl fmt::Debug for Environ {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Environ")
-            .field("vars", &self.vars)
+            .field("vars", &DebugVars(&self.vars))
             .field("input", &self.input)
             .field("state", &self.state)
             .field("extensions", &self.extensions)
@@ -499,14 +606,29 @@ impl fmt::Debug for Environ {
     }
 }
 
-/// The environ key of a lowercase header name; `None` for a name with `_`.
-fn cgi_key(name: &str) -> Option<String> {
+/// The environ key of a lowercase header name; `None` for a name with `_`. The common
+/// headers have their key ready, the others get one built.
+fn cgi_key(name: &str) -> Option<Cow<'static, str>> {
     if name.contains('_') {
         return None;
     }
-    Some(match name {
-        "content-type" => "CONTENT_TYPE".to_owned(),
-        "content-length" => "CONTENT_LENGTH".to_owned(),
+    let known = match name {
+        "content-type" => "CONTENT_TYPE",
+        "content-length" => "CONTENT_LENGTH",
+        "host" => "HTTP_HOST",
+        "user-agent" => "HTTP_USER_AGENT",
+        "accept" => "HTTP_ACCEPT",
+        "accept-encoding" => "HTTP_ACCEPT_ENCODING",
+        "accept-language" => "HTTP_ACCEPT_LANGUAGE",
+        "authorization" => "HTTP_AUTHORIZATION",
+        "cache-control" => "HTTP_CACHE_CONTROL",
+        "connection" => "HTTP_CONNECTION",
+        "cookie" => "HTTP_COOKIE",
+        "origin" => "HTTP_ORIGIN",
+        "referer" => "HTTP_REFERER",
+        "x-forwarded-for" => "HTTP_X_FORWARDED_FOR",
+        "x-forwarded-proto" => "HTTP_X_FORWARDED_PROTO",
+        "x-request-id" => "HTTP_X_REQUEST_ID",
         _ => {
             let mut key = String::with_capacity(5 + name.len());
             key.push_str("HTTP_");
@@ -514,23 +636,92 @@ fn cgi_key(name: &str) -> Option<String> {
                 '-' => '_',
                 c => c.to_ascii_uppercase(),
             }));
-            key
+            return Some(Cow::Owned(key));
         }
-    })
+    };
+    Some(Cow::Borrowed(known))
+}
+
+/// `REQUEST_METHOD`: the standard methods need no allocation.
+fn method_str(method: &Method) -> WsgiStr {
+    let known = match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => return WsgiStr::from(method.as_str()),
+    };
+    WsgiStr::from_static(known)
+}
+
+/// An IP address as text. IPv4 is written digit by digit: `Display` pads through a
+/// formatter, which costs more than the rest of the environ.
+fn ip_str(ip: IpAddr) -> WsgiStr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut text = Vec::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push(b'.');
+                }
+                push_decimal(&mut text, u16::from(octet));
+            }
+            WsgiStr::from(text)
+        }
+        IpAddr::V6(v6) => WsgiStr::from(v6.to_string()),
+    }
+}
+
+/// A port number as text.
+fn port_str(port: u16) -> WsgiStr {
+    match port {
+        80 => WsgiStr::from_static("80"),
+        443 => WsgiStr::from_static("443"),
+        _ => {
+            let mut text = Vec::with_capacity(5);
+            push_decimal(&mut text, port);
+            WsgiStr::from(text)
+        }
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // `n % 10` is below 10: the cast keeps every bit.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The request path with every byte: `raw_path` percent-decoded when it is the path the
 /// scope describes (so `%FF` stays the byte 0xFF, which `path` had to turn into U+FFFD);
 /// otherwise `path`'s UTF-8 bytes (a middleware rewrote `path`, or the server sent no
 /// `raw_path`).
-fn decoded_path(scope: &HttpScope) -> Cow<'_, [u8]> {
+fn decoded_path(scope: &HttpScope) -> Bytes {
     if !scope.raw_path.is_empty() {
-        let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&scope.raw_path).into();
-        if String::from_utf8_lossy(&decoded) == scope.path {
-            return decoded;
+        if !scope.raw_path.contains(&b'%') {
+            // Nothing to decode: the wire bytes are the path when they say what `path` says.
+            if scope.raw_path == scope.path.as_bytes() {
+                return scope.raw_path.clone();
+            }
+        } else {
+            let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&scope.raw_path).into();
+            if String::from_utf8_lossy(&decoded) == scope.path {
+                return Bytes::from(decoded.into_owned());
+            }
         }
     }
-    Cow::Borrowed(scope.path.as_bytes())
+    Bytes::from(scope.path.as_bytes().to_vec())
 }
 
 /// The host and port of the `Host` header: `example.com:8080`, `[::1]:8080`, `example.com`.

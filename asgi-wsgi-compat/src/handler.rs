@@ -29,7 +29,9 @@ pub(crate) enum RunOutcome {
 }
 
 /// Runs `app` for one request, sending the response to `output`. `client_gone` tells
-/// whether the host already knows the client left (a failure then is not the app's fault).
+/// whether the host already knows the client left (a failure then is not the app's fault);
+/// `body_timed_out` whether the host stopped waiting for a request body that did not come (a
+/// failure before the headers is then the client's: `408`).
 ///
 /// The app's code runs under `catch_unwind`: a panic is a failure like an `Err`.
 pub(crate) fn run<A: WsgiApp + ?Sized>(
@@ -37,11 +39,12 @@ pub(crate) fn run<A: WsgiApp + ?Sized>(
     environ: Environ,
     output: Box<dyn ResponseOutput>,
     client_gone: &dyn Fn() -> bool,
+    body_timed_out: &dyn Fn() -> bool,
 ) -> RunOutcome {
     let head_request = environ.method() == "HEAD";
     let state = Arc::new(Mutex::new(ResponseState::new(output, head_request)));
     let result = respond(app, environ, &state);
-    let outcome = settle(result, &state, client_gone);
+    let outcome = settle(result, &state, client_gone, body_timed_out);
     // Drops the output: the host's reader sees the end, and a `write` the app kept fails.
     lock(&state).close();
     outcome
@@ -94,6 +97,7 @@ fn settle(
     result: Result<(), Error>,
     state: &Mutex<ResponseState>,
     client_gone: &dyn Fn() -> bool,
+    body_timed_out: &dyn Fn() -> bool,
 ) -> RunOutcome {
     let Err(error) = result else {
         return RunOutcome::Complete;
@@ -105,6 +109,15 @@ fn settle(
     }
     if state.headers_sent() {
         return RunOutcome::Aborted(error);
+    }
+    if body_timed_out() {
+        return match state.send_error_response(StatusCode::REQUEST_TIMEOUT) {
+            Ok(()) => {
+                tracing::info!(%error, "the request body did not arrive in time; answered 408");
+                RunOutcome::Replaced
+            }
+            Err(_) => RunOutcome::Disconnected,
+        };
     }
     match state.send_error_response(StatusCode::INTERNAL_SERVER_ERROR) {
         Ok(()) => {

@@ -4,8 +4,8 @@
 //! Many handlers block: a synchronous database driver, a CPU-heavy render, legacy code. This
 //! crate gives them PEP 3333's shape, `application(environ, start_response)`, as Rust types
 //! ([`WsgiApp`], [`Environ`], [`StartResponse`], [`Body`]), and runs them as an ASGI
-//! [`App`](asgi_core::App) with [`WsgiToAsgi`]: on tokio's blocking pool, under a bounded
-//! number of threads, with the request and the response streaming through bounded channels,
+//! [`App`](asgi_core::App) with [`WsgiToAsgi`]: on a pool of threads of its own, under a
+//! bounded number of threads, with the request and the response streaming through bounded channels,
 //! the rules of PEP 3333 applied, and the body's cleanup run on every path.
 //!
 //! ```
@@ -38,7 +38,8 @@
 //!   rules of PEP 3333 for a response.
 //! - [`body`]: [`Body`], the response iterator and its `close()`.
 //! - [`error`]: [`WsgiError`], one variant per rule.
-//! - [`to_asgi`]: [`WsgiToAsgi`], a `WsgiApp` as an ASGI app on the blocking pool.
+//! - [`to_asgi`]: [`WsgiToAsgi`], a `WsgiApp` as an ASGI app on its thread pool.
+//! - `pool`: the persistent threads that run WSGI calls.
 //! - [`to_wsgi`]: [`AsgiToWsgi`], an ASGI app behind the `WsgiApp` interface.
 //! - [`validate`]: [`Validator`], PEP 3333 checks for both sides, like `wsgiref.validate`.
 //! - [`testbed`]: PEP 3333's [`simple_app`](testbed::simple_app) and a
@@ -55,6 +56,7 @@ pub mod body;
 pub mod environ;
 pub mod error;
 mod handler;
+mod pool;
 pub mod response;
 pub mod stream;
 pub mod testbed;

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io::{self, BufRead, Cursor, Read};
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::sync::{Notify, mpsc};
@@ -20,6 +21,8 @@ pub(crate) enum BodyMessage {
     Data(Bytes),
     /// The body is complete.
     End,
+    /// No body data came for the read timeout: the host stopped waiting.
+    TimedOut(Duration),
 }
 
 /// `wsgi.input`: the request body as a blocking [`Read`] + [`BufRead`] stream.
@@ -37,6 +40,10 @@ pub(crate) enum BodyMessage {
 ///   cannot reach the client.
 /// - A body that ends before its `CONTENT_LENGTH` fails with
 ///   [`io::ErrorKind::UnexpectedEof`].
+/// - When the client sent no body data for the read timeout
+///   ([`WsgiToAsgi::read_timeout`](crate::WsgiToAsgi::read_timeout)), reads fail, on every
+///   later call too, with [`io::ErrorKind::TimedOut`]; if the app then fails before its
+///   headers went out, the client gets `408 Request Timeout`.
 ///
 /// # Panics
 ///
@@ -170,6 +177,8 @@ enum ChannelState {
     Ended,
     /// The pump went away before the end: the client disconnected.
     Aborted,
+    /// The client sent no body data for this long.
+    TimedOut(Duration),
 }
 
 struct ChannelInput {
@@ -192,6 +201,12 @@ impl ChannelInput {
             }
             match self.state {
                 ChannelState::Aborted => return Err(aborted()),
+                ChannelState::TimedOut(timeout) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        format!("the client sent no request body data for {timeout:?}"),
+                    ));
+                }
                 ChannelState::Ended => {
                     return match self.remaining {
                         Some(left) if left > 0 => Err(io::Error::new(
@@ -211,6 +226,9 @@ impl ChannelInput {
             match self.rx.blocking_recv() {
                 Some(BodyMessage::Data(data)) => self.buf = data,
                 Some(BodyMessage::End) => self.state = ChannelState::Ended,
+                Some(BodyMessage::TimedOut(timeout)) => {
+                    self.state = ChannelState::TimedOut(timeout);
+                }
                 None => self.state = ChannelState::Aborted,
             }
         }

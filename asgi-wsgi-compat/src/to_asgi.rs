@@ -1,4 +1,4 @@
-//! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on tokio's blocking pool.
+//! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on a pool of persistent threads.
 
 use std::fmt;
 use std::io;
@@ -11,11 +11,14 @@ use asgi_core::{
 };
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::app::WsgiApp;
 use crate::environ::Environ;
 use crate::handler::{RunOutcome, run};
+use crate::pool::ThreadPool;
 use crate::response::{ResponseOutput, ResponsePart};
 use crate::stream::{BodyMessage, Input};
 
@@ -34,10 +37,16 @@ pub const OUTPUT_CHANNEL_CAPACITY: usize = 4;
 /// 60-second timeout of a proxy in front.
 pub const DEFAULT_SLOT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The default of [`WsgiToAsgi::read_timeout`]: 60 seconds, nginx's `client_body_timeout`.
+/// A client that sends nothing of its request body for that long frees the thread the app
+/// reads it on; a slow but moving upload is never cut, since the time counts from the last
+/// data.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// The default of [`WsgiToAsgi::max_threads`]: `2 * cores + 1`, gunicorn's advice for its
 /// worker and thread counts. Blocking handlers spend much of their time waiting (on a
 /// database, a file, a service), so more threads than cores keep the cores busy; the bound
-/// keeps a flood of slow requests from exhausting memory and tokio's blocking pool.
+/// keeps a flood of slow requests from exhausting memory and threads.
 pub fn default_max_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     2 * cores + 1
@@ -47,8 +56,10 @@ pub fn default_max_threads() -> usize {
 /// thread pool.
 ///
 /// For each HTTP request it builds the [`Environ`] from the scope
-/// ([`Environ::from_scope`]), calls the app on tokio's blocking pool
-/// (`spawn_blocking`), and streams both ways through bounded channels:
+/// ([`Environ::from_scope`]), calls the app on a thread of its own pool (persistent threads,
+/// started on demand up to [`max_threads`](WsgiToAsgi::max_threads), each ending after 10
+/// seconds without work), never on the runtime's async workers, and streams both ways
+/// through bounded channels:
 ///
 /// - the request body flows into `wsgi.input` as the app reads it (at most
 ///   [`INPUT_CHANNEL_CAPACITY`] chunks ahead), so a 1 GiB upload never sits in memory. The
@@ -67,8 +78,9 @@ pub fn default_max_threads() -> usize {
 /// [`default_max_threads`]); a request waits up to
 /// [`slot_timeout`](WsgiToAsgi::slot_timeout) (default [`DEFAULT_SLOT_TIMEOUT`]) for a free
 /// thread and then gets `503 Service Unavailable`, instead of queueing without bound. Clones
-/// share the limit. tokio's own blocking pool (512 threads unless the runtime says otherwise)
-/// must be at least as large.
+/// share the limit and the threads. The app's thread is inside the runtime's context, so it
+/// can reach the runtime with `tokio::runtime::Handle::current()` as on tokio's blocking
+/// threads.
 ///
 /// # Failures
 ///
@@ -118,8 +130,10 @@ pub fn default_max_threads() -> usize {
 pub struct WsgiToAsgi<A> {
     app: Arc<A>,
     slots: Arc<Semaphore>,
+    pool: Arc<ThreadPool>,
     max_threads: usize,
     slot_timeout: Option<Duration>,
+    read_timeout: Option<Duration>,
 }
 
 impl<A: WsgiApp> WsgiToAsgi<A> {
@@ -129,8 +143,10 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         WsgiToAsgi {
             app: Arc::new(app),
             slots: Arc::new(Semaphore::new(max_threads)),
+            pool: Arc::new(ThreadPool::new(max_threads)),
             max_threads,
             slot_timeout: Some(DEFAULT_SLOT_TIMEOUT),
+            read_timeout: Some(DEFAULT_READ_TIMEOUT),
         }
     }
 
@@ -141,6 +157,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         let threads = threads.clamp(1, Semaphore::MAX_PERMITS);
         self.max_threads = threads;
         self.slots = Arc::new(Semaphore::new(threads));
+        self.pool = Arc::new(ThreadPool::new(threads));
         self
     }
 
@@ -151,6 +168,17 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
     /// limit).
     pub fn slot_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.slot_timeout = timeout;
+        self
+    }
+
+    /// How long a `wsgi.input` read waits for the client's next request body data. When it
+    /// passes, that read and every later one fail with [`io::ErrorKind::TimedOut`], so a
+    /// client that sends its body slowly, or stops, cannot hold a thread for longer; if the
+    /// app then fails before its headers went out, the client gets `408 Request Timeout`.
+    /// Default is 60 seconds ([`DEFAULT_READ_TIMEOUT`]). Pass `None` to wait as long as the
+    /// client takes.
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.read_timeout = timeout;
         self
     }
 
@@ -201,25 +229,52 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         environ.set_input(Input::channel(body_rx, content_length, first_read.clone()));
         let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_CHANNEL_CAPACITY);
         let gone = Arc::new(AtomicBool::new(false));
+        let timed_out = Arc::new(AtomicBool::new(false));
 
         let app = self.app.clone();
         let span = tracing::Span::current();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let runtime = tokio::runtime::Handle::try_current().ok();
         let gone_flag = gone.clone();
-        let task = tokio::task::spawn_blocking(move || {
-            // The slot is held until the app's call is over, whatever happens to the
-            // connection's task.
-            let _permit = permit;
-            tracing::dispatcher::with_default(&dispatch, || {
-                span.in_scope(|| {
-                    let output = Box::new(ChannelOutput { tx: out_tx });
-                    run(&*app, environ, output, &|| gone_flag.load(Ordering::SeqCst))
+        let timed_out_flag = timed_out.clone();
+        let (done_tx, done_rx) = oneshot::channel();
+        let job = move || {
+            // The app may reach the runtime (`Handle::current()`), as on tokio's own
+            // blocking threads.
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| {
+                        let output = Box::new(ChannelOutput { tx: out_tx });
+                        run(
+                            &*app,
+                            environ,
+                            output,
+                            &|| gone_flag.load(Ordering::SeqCst),
+                            &|| timed_out_flag.load(Ordering::SeqCst),
+                        )
+                    })
                 })
-            })
-        });
+            }));
+            // The slot is held until the app's call is over, whatever happens to the
+            // connection's task, and is free by the time the outcome arrives.
+            drop(permit);
+            // The connection's task may be gone: then nobody needs the outcome.
+            let _ = done_tx.send(outcome);
+        };
+        if let Err(error) = self.pool.execute(job) {
+            tracing::error!(%error, "could not start a WSGI thread; answering 503");
+            return send_unavailable(&mut send).await;
+        }
 
         {
-            let input = pump_input(&mut receive, body_tx, &first_read, &gone);
+            let input = pump_input(
+                &mut receive,
+                body_tx,
+                &first_read,
+                &gone,
+                self.read_timeout.map(|timeout| (timeout, &*timed_out)),
+            );
             let output = pump_output(&mut out_rx, &mut send, &gone);
             tokio::pin!(input, output);
             let mut input_done = false;
@@ -233,14 +288,13 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             // still waiting for body data fails instead of waiting for a pump that stopped.
         }
 
-        match task.await {
-            Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
-            Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
-            Ok(RunOutcome::Aborted(error)) => Err(error),
-            Err(join) => Err(match join.try_into_panic() {
-                Ok(payload) => Error::from_panic(payload),
-                Err(join) => Error::new(join),
-            }),
+        match done_rx.await {
+            Ok(Ok(RunOutcome::Complete | RunOutcome::Replaced)) => Ok(()),
+            Ok(Ok(RunOutcome::Disconnected)) => Err(Error::disconnected()),
+            Ok(Ok(RunOutcome::Aborted(error))) => Err(error),
+            Ok(Err(payload)) => Err(Error::from_panic(payload)),
+            // The job was dropped unrun: its pool lost every thread.
+            Err(_) => Err(Error::disconnected()),
         }
     }
 }
@@ -250,8 +304,10 @@ impl<A> Clone for WsgiToAsgi<A> {
         WsgiToAsgi {
             app: self.app.clone(),
             slots: self.slots.clone(),
+            pool: self.pool.clone(),
             max_threads: self.max_threads,
             slot_timeout: self.slot_timeout,
+            read_timeout: self.read_timeout,
         }
     }
 }
@@ -262,6 +318,7 @@ impl<A> fmt::Debug for WsgiToAsgi<A> {
             .field("max_threads", &self.max_threads)
             .field("available_threads", &self.slots.available_permits())
             .field("slot_timeout", &self.slot_timeout)
+            .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -313,12 +370,14 @@ async fn send_unavailable(send: &mut Sender) -> Result<(), Error> {
 /// never calls `recv`), and then a few chunks ahead, pulling the next event only when there is
 /// room for it. Returns at the end of the body, when the app dropped its input, or when the
 /// client disconnected (then `gone` is set and the channel closes without its end message, so
-/// reads fail).
+/// reads fail), or when the client sent nothing for the read timeout (then its flag is set
+/// and reads fail with `TimedOut`).
 async fn pump_input(
     receive: &mut Receiver,
     tx: mpsc::Sender<BodyMessage>,
     first_read: &Notify,
     gone: &AtomicBool,
+    read_timeout: Option<(Duration, &AtomicBool)>,
 ) {
     first_read.notified().await;
     loop {
@@ -326,7 +385,19 @@ async fn pump_input(
             // The app is done with the body; the rest of it is the server's to discard.
             return;
         };
-        match receive.recv().await {
+        let event = match read_timeout {
+            Some((timeout, timed_out)) => match tokio::time::timeout(timeout, receive.recv()).await
+            {
+                Ok(event) => event,
+                Err(_) => {
+                    timed_out.store(true, Ordering::SeqCst);
+                    permit.send(BodyMessage::TimedOut(timeout));
+                    return;
+                }
+            },
+            None => receive.recv().await,
+        };
+        match event {
             ReceiveEvent::HttpRequest { body, more_body } => {
                 if !body.is_empty() {
                     permit.send(BodyMessage::Data(body));

@@ -1,6 +1,5 @@
 //! [`AsgiToWsgi`]: an ASGI [`App`] behind the synchronous [`WsgiApp`] interface.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read};
@@ -23,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::app::WsgiApp;
 use crate::body::{Body, Chunk, Chunks};
-use crate::environ::{Environ, Value};
+use crate::environ::{Environ, Value, Vars};
 use crate::response::{HOP_BY_HOP_HEADERS, StartResponse, Status};
 use crate::stream::Input;
 
@@ -75,7 +74,7 @@ const PATH_ESCAPES: &AsciiSet = &CONTROLS
 /// The app runs as a task on the runtime of the [`Handle`] given to
 /// [`new`](AsgiToWsgi::new), while the WSGI thread blocks waiting for its events. So the
 /// WSGI side must run on a thread where blocking is allowed: a plain thread, or
-/// `spawn_blocking` (as under [`WsgiToAsgi`](crate::WsgiToAsgi)), never inside an async task.
+/// a thread of [`WsgiToAsgi`](crate::WsgiToAsgi)'s pool, never inside an async task.
 ///
 /// # Example
 ///
@@ -471,7 +470,7 @@ impl EventSink for BridgeSink {
 }
 
 /// The HTTP scope for an environ: the reverse of [`Environ::from_scope`].
-fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxError> {
+fn scope_from_environ(vars: &Vars) -> Result<HttpScope, BoxError> {
     let get = |name: &str| vars.get(name).and_then(Value::as_str);
     let method = get("REQUEST_METHOD")
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
@@ -498,8 +497,8 @@ fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxEr
         _ => HttpVersion::Http11,
     };
     let mut headers = HeaderMap::new();
-    for (key, value) in vars {
-        let name = match key.as_str() {
+    for (key, value) in vars.sorted() {
+        let name = match key {
             "CONTENT_TYPE" => "content-type".to_owned(),
             "CONTENT_LENGTH" => "content-length".to_owned(),
             _ => match key.strip_prefix("HTTP_") {
@@ -517,10 +516,7 @@ fn scope_from_environ(vars: &BTreeMap<String, Value>) -> Result<HttpScope, BoxEr
             (Ok(name), Ok(value)) => {
                 headers.append(name, value);
             }
-            _ => tracing::debug!(
-                key = key.as_str(),
-                "skipped an environ header HTTP cannot carry"
-            ),
+            _ => tracing::debug!(key, "skipped an environ header HTTP cannot carry"),
         }
     }
     scope.headers = headers;

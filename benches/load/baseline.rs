@@ -24,11 +24,21 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
         .build()?;
     runtime.block_on(async move {
         let listener = TcpListener::bind(addr).await?;
-        match kind {
-            "hyper" => serve_hyper(listener).await,
-            "axum" => serve_axum(listener).await,
-            "tungstenite" => serve_tungstenite(listener).await,
-            other => Err(format!("unknown baseline {other:?}").into()),
+        // SIGTERM ends the process normally, as it does the project's server, so that a
+        // server run under callgrind writes its counts.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let serve = async move {
+            match kind {
+                "hyper" => serve_hyper(listener).await,
+                "axum" => serve_axum(listener).await,
+                "tungstenite" => serve_tungstenite(listener).await,
+                other => Err(format!("unknown baseline {other:?}").into()),
+            }
+        };
+        tokio::select! {
+            result = serve => result,
+            _ = terminate.recv() => Ok(()),
         }
     })
 }

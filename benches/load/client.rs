@@ -175,3 +175,76 @@ pub(crate) async fn ws_open_idle(
     }
     Ok(sockets)
 }
+
+/// `requests` sequential `GET path` on one keep-alive HTTP/1.1 connection, each answered
+/// `200`, and the connection closed: the fixed load of the instruction count.
+pub(crate) async fn keep_alive_gets(addr: SocketAddr, path: &str, requests: u64) -> BoxResult<()> {
+    let mut sender = connect(addr).await?;
+    for _ in 0..requests {
+        sender.ready().await?;
+        let request = hyper::Request::get(path)
+            .header("host", addr.to_string())
+            .body(Empty::new().map_err(|e| match e {}).boxed())?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        if status != hyper::StatusCode::OK {
+            return Err(format!("GET {path} answered {status}").into());
+        }
+    }
+    Ok(())
+}
+
+/// Requests per second from `h2load -c<connections> -m<streams> -D<seconds>` over h2c
+/// (HTTP/2 with prior knowledge), as Debian's `nghttp2-client` package ships it.
+pub(crate) async fn h2load(
+    addr: SocketAddr,
+    path: &str,
+    connections: usize,
+    streams: usize,
+    seconds: u64,
+) -> BoxResult<f64> {
+    let url = format!("http://{addr}{path}");
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = if crate::process::pinning() {
+            let mut c = Command::new("taskset");
+            c.args(["-c", crate::process::CLIENT_CPU, "h2load"]);
+            c
+        } else {
+            Command::new("h2load")
+        };
+        command
+            .args([
+                "-t1",
+                &format!("-c{connections}"),
+                &format!("-m{streams}"),
+                &format!("-D{seconds}"),
+                &url,
+            ])
+            .output()
+    })
+    .await?
+    .map_err(|e| {
+        format!("running h2load failed ({e}): install it with `apt-get install nghttp2-client`")
+    })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "requests: 100 total, 100 started, 100 done, 100 succeeded, 0 failed, 0 errored, ..."
+    let failed = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .is_some_and(|l| !l.contains(" 0 failed, 0 errored"));
+    let non_2xx = text
+        .lines()
+        .find(|l| l.starts_with("status codes:"))
+        .is_some_and(|l| !l.contains(" 0 3xx, 0 4xx, 0 5xx"));
+    if failed || non_2xx {
+        eprintln!("h2load reported errors:\n{text}");
+    }
+    // "finished in 10.00s, 123456.70 req/s, 4.20MB/s"
+    text.lines()
+        .find_map(|l| l.strip_prefix("finished in "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|v| v.strip_suffix(" req/s"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no req/s in h2load output:\n{text}").into())
+}

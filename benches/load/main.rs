@@ -43,6 +43,9 @@ pub(crate) struct Settings {
     pub(crate) connections: usize,
     pub(crate) idle_sockets: usize,
     pub(crate) stream_bytes: u64,
+    pub(crate) h2_connections: usize,
+    pub(crate) h2_streams: usize,
+    pub(crate) callgrind_requests: u64,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -60,6 +63,9 @@ impl Settings {
             connections: env_or("LOAD_CONNECTIONS", 64),
             idle_sockets: env_or("LOAD_IDLE_SOCKETS", 10_000),
             stream_bytes: env_or("LOAD_STREAM_BYTES", 1 << 30),
+            h2_connections: env_or("LOAD_H2_CONNECTIONS", 16),
+            h2_streams: env_or("LOAD_H2_STREAMS", 32),
+            callgrind_requests: env_or("LOAD_CALLGRIND_REQUESTS", 2000),
         }
     }
 }
@@ -86,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let settings = Settings::from_env();
     let suites: Vec<&str> = if args.is_empty() {
-        vec!["http", "ws", "wsgi"]
+        vec!["http", "ws", "wsgi", "callgrind"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -103,8 +109,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "ws" => ws_suite(&settings).await?,
                 "wsgi" => wsgi_suite(&settings).await?,
                 "tower" => tower::suite(&settings).await?,
+                "callgrind" => callgrind_suite(&settings).await?,
                 other => {
-                    return Err(format!("unknown suite {other:?}: http, ws, wsgi or tower").into());
+                    return Err(format!(
+                        "unknown suite {other:?}: http, ws, wsgi, tower or callgrind"
+                    )
+                    .into());
                 }
             }
         }
@@ -145,23 +155,44 @@ fn print_row(name: &str, unit: &str, values: &[(ServerKind, f64)]) {
         .find(|(k, _)| k.is_baseline())
         .map(|(_, v)| *v)
         .unwrap_or(f64::NAN);
-    print!("{name:<28}");
+    println!("{name}");
     for (kind, value) in values {
         print!("  {:>10}: {:>12.1} {unit}", kind.label(), value);
+        if !kind.is_baseline() {
+            print!(
+                "  ratio {}/{} = {:.3}",
+                kind.label(),
+                baseline_label(values),
+                value / base
+            );
+        }
+        println!();
     }
-    if let Some((_, ours)) = values.iter().find(|(k, _)| k.is_ours()) {
-        print!("  ratio project/baseline = {:.3}", ours / base);
-    }
-    println!();
 }
+
+fn baseline_label(values: &[(ServerKind, f64)]) -> &'static str {
+    values
+        .iter()
+        .find(|(k, _)| k.is_baseline())
+        .map_or("?", |(k, _)| k.label())
+}
+
+/// The hello rows: the project's server with the access log off and on, bare hyper and axum.
+/// The baselines log nothing, in both rows: the access-log row prices the log against
+/// servers that write none.
+const HELLO_KINDS: [ServerKind; 4] = [
+    ServerKind::Hello,
+    ServerKind::HelloLogged,
+    ServerKind::Hyper,
+    ServerKind::Axum,
+];
 
 async fn http_suite(settings: &Settings) -> BoxResult<()> {
     println!(
         "== HTTP ({} connections, {} s per run, {} rounds)",
         settings.connections, settings.seconds, settings.rounds
     );
-    let kinds = [ServerKind::Hello, ServerKind::Hyper, ServerKind::Axum];
-    let hello = in_turns(&kinds, settings, |kind, addr| {
+    let hello = in_turns(&HELLO_KINDS, settings, |kind, addr| {
         client::wrk(
             addr,
             kind.hello_path(),
@@ -170,9 +201,34 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
-    print_row("hello (requests/s)", "req/s", &zip(&kinds, &hello));
-    if let (Some(ours), Some(axum)) = (hello.first(), hello.get(2)) {
-        println!("{:<28}  ratio project/axum = {:.3}", "", ours / axum);
+    print_row(
+        "hello over HTTP/1.1, wrk (requests/s)",
+        "req/s",
+        &zip(&HELLO_KINDS, &hello),
+    );
+    if let (Some(ours), Some(axum)) = (hello.first(), hello.get(3)) {
+        println!("  ratio asgi/axum = {:.3}", ours / axum);
+    }
+    let h2 = in_turns(&HELLO_KINDS, settings, |kind, addr| {
+        client::h2load(
+            addr,
+            kind.hello_path(),
+            settings.h2_connections,
+            settings.h2_streams,
+            settings.seconds,
+        )
+    })
+    .await?;
+    print_row(
+        &format!(
+            "hello over h2c, h2load {} connections x {} streams (requests/s)",
+            settings.h2_connections, settings.h2_streams
+        ),
+        "req/s",
+        &zip(&HELLO_KINDS, &h2),
+    );
+    if let (Some(ours), Some(axum)) = (h2.first(), h2.get(3)) {
+        println!("  ratio asgi/axum = {:.3}", ours / axum);
     }
 
     let kinds = [ServerKind::Asgi, ServerKind::Hyper];
@@ -196,8 +252,7 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         );
         for (kind, _, peak) in rows {
             println!(
-                "{:<28}  {:>10}: peak RSS {:.1} MiB",
-                "",
+                "  {:>10}: peak RSS {:.1} MiB",
                 kind.label(),
                 peak as f64 / 1024.0
             );
@@ -227,8 +282,7 @@ async fn ws_suite(settings: &Settings) -> BoxResult<()> {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let after = server.rss_kib()?;
         println!(
-            "{:<28}  {:>10}: {} idle sockets: RSS {:.1} MiB (+{:.1} MiB, {:.1} KiB per socket)",
-            "idle WebSockets",
+            "idle WebSockets\n  {:>10}: {} idle sockets: RSS {:.1} MiB (+{:.1} MiB, {:.1} KiB per socket)",
             kind.label(),
             sockets.len(),
             after as f64 / 1024.0,
@@ -256,9 +310,13 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
-    print_row("hello (requests/s)", "req/s", &zip(&kinds, &hello));
+    print_row(
+        "WSGI hello over HTTP/1.1, wrk (requests/s)",
+        "req/s",
+        &zip(&kinds, &hello),
+    );
     if let (Some(wsgi), Some(ours)) = (hello.first(), hello.get(1)) {
-        println!("{:<28}  ratio wsgi/async hello = {:.3}", "", wsgi / ours);
+        println!("  ratio asgi-wsgi/asgi = {:.3}", wsgi / ours);
     }
     let server = Server::start(ServerKind::AsgiWsgi).await?;
     let mib_s = client::upload(
@@ -270,8 +328,7 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
     let peak = server.peak_rss_kib()?;
     server.stop();
     println!(
-        "{:<28}  {:>10}: {:.1} MiB/s, peak RSS {:.1} MiB",
-        "upload via wsgi.input",
+        "upload via wsgi.input\n  {:>10}: {:.1} MiB/s, peak RSS {:.1} MiB",
         ServerKind::AsgiWsgi.label(),
         mib_s,
         peak as f64 / 1024.0
@@ -281,4 +338,64 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
 
 fn zip(kinds: &[ServerKind], values: &[f64]) -> Vec<(ServerKind, f64)> {
     kinds.iter().copied().zip(values.iter().copied()).collect()
+}
+
+/// The servers whose instructions per request the `callgrind` suite counts, hyper first.
+const CALLGRIND_KINDS: [ServerKind; 5] = [
+    ServerKind::Hyper,
+    ServerKind::Axum,
+    ServerKind::Hello,
+    ServerKind::HelloLogged,
+    ServerKind::AsgiWsgi,
+];
+
+/// Instructions per request, counted by callgrind: each server runs under
+/// `valgrind --tool=callgrind` twice, serving `n` and then `2n` keep-alive hellos from the
+/// same client on one connection, and exits on SIGTERM; `(instr(2n) - instr(n)) / n` is the
+/// cost of one request, start-up and shutdown cancelled out. Only the server process's
+/// user-space instructions are counted (all its threads; the client runs outside valgrind).
+async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
+    let n = settings.callgrind_requests.max(1);
+    println!(
+        "== Instructions per request (callgrind, {n} and {} keep-alive hellos)",
+        2 * n
+    );
+    let dir = std::env::temp_dir().join(format!("asgi-load-callgrind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut hyper = f64::NAN;
+    for kind in CALLGRIND_KINDS {
+        let once = callgrind_count(kind, n, &dir).await?;
+        let twice = callgrind_count(kind, 2 * n, &dir).await?;
+        let per_request = twice.saturating_sub(once) as f64 / n as f64;
+        if kind == ServerKind::Hyper {
+            hyper = per_request;
+        }
+        println!(
+            "  {:>10} {:<12} {:>8.1}k instructions per request  {:.2}x hyper",
+            kind.label(),
+            kind.hello_path(),
+            per_request / 1000.0,
+            per_request / hyper
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// The instructions the server of `kind` ran in all, serving `requests` hellos.
+async fn callgrind_count(kind: ServerKind, requests: u64, dir: &std::path::Path) -> BoxResult<u64> {
+    let out = dir.join(format!("{}-{requests}.out", kind.label()));
+    let server = Server::launch(kind, process::Launch::Callgrind(out.clone())).await?;
+    client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?;
+    server.terminate()?;
+    let counts = std::fs::read_to_string(&out)?;
+    counts
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| format!("no instruction total in {}", out.display()).into())
 }

@@ -10,8 +10,10 @@ use crate::BoxResult;
 /// A server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ServerKind {
-    /// The project's server running the `hello` example.
+    /// The project's server running the `hello` example, access log off.
     Hello,
+    /// The same, with the access log on (`RUST_LOG=info`, the examples' default).
+    HelloLogged,
     /// The project's server running the `testbed` example.
     Asgi,
     /// The same process, measured on its WSGI routes (`/wsgi/...`).
@@ -28,6 +30,7 @@ impl ServerKind {
     pub(crate) fn label(self) -> &'static str {
         match self {
             ServerKind::Hello => "asgi",
+            ServerKind::HelloLogged => "asgi+log",
             ServerKind::Asgi => "asgi",
             ServerKind::AsgiWsgi => "asgi-wsgi",
             ServerKind::Hyper => "hyper",
@@ -39,7 +42,7 @@ impl ServerKind {
     pub(crate) fn is_ours(self) -> bool {
         matches!(
             self,
-            ServerKind::Hello | ServerKind::Asgi | ServerKind::AsgiWsgi
+            ServerKind::Hello | ServerKind::HelloLogged | ServerKind::Asgi | ServerKind::AsgiWsgi
         )
     }
 
@@ -67,6 +70,15 @@ impl ServerKind {
             _ => "/ws/echo",
         }
     }
+}
+
+/// How a server process is run.
+#[derive(Debug, Clone)]
+pub(crate) enum Launch {
+    /// Natively, pinned to the server CPU when pinning is on.
+    Native,
+    /// Under `valgrind --tool=callgrind`, writing its counts to this file at exit.
+    Callgrind(PathBuf),
 }
 
 /// A running server process.
@@ -154,9 +166,15 @@ fn free_port() -> BoxResult<SocketAddr> {
 
 impl Server {
     pub(crate) async fn start(kind: ServerKind) -> BoxResult<Server> {
+        Server::launch(kind, Launch::Native).await
+    }
+
+    pub(crate) async fn launch(kind: ServerKind, launch: Launch) -> BoxResult<Server> {
         let addr = free_port()?;
         let program = match kind {
-            ServerKind::Hello => target_dir()?.join("examples").join("hello"),
+            ServerKind::Hello | ServerKind::HelloLogged => {
+                target_dir()?.join("examples").join("hello")
+            }
             ServerKind::Asgi | ServerKind::AsgiWsgi => {
                 target_dir()?.join("examples").join("testbed")
             }
@@ -164,13 +182,29 @@ impl Server {
         };
         let mut command = if pinning() {
             let mut c = Command::new("taskset");
-            c.args(["-c", SERVER_CPU]).arg(program);
+            c.args(["-c", SERVER_CPU]);
             c
         } else {
-            Command::new(program)
+            // `env` runs the program: one command shape for both cases.
+            Command::new("env")
         };
+        if let Launch::Callgrind(out) = &launch {
+            // Counts every thread of the server process (user space only: valgrind does not
+            // see the kernel), written when it exits.
+            command
+                .args(["valgrind", "--tool=callgrind", "--quiet"])
+                .arg(format!("--callgrind-out-file={}", out.display()));
+        }
+        command.arg(program);
         if kind.is_ours() {
-            command.env("RUST_LOG", "warn");
+            // The log goes where the servers' output goes (nowhere: stdout is /dev/null),
+            // through the examples' writer, as a file or pipe would take it.
+            let filter = if kind == ServerKind::HelloLogged {
+                "info"
+            } else {
+                "warn"
+            };
+            command.env("RUST_LOG", filter);
         } else {
             command.args(["--serve", kind.label()]);
         }
@@ -180,7 +214,7 @@ impl Server {
             .stdout(Stdio::null());
         let child = command.spawn()?;
         let server = Server { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if Instant::now() > deadline {
                 return Err(format!("{} did not start listening on {addr}", kind.label()).into());
@@ -212,6 +246,19 @@ impl Server {
     /// Peak resident memory over the process's life, in KiB.
     pub(crate) fn peak_rss_kib(&self) -> BoxResult<u64> {
         self.status_field("VmHWM:")
+    }
+
+    /// Sends SIGTERM and waits for the process to exit (a server under callgrind writes its
+    /// counts then).
+    pub(crate) fn terminate(mut self) -> BoxResult<()> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            return Err("kill -TERM failed".into());
+        }
+        self.child.wait()?;
+        Ok(())
     }
 
     pub(crate) fn stop(mut self) {

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use asgi::core::App;
 use asgi::server::server::{Builder, DEFAULT_BIND, Server};
-use tracing_subscriber::EnvFilter;
 
 /// The exit status when the app's lifespan startup failed (uvicorn's `STARTUP_FAILURE`).
 pub(crate) const STARTUP_FAILURE: u8 = 3;
@@ -68,11 +67,9 @@ pub(crate) async fn run_with(
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    // Lines go out through a bounded non-blocking writer; the guard flushes them at exit and
+    // reports any that were dropped.
+    let _logging = asgi::http::logging::init();
     let builder = match listen {
         Listen::Tcp(addr) => Server::builder().bind(addr),
         Listen::Unix(path) => Server::builder().unix_socket(path),

@@ -1,6 +1,5 @@
 //! The access log: one `tracing` event per response, target [`ACCESS_LOG_TARGET`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -46,39 +45,125 @@ impl AccessLog {
 
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
     /// response.
+    ///
+    /// Each value is turned into text once, without a formatter where one would be the
+    /// costliest part (the client address, the duration): the fields and the message share
+    /// them. The subscriber decides where the line goes; `logging::init` queues it for a
+    /// writer thread, so no request waits on the output.
     pub(crate) fn write(self, bytes: u64, complete: bool) {
-        let duration = self.start.elapsed();
-        let client = Client(self.client);
+        let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let client = ClientText::new(self.client);
+        let client = client.as_str();
+        let method = self.method.as_str();
         let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
-        let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
-        let duration_ms = duration.as_secs_f64() * 1000.0;
+        let version = version_str(self.version);
+        let status = self.status;
         tracing::info!(
             target: ACCESS_LOG_TARGET,
-            client = %client,
-            method = %self.method,
+            client,
+            method,
             path,
-            version = ?self.version,
-            status = self.status,
+            version,
+            status,
             bytes,
             duration_us,
             complete,
-            "{client} - \"{} {path} {:?}\" {}{} {bytes}B {duration_ms:.1}ms",
-            self.method,
-            self.version,
-            self.status,
+            "{client} - \"{method} {path} {version}\" {status}{} {bytes}B {}.{}ms",
             if complete { "" } else { " aborted" },
+            duration_us / 1000,
+            duration_us % 1000 / 100,
         );
     }
 }
 
-struct Client(Option<SocketAddr>);
+/// The protocol as the request line names it.
+fn version_str(version: Version) -> &'static str {
+    match version {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
 
-impl fmt::Display for Client {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(addr) => fmt::Display::fmt(&addr, f),
-            // A Unix socket peer has no address.
-            None => f.write_str("unix"),
+/// The client's address as text: `ip:port` for IPv4 written digit by digit into a buffer on
+/// the stack, `[ip]:port` for IPv6 through `Display`, `unix` for a Unix socket peer (it has
+/// no address).
+enum ClientText {
+    V4 { buf: [u8; 21], len: usize },
+    Other(String),
+    Unix,
+}
+
+impl ClientText {
+    fn new(client: Option<SocketAddr>) -> Self {
+        match client {
+            Some(SocketAddr::V4(addr)) => {
+                let mut buf = [0u8; 21];
+                let mut len = 0;
+                for (i, octet) in addr.ip().octets().into_iter().enumerate() {
+                    if i > 0 {
+                        buf[len] = b'.';
+                        len += 1;
+                    }
+                    len = push_decimal(&mut buf, len, u32::from(octet));
+                }
+                buf[len] = b':';
+                len = push_decimal(&mut buf, len + 1, u32::from(addr.port()));
+                ClientText::V4 { buf, len }
+            }
+            Some(addr) => ClientText::Other(addr.to_string()),
+            None => ClientText::Unix,
         }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII digits, dots and a colon were written.
+            ClientText::V4 { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or("?"),
+            ClientText::Other(text) => text,
+            ClientText::Unix => "unix",
+        }
+    }
+}
+
+/// Writes `n` in decimal into `buf` at `at`; returns the new end. `buf` has room: the
+/// largest IPv4 `ip:port` is 21 bytes.
+fn push_decimal(buf: &mut [u8], at: usize, n: u32) -> usize {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // Below 10: the cast keeps every bit.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    let count = digits.len() - i;
+    buf[at..at + count].copy_from_slice(&digits[i..]);
+    at + count
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_text_matches_display() {
+        for addr in [
+            "127.0.0.1:8000",
+            "255.255.255.255:65535",
+            "0.0.0.0:0",
+            "[::1]:443",
+        ] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(ClientText::new(Some(addr)).as_str(), addr.to_string());
+        }
+        assert_eq!(ClientText::new(None).as_str(), "unix");
     }
 }
