@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let settings = Settings::from_env();
     let suites: Vec<&str> = if args.is_empty() {
-        vec!["http", "ws", "wsgi", "callgrind"]
+        vec!["http", "ws", "wsgi", "tower", "callgrind"]
     } else {
         args.iter().map(String::as_str).collect()
     };
