@@ -16,6 +16,7 @@
 //!   requests, streamed responses, WebSockets and lifespan.
 //! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 
+pub mod middleware;
 pub mod mount;
 pub mod path;
 pub mod request;
