@@ -14,13 +14,17 @@
 //! - already has a `Content-Encoding`, or says `Cache-Control: no-transform`;
 //! - is `text/event-stream`, unless [`CompressionLayer::compress_event_streams`] is on
 //!   (Starlette's default: proxies and browsers handle compressed event streams poorly);
-//! - is a single body event smaller than [`CompressionLayer::minimum_size`];
-//! - is sent with `http.response.pathsend` (the server sends that file as it is; serve
-//!   precompressed files with [`StaticFiles`](super::static_files) instead).
+//! - has a `Content-Length` below [`CompressionLayer::minimum_size`];
+//! - has a `Content-Length` and is sent with `http.response.pathsend` (the server sends
+//!   that file as it is; serve precompressed files with [`StaticFiles`](super::static_files)
+//!   instead).
 //!
-//! To decide, the middleware holds `http.response.start` until the first body event, as
-//! Starlette's `GZipMiddleware` does. A compressed response gets `Content-Encoding` and
-//! `Vary: Accept-Encoding`, and loses `Content-Length`.
+//! A response without `Content-Length` is a stream: it is compressed from its first event,
+//! and its start goes out at once (so an event stream's headers reach the client before
+//! its first event). For a response with `Content-Length`, `http.response.start` is held
+//! until the first body event, to see whether the body is a path send. A compressed
+//! response gets `Content-Encoding` and `Vary: Accept-Encoding`, and loses
+//! `Content-Length`; a path send without `Content-Length` is read and compressed.
 //!
 //! # Streams stay streams
 //!
@@ -244,9 +248,9 @@ impl CompressionLayer {
         }
     }
 
-    /// Responses sent as one body event smaller than this are not compressed. Default
-    /// [`DEFAULT_MINIMUM_SIZE`]; `0` compresses everything. A streamed response is always
-    /// compressed, whatever the size of its first event.
+    /// Responses whose `Content-Length` is below this are not compressed. Default
+    /// [`DEFAULT_MINIMUM_SIZE`]; `0` compresses everything. A response without
+    /// `Content-Length` (a stream) is always compressed.
     pub fn minimum_size(mut self, bytes: usize) -> Self {
         self.minimum_size = bytes;
         self
@@ -459,7 +463,8 @@ async fn unsupported_coding(mut send: Sender) -> Result<(), Error> {
     .await
 }
 
-/// The response side: holds the start until the first body event, then compresses or not.
+/// The response side: decides at `http.response.start`, holding it until the first body
+/// event only for a response of known size (see the module docs).
 struct CompressSink {
     inner: Sender,
     negotiated: Negotiated,
@@ -473,21 +478,28 @@ struct CompressSink {
 enum SinkState {
     /// Nothing sent yet.
     Idle,
-    /// The start, held until the first body event; `None` when it is not to be compressed.
-    Held(Option<Coding>, StatusCode, HeaderMap, bool),
+    /// A start with a `Content-Length` to compress, held until the first body event shows
+    /// whether the body is bytes (compressed) or a path send (passed through).
+    Held(Coding, StatusCode, HeaderMap, bool),
     /// Compressing the body.
     Encoding(Box<dyn EncodeV2 + Send>),
     /// Passing everything through.
     Passing,
 }
 
+/// What to do with the encoder after a piece of input.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// Nothing: more input follows at once (a file read in chunks).
+    Continue,
+    /// Flush: the app's body event must reach the client whole.
+    Flush,
+    /// Finish the stream: the body is complete.
+    Finish,
+}
+
 impl CompressSink {
-    fn new(
-        inner: Sender,
-        settings: &CompressionLayer,
-        negotiated: Negotiated,
-        head_only: bool,
-    ) -> Self {
+    fn new(inner: Sender, settings: &CompressionLayer, negotiated: Negotiated, head_only: bool) -> Self {
         CompressSink {
             inner,
             negotiated,
@@ -511,10 +523,8 @@ impl CompressSink {
             return None;
         }
         let no_transform = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
-            })
+            v.to_str()
+                .is_ok_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-transform")))
         });
         let event_stream = headers
             .get(header::CONTENT_TYPE)
@@ -530,10 +540,34 @@ impl CompressSink {
         Some(coding)
     }
 
-    /// Compresses `input`, then flushes (or, at the end, finishes) the encoder, sending the
+    /// Sends the start with the coding's headers and turns the encoder on.
+    async fn start_encoding(
+        &mut self,
+        coding: Coding,
+        status: StatusCode,
+        mut headers: HeaderMap,
+        trailers: bool,
+    ) -> Result<(), SendError> {
+        headers.remove(header::CONTENT_LENGTH);
+        headers.insert(
+            header::CONTENT_ENCODING,
+            HeaderValue::from_static(coding.token()),
+        );
+        super::add_vary(&mut headers, "Accept-Encoding");
+        self.state = SinkState::Encoding(coding.encoder(self.level));
+        self.inner
+            .send(SendEvent::HttpResponseStart {
+                status,
+                headers,
+                trailers,
+            })
+            .await
+    }
+
+    /// Compresses `input`, then flushes or finishes the encoder as `step` says, sending the
     /// output in events of at most [`OUTPUT_CHUNK_SIZE`]. The last event carries
-    /// `more_body`.
-    async fn encode(&mut self, input: &[u8], more_body: bool) -> Result<(), SendError> {
+    /// `more_body: false` only for [`Step::Finish`].
+    async fn encode(&mut self, input: &[u8], step: Step) -> Result<(), SendError> {
         let SinkState::Encoding(encoder) = &mut self.state else {
             return Ok(());
         };
@@ -544,41 +578,59 @@ impl CompressSink {
             if output.unwritten().is_empty() {
                 let chunk = Bytes::copy_from_slice(output.written());
                 output.reset();
-                self.inner
-                    .send(SendEvent::response_body(chunk, true))
-                    .await?;
+                self.inner.send(SendEvent::response_body(chunk, true)).await?;
             }
         }
+        if step != Step::Continue {
+            loop {
+                let done = if step == Step::Flush {
+                    Encode::flush(encoder.as_mut(), &mut output)
+                } else {
+                    Encode::finish(encoder.as_mut(), &mut output)
+                }
+                .map_err(codec_failed)?;
+                if done {
+                    break;
+                }
+                if output.unwritten().is_empty() {
+                    let chunk = Bytes::copy_from_slice(output.written());
+                    output.reset();
+                    self.inner.send(SendEvent::response_body(chunk, true)).await?;
+                }
+            }
+        }
+        let last = step == Step::Finish;
+        if output.written_len() > 0 || last {
+            let chunk = Bytes::copy_from_slice(output.written());
+            self.inner.send(SendEvent::response_body(chunk, !last)).await?;
+        }
+        Ok(())
+    }
+
+    /// Compresses a path-sent file, read in chunks, when the encoder is already on.
+    async fn encode_file(&mut self, path: &std::path::Path) -> Result<(), SendError> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path).await.map_err(codec_failed)?;
+        let mut buffer = vec![0u8; OUTPUT_CHUNK_SIZE];
         loop {
-            let done = if more_body {
-                Encode::flush(encoder.as_mut(), &mut output)
-            } else {
-                Encode::finish(encoder.as_mut(), &mut output)
+            let read = file.read(&mut buffer).await.map_err(codec_failed)?;
+            if read == 0 {
+                return self.encode(&[], Step::Finish).await;
             }
-            .map_err(codec_failed)?;
-            if done {
-                break;
-            }
-            if output.unwritten().is_empty() {
-                let chunk = Bytes::copy_from_slice(output.written());
-                output.reset();
-                self.inner
-                    .send(SendEvent::response_body(chunk, true))
-                    .await?;
-            }
+            self.encode(&buffer[..read], Step::Continue).await?;
         }
-        let chunk = Bytes::copy_from_slice(output.written());
-        self.inner
-            .send(SendEvent::response_body(chunk, more_body))
-            .await
     }
 }
 
 fn codec_failed(error: io::Error) -> SendError {
-    // An encoder fails only on a bug of its own; the response cannot continue, and the
-    // client must see it cut short rather than garbled.
+    // The encoder failed (a bug of its own) or a path-sent file could not be read: the
+    // response cannot continue, and the client must see it cut short rather than garbled.
     tracing::error!("response compression failed: {error}");
     SendError::Disconnected
+}
+
+fn step(more_body: bool) -> Step {
+    if more_body { Step::Flush } else { Step::Finish }
 }
 
 #[async_trait]
@@ -589,12 +641,11 @@ impl EventSink for CompressSink {
                 SinkState::Idle,
                 SendEvent::HttpResponseStart {
                     status,
-                    headers,
+                    mut headers,
                     trailers,
                 },
             ) => {
-                let coding = self.wants_compression(status, &headers);
-                if coding.is_none() {
+                let Some(coding) = self.wants_compression(status, &headers) else {
                     self.state = SinkState::Passing;
                     return self
                         .inner
@@ -604,53 +655,43 @@ impl EventSink for CompressSink {
                             trailers,
                         })
                         .await;
+                };
+                let length = headers
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<usize>().ok());
+                match length {
+                    // A stream: compressed from its first byte, with no wait.
+                    None => self.start_encoding(coding, status, headers, trailers).await,
+                    Some(len) if len < self.minimum_size && self.negotiated.identity_ok => {
+                        self.state = SinkState::Passing;
+                        super::add_vary(&mut headers, "Accept-Encoding");
+                        self.inner
+                            .send(SendEvent::HttpResponseStart {
+                                status,
+                                headers,
+                                trailers,
+                            })
+                            .await
+                    }
+                    Some(_) => {
+                        self.state = SinkState::Held(coding, status, headers, trailers);
+                        Ok(())
+                    }
                 }
-                self.state = SinkState::Held(coding, status, headers, trailers);
-                Ok(())
             }
             (SinkState::Held(..), SendEvent::HttpResponseBody { body, more_body }) => {
-                let SinkState::Held(coding, status, mut headers, trailers) =
+                let SinkState::Held(coding, status, headers, trailers) =
                     std::mem::replace(&mut self.state, SinkState::Passing)
                 else {
                     unreachable!("matched above")
                 };
-                let small = !more_body && body.len() < self.minimum_size;
-                match coding {
-                    Some(coding) if !small || !self.negotiated.identity_ok => {
-                        headers.remove(header::CONTENT_LENGTH);
-                        headers.insert(
-                            header::CONTENT_ENCODING,
-                            HeaderValue::from_static(coding.token()),
-                        );
-                        super::add_vary(&mut headers, "Accept-Encoding");
-                        self.inner
-                            .send(SendEvent::HttpResponseStart {
-                                status,
-                                headers,
-                                trailers,
-                            })
-                            .await?;
-                        self.state = SinkState::Encoding(coding.encoder(self.level));
-                        self.encode(&body, more_body).await
-                    }
-                    _ => {
-                        super::add_vary(&mut headers, "Accept-Encoding");
-                        self.inner
-                            .send(SendEvent::HttpResponseStart {
-                                status,
-                                headers,
-                                trailers,
-                            })
-                            .await?;
-                        self.inner
-                            .send(SendEvent::HttpResponseBody { body, more_body })
-                            .await
-                    }
-                }
+                self.start_encoding(coding, status, headers, trailers).await?;
+                self.encode(&body, step(more_body)).await
             }
             (SinkState::Held(..), event) => {
-                // A pathsend (or trailers, or a mistake the server will name): the held start
-                // goes out unchanged, then the event.
+                // A path send (the server sends that file as it is), or an event the server
+                // will name as a mistake: the held start goes out unchanged, then the event.
                 if let SinkState::Held(_, status, headers, trailers) =
                     std::mem::replace(&mut self.state, SinkState::Passing)
                 {
@@ -665,7 +706,10 @@ impl EventSink for CompressSink {
                 self.inner.send(event).await
             }
             (SinkState::Encoding(_), SendEvent::HttpResponseBody { body, more_body }) => {
-                self.encode(&body, more_body).await
+                self.encode(&body, step(more_body)).await
+            }
+            (SinkState::Encoding(_), SendEvent::HttpResponsePathsend { path }) => {
+                self.encode_file(&path).await
             }
             (_, event) => self.inner.send(event).await,
         }
