@@ -57,8 +57,11 @@ async fn wildcard_matches_subdomains_only() {
     let client = client(TrustedHostLayer::new(["*.example.com"]));
     assert_eq!(status_for(&client, "api.example.com").await, 200);
     assert_eq!(status_for(&client, "a.b.example.com").await, 200);
-    assert_eq!(status_for(&client, "example.com").await, 400);
     assert_eq!(status_for(&client, "badexample.com").await, 400);
+    // The bare domain is not matched; `www.example.com` is, so it is redirected there.
+    assert_eq!(status_for(&client, "example.com").await, 307);
+    let strict = self::client(TrustedHostLayer::new(["*.example.com"]).www_redirect(false));
+    assert_eq!(status_for(&strict, "example.com").await, 400);
 }
 
 #[tokio::test]
