@@ -32,7 +32,9 @@ struct Inflater(Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>);
 
 impl Inflater {
     fn new(coding: &str) -> Self {
-        fn run<D: Decode + Send + 'static>(mut decoder: D) -> Box<dyn FnMut(&[u8]) -> Vec<u8> + Send> {
+        fn run<D: Decode + Send + 'static>(
+            mut decoder: D,
+        ) -> Box<dyn FnMut(&[u8]) -> Vec<u8> + Send> {
             Box::new(move |chunk: &[u8]| {
                 let mut out = Vec::new();
                 let mut input = PartialBuffer::new(chunk);
@@ -80,7 +82,10 @@ fn body_app(len: usize) -> impl asgi::core::App {
     }
 }
 
-fn with_headers(headers: &'static [(&'static str, &'static str)], len: usize) -> impl asgi::core::App {
+fn with_headers(
+    headers: &'static [(&'static str, &'static str)],
+    len: usize,
+) -> impl asgi::core::App {
     move |_: Scope, _: Receiver, mut send: Sender| async move {
         let mut map = HeaderMap::new();
         for (k, v) in headers {
@@ -90,7 +95,8 @@ fn with_headers(headers: &'static [(&'static str, &'static str)], len: usize) ->
             .remove("x-status")
             .map_or(StatusCode::OK, |s| s.to_str().unwrap().parse().unwrap());
         send.send(SendEvent::response_start(status, map)).await?;
-        send.send(SendEvent::response_body(text(len), false)).await?;
+        send.send(SendEvent::response_body(text(len), false))
+            .await?;
         Ok(())
     }
 }
@@ -120,7 +126,11 @@ async fn br_and_zstd_responses_decode_to_the_original() {
     for coding in ["br", "zstd"] {
         let response = get(&client, coding).await;
         assert_eq!(response.header("content-encoding"), Some(coding));
-        assert_eq!(decode(coding, response.bytes()), text(5000).as_bytes(), "{coding}");
+        assert_eq!(
+            decode(coding, response.bytes()),
+            text(5000).as_bytes(),
+            "{coding}"
+        );
     }
 }
 
@@ -141,7 +151,11 @@ async fn q_values_choose_the_coding() {
     ];
     for (accept, expected) in cases {
         let response = get(&client, accept).await;
-        assert_eq!(response.header("content-encoding"), expected, "Accept-Encoding: {accept}");
+        assert_eq!(
+            response.header("content-encoding"),
+            expected,
+            "Accept-Encoding: {accept}"
+        );
     }
     let plain = client.get("/").await.unwrap();
     assert_eq!(plain.header("content-encoding"), None);
@@ -150,8 +164,14 @@ async fn q_values_choose_the_coding() {
 
 #[tokio::test]
 async fn disabled_codings_are_not_chosen() {
-    let client = TestClient::new(body_app(2000).with(CompressionLayer::new().br(false).zstd(false)));
-    assert_eq!(get(&client, "br, zstd, gzip;q=0.1").await.header("content-encoding"), Some("gzip"));
+    let client =
+        TestClient::new(body_app(2000).with(CompressionLayer::new().br(false).zstd(false)));
+    assert_eq!(
+        get(&client, "br, zstd, gzip;q=0.1")
+            .await
+            .header("content-encoding"),
+        Some("gzip")
+    );
 }
 
 #[tokio::test]
@@ -165,16 +185,28 @@ async fn small_responses_stay_plain_unless_identity_is_refused() {
     assert_eq!(refused.header("content-encoding"), Some("gzip"));
     assert_eq!(decode("gzip", refused.bytes()), text(100).as_bytes());
     let client = TestClient::new(body_app(100).with(CompressionLayer::new().minimum_size(0)));
-    assert_eq!(get(&client, "gzip").await.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        get(&client, "gzip").await.header("content-encoding"),
+        Some("gzip")
+    );
 }
 
 #[tokio::test]
 async fn every_level_round_trips() {
-    for level in [Level::Fastest, Level::Default, Level::Best, Level::Precise(2)] {
+    for level in [
+        Level::Fastest,
+        Level::Default,
+        Level::Best,
+        Level::Precise(2),
+    ] {
         let client = TestClient::new(body_app(3000).with(CompressionLayer::new().level(level)));
         for coding in ["gzip", "br", "zstd"] {
             let response = get(&client, coding).await;
-            assert_eq!(decode(coding, response.bytes()), text(3000).as_bytes(), "{level:?} {coding}");
+            assert_eq!(
+                decode(coding, response.bytes()),
+                text(3000).as_bytes(),
+                "{level:?} {coding}"
+            );
         }
     }
 }
@@ -190,7 +222,11 @@ async fn already_encoded_event_streams_partial_and_no_transform_are_left_alone()
     for headers in cases {
         let client = TestClient::new(with_headers(headers, 2000).with(CompressionLayer::new()));
         let response = get(&client, "gzip").await;
-        assert_eq!(response.bytes().as_ref(), text(2000).as_bytes(), "{headers:?}");
+        assert_eq!(
+            response.bytes().as_ref(),
+            text(2000).as_bytes(),
+            "{headers:?}"
+        );
         assert_eq!(response.header("vary"), None, "{headers:?}");
         assert_ne!(
             response.header("content-encoding"),
@@ -223,17 +259,22 @@ async fn event_streams_can_be_compressed_on_request() {
 }
 
 /// An app that streams three events, sending each only when the test says so.
-fn paced_app(mut go: mpsc::Receiver<()>) -> impl FnOnce(Scope, Receiver, Sender) -> futures_like::BoxFut {
+fn paced_app(
+    mut go: mpsc::Receiver<()>,
+) -> impl FnOnce(Scope, Receiver, Sender) -> futures_like::BoxFut {
     move |_, _, mut send| {
         Box::pin(async move {
             let mut headers = HeaderMap::new();
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-            send.send(SendEvent::response_start(StatusCode::OK, headers)).await?;
+            send.send(SendEvent::response_start(StatusCode::OK, headers))
+                .await?;
             for i in 0..3 {
                 go.recv().await;
-                send.send(SendEvent::response_body(format!("event {i}\n"), true)).await?;
+                send.send(SendEvent::response_body(format!("event {i}\n"), true))
+                    .await?;
             }
-            send.send(SendEvent::response_body(Bytes::new(), false)).await?;
+            send.send(SendEvent::response_body(Bytes::new(), false))
+                .await?;
             Ok(())
         })
     }
@@ -274,7 +315,11 @@ async fn each_streamed_event_decodes_before_the_next_is_sent() {
         for i in 0..3 {
             go.send(()).await.unwrap();
             let chunk = stream.chunk().await.unwrap().unwrap();
-            assert_eq!(inflater.push(&chunk), format!("event {i}\n").as_bytes(), "{coding}");
+            assert_eq!(
+                inflater.push(&chunk),
+                format!("event {i}\n").as_bytes(),
+                "{coding}"
+            );
         }
         while let Some(chunk) = stream.chunk().await.unwrap() {
             assert!(inflater.push(&chunk).is_empty());
@@ -308,7 +353,11 @@ async fn output_events_are_bounded_whatever_the_input_size() {
     let mut all = Vec::new();
     let mut events = 0;
     while let Some(chunk) = stream.chunk().await.unwrap() {
-        assert!(chunk.len() <= OUTPUT_CHUNK_SIZE, "an event of {} bytes", chunk.len());
+        assert!(
+            chunk.len() <= OUTPUT_CHUNK_SIZE,
+            "an event of {} bytes",
+            chunk.len()
+        );
         all.extend_from_slice(&chunk);
         events += 1;
     }
@@ -317,9 +366,9 @@ async fn output_events_are_bounded_whatever_the_input_size() {
 }
 
 #[tokio::test]
-async fn pathsend_responses_go_out_uncompressed() {
+async fn path_sent_files_are_read_and_compressed() {
     let path = std::env::temp_dir().join(format!("asgi-compression-{}.txt", std::process::id()));
-    std::fs::write(&path, text(4000)).unwrap();
+    std::fs::write(&path, text(100_000)).unwrap();
     let file = path.clone();
     let app = move |scope: Scope, _: Receiver, mut send: Sender| {
         let file = file.clone();
@@ -331,11 +380,34 @@ async fn pathsend_responses_go_out_uncompressed() {
         }
     };
     let client = TestClient::new(app.with(CompressionLayer::new()));
-    let response = get(&client, "gzip").await;
+    let compressed = get(&client, "gzip").await;
+    let plain = client.get("/").await.unwrap();
     std::fs::remove_file(&path).unwrap();
-    assert_eq!(response.header("content-encoding"), None);
-    assert_eq!(response.header("content-length"), Some("4000"));
-    assert_eq!(response.bytes().as_ref(), text(4000).as_bytes());
+    assert_eq!(compressed.header("content-encoding"), Some("gzip"));
+    assert_eq!(compressed.header("content-length"), None);
+    assert_eq!(decode("gzip", compressed.bytes()), text(100_000).as_bytes());
+    assert_eq!(plain.header("content-length"), Some("100000"));
+}
+
+#[tokio::test]
+async fn already_compressed_content_types_are_left_alone() {
+    for content_type in ["image/png", "video/mp4", "application/zip", "font/woff2"] {
+        let headers: &'static [(&'static str, &'static str)] =
+            Box::leak(vec![("content-type", content_type)].into_boxed_slice());
+        let client = TestClient::new(with_headers(headers, 2000).with(CompressionLayer::new()));
+        assert_eq!(
+            get(&client, "gzip").await.header("content-encoding"),
+            None,
+            "{content_type}"
+        );
+    }
+    let svg = TestClient::new(
+        with_headers(&[("content-type", "image/svg+xml")], 2000).with(CompressionLayer::new()),
+    );
+    assert_eq!(
+        get(&svg, "gzip").await.header("content-encoding"),
+        Some("gzip")
+    );
 }
 
 /// Echoes the request body with its length and the content-encoding the app saw.
@@ -347,7 +419,10 @@ async fn echo(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(
     let mut body = Vec::new();
     loop {
         match receive.recv().await {
-            ReceiveEvent::HttpRequest { body: chunk, more_body } => {
+            ReceiveEvent::HttpRequest {
+                body: chunk,
+                more_body,
+            } => {
                 assert!(chunk.len() <= OUTPUT_CHUNK_SIZE);
                 body.extend_from_slice(&chunk);
                 if !more_body {
@@ -357,17 +432,26 @@ async fn echo(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(
             _ => return Err(Error::disconnected()),
         }
     }
-    Response::text(format!("{seen:?} {} {}", body.len(), String::from_utf8_lossy(&body[..body.len().min(9)])))
-        .send(&mut send)
-        .await
+    Response::text(format!(
+        "{seen:?} {} {}",
+        body.len(),
+        String::from_utf8_lossy(&body[..body.len().min(9)])
+    ))
+    .send(&mut send)
+    .await
 }
 
 #[tokio::test]
 async fn compressed_request_bodies_are_inflated_for_the_app() {
-    let client = TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
+    let client =
+        TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
     let body = gzip(text(100_000).as_bytes());
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "gzip").body(body))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "gzip")
+                .body(body),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
@@ -376,7 +460,8 @@ async fn compressed_request_bodies_are_inflated_for_the_app() {
 
 #[tokio::test]
 async fn compressed_request_bodies_in_many_chunks_are_inflated() {
-    let client = TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
+    let client =
+        TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
     let body = gzip(text(50_000).as_bytes());
     let chunks: Vec<Bytes> = body.chunks(7).map(Bytes::copy_from_slice).collect();
     let response = client
@@ -392,11 +477,16 @@ async fn compressed_request_bodies_in_many_chunks_are_inflated() {
 
 #[tokio::test]
 async fn zip_bomb_gets_413() {
-    let client = TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(64 * 1024))));
+    let client =
+        TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(64 * 1024))));
     let bomb = gzip(&vec![0u8; 10 << 20]);
     assert!(bomb.len() < 64 * 1024);
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "gzip").body(bomb))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "gzip")
+                .body(bomb),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
@@ -404,16 +494,25 @@ async fn zip_bomb_gets_413() {
 
 #[tokio::test]
 async fn corrupt_compressed_body_gets_400() {
-    let client = TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
+    let client =
+        TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "gzip").body("not gzip at all"))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "gzip")
+                .body("not gzip at all"),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
     let mut truncated = gzip(text(10_000).as_bytes());
     truncated.truncate(truncated.len() / 2);
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "gzip").body(truncated))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "gzip")
+                .body(truncated),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 400);
@@ -421,9 +520,14 @@ async fn corrupt_compressed_body_gets_400() {
 
 #[tokio::test]
 async fn unknown_request_coding_gets_415() {
-    let client = TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
+    let client =
+        TestClient::new(echo.with(CompressionLayer::new().decompress_requests(Some(1 << 20))));
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "compress").body("x"))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "compress")
+                .body("x"),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), 415);
@@ -435,10 +539,18 @@ async fn request_bodies_pass_untouched_without_decompression() {
     let body = gzip(b"hello");
     let len = body.len();
     let response = client
-        .send(TestRequest::post("/").header("content-encoding", "gzip").body(body))
+        .send(
+            TestRequest::post("/")
+                .header("content-encoding", "gzip")
+                .body(body),
+        )
         .await
         .unwrap();
-    assert!(response.text().starts_with(&format!("Some(\"gzip\") {len} ")));
+    assert!(
+        response
+            .text()
+            .starts_with(&format!("Some(\"gzip\") {len} "))
+    );
 }
 
 /// Server-sent events over a real socket: each event arrives, decoded, before the app sends
@@ -452,15 +564,23 @@ async fn server_sent_events_arrive_one_by_one_over_a_socket() {
             let go = go_rx.clone();
             async move {
                 let mut headers = HeaderMap::new();
-                headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-                send.send(SendEvent::response_start(StatusCode::OK, headers)).await?;
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/event-stream"),
+                );
+                send.send(SendEvent::response_start(StatusCode::OK, headers))
+                    .await?;
                 let mut go = go.lock().await;
                 for i in 0..3 {
                     go.recv().await;
-                    send.send(SendEvent::response_body(format!("data: tick {i}\n\n"), true))
-                        .await?;
+                    send.send(SendEvent::response_body(
+                        format!("data: tick {i}\n\n"),
+                        true,
+                    ))
+                    .await?;
                 }
-                send.send(SendEvent::response_body(Bytes::new(), false)).await?;
+                send.send(SendEvent::response_body(Bytes::new(), false))
+                    .await?;
                 Ok(())
             }
         };
@@ -483,7 +603,10 @@ async fn server_sent_events_arrive_one_by_one_over_a_socket() {
             .unwrap();
         let expected_coding = compress.then_some("gzip");
         assert_eq!(
-            response.headers().get("content-encoding").map(|v| v.to_str().unwrap()),
+            response
+                .headers()
+                .get("content-encoding")
+                .map(|v| v.to_str().unwrap()),
             expected_coding
         );
         let mut body = response.into_body();
@@ -507,7 +630,11 @@ async fn server_sent_events_arrive_one_by_one_over_a_socket() {
                     }
                 }
             }
-            assert_eq!(String::from_utf8(got).unwrap(), want, "compress: {compress}");
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                want,
+                "compress: {compress}"
+            );
         }
         server.stop().await.unwrap();
     }

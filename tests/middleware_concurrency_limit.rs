@@ -27,9 +27,8 @@ async fn requests_beyond_the_limit_get_503_with_retry_after() {
     let (entered_tx, mut entered) = mpsc::channel(4);
     let gate = std::sync::Arc::new(Semaphore::new(0));
     let client = std::sync::Arc::new(TestClient::new(
-        gated(entered_tx, gate.clone()).with(
-            ConcurrencyLimitLayer::new(2).retry_after(Duration::from_millis(2500)),
-        ),
+        gated(entered_tx, gate.clone())
+            .with(ConcurrencyLimitLayer::new(2).retry_after(Duration::from_millis(2500))),
     ));
     let mut in_flight = Vec::new();
     for _ in 0..2 {
@@ -63,7 +62,9 @@ async fn a_failing_app_frees_its_slot() {
 #[tokio::test]
 async fn websockets_count_and_are_refused_with_503() {
     async fn ws(scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
-        let Scope::WebSocket(scope) = scope else { return Ok(()) };
+        let Scope::WebSocket(scope) = scope else {
+            return Ok(());
+        };
         let mut socket = asgi::ws::WebSocket::new(scope, receive, send);
         socket.accept().await?;
         // Held open until the client closes.

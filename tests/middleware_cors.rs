@@ -8,7 +8,10 @@ use asgi::http::test_client::{TestClient, TestRequest};
 use http::Method;
 
 async fn hello(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
-    let method = scope.as_http().map(|h| h.method.to_string()).unwrap_or_default();
+    let method = scope
+        .as_http()
+        .map(|h| h.method.to_string())
+        .unwrap_or_default();
     Response::text(format!("hello {method}"))
         .send(&mut send)
         .await
@@ -46,8 +49,14 @@ async fn allowed_origin_is_echoed_with_vary_and_exposed_headers() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.header("access-control-allow-origin"), Some("https://a.example"));
-    assert_eq!(response.header("access-control-expose-headers"), Some("x-request-id"));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://a.example")
+    );
+    assert_eq!(
+        response.header("access-control-expose-headers"),
+        Some("x-request-id")
+    );
     assert_eq!(response.header("vary"), Some("Origin"));
     assert_eq!(response.header("access-control-allow-credentials"), None);
 }
@@ -83,12 +92,24 @@ async fn any_origin_with_credentials_echoes_the_origin() {
         .send(TestRequest::get("/").header("origin", "https://x.example"))
         .await
         .unwrap();
-    assert_eq!(response.header("access-control-allow-origin"), Some("https://x.example"));
-    assert_eq!(response.header("access-control-allow-credentials"), Some("true"));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://x.example")
+    );
+    assert_eq!(
+        response.header("access-control-allow-credentials"),
+        Some("true")
+    );
     assert_eq!(response.header("vary"), Some("Origin"));
-    let response = client.send(preflight("https://y.example", "GET")).await.unwrap();
+    let response = client
+        .send(preflight("https://y.example", "GET"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.header("access-control-allow-origin"), Some("https://y.example"));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://y.example")
+    );
 }
 
 #[tokio::test]
@@ -102,7 +123,10 @@ async fn regex_origins_match_whole_origins_only() {
         .send(TestRequest::get("/").header("origin", "https://api.example.org"))
         .await
         .unwrap();
-    assert_eq!(ok.header("access-control-allow-origin"), Some("https://api.example.org"));
+    assert_eq!(
+        ok.header("access-control-allow-origin"),
+        Some("https://api.example.org")
+    );
     let suffix = client
         .send(TestRequest::get("/").header("origin", "https://api.example.org.evil.com"))
         .await
@@ -133,10 +157,19 @@ async fn allowed_preflight_gets_200_with_methods_headers_and_max_age() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text(), "OK");
-    assert_eq!(response.header("access-control-allow-origin"), Some("https://a.example"));
-    assert_eq!(response.header("access-control-allow-methods"), Some("GET, POST"));
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        Some("https://a.example")
+    );
+    assert_eq!(
+        response.header("access-control-allow-methods"),
+        Some("GET, POST")
+    );
     let allowed = response.header("access-control-allow-headers").unwrap();
-    assert!(allowed.contains("x-token") && allowed.contains("content-type"), "{allowed}");
+    assert!(
+        allowed.contains("x-token") && allowed.contains("content-type"),
+        "{allowed}"
+    );
     assert_eq!(response.header("access-control-max-age"), Some("120"));
     assert_eq!(response.header("vary"), Some("Origin"));
 }
@@ -144,14 +177,20 @@ async fn allowed_preflight_gets_200_with_methods_headers_and_max_age() {
 #[tokio::test]
 async fn preflight_never_reaches_the_app() {
     let client = client(CorsLayer::new().allow_any_origin());
-    let response = client.send(preflight("https://a.example", "GET")).await.unwrap();
+    let response = client
+        .send(preflight("https://a.example", "GET"))
+        .await
+        .unwrap();
     assert_eq!(response.text(), "OK");
 }
 
 #[tokio::test]
 async fn preflight_with_disallowed_origin_gets_400_naming_it() {
     let client = client(CorsLayer::new().allow_origins(["https://a.example"]));
-    let response = client.send(preflight("https://evil.example", "GET")).await.unwrap();
+    let response = client
+        .send(preflight("https://evil.example", "GET"))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(response.text(), "Disallowed CORS origin");
     assert_eq!(response.header("access-control-allow-origin"), None);
@@ -187,8 +226,14 @@ async fn any_header_echoes_the_requested_ones() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.header("access-control-allow-headers"), Some("x-one, x-two"));
-    assert_eq!(response.header("access-control-allow-methods"), Some("PATCH"));
+    assert_eq!(
+        response.header("access-control-allow-headers"),
+        Some("x-one, x-two")
+    );
+    assert_eq!(
+        response.header("access-control-allow-methods"),
+        Some("PATCH")
+    );
 }
 
 #[tokio::test]
@@ -206,23 +251,34 @@ async fn plain_options_without_request_method_reaches_the_app() {
 async fn vary_is_appended_to_the_apps_own() {
     async fn varying(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
         Response::text("x")
-            .header(http::header::VARY, http::HeaderValue::from_static("Accept-Language"))
+            .header(
+                http::header::VARY,
+                http::HeaderValue::from_static("Accept-Language"),
+            )
             .send(&mut send)
             .await
     }
-    let client = TestClient::new(varying.with(CorsLayer::new().allow_origins(["https://a.example"])));
+    let client =
+        TestClient::new(varying.with(CorsLayer::new().allow_origins(["https://a.example"])));
     let response = client
         .send(TestRequest::get("/").header("origin", "https://a.example"))
         .await
         .unwrap();
-    let vary: Vec<_> = response.headers().get_all("vary").iter().map(|v| v.to_str().unwrap()).collect();
+    let vary: Vec<_> = response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
     assert_eq!(vary, ["Accept-Language", "Origin"]);
 }
 
 #[tokio::test]
 async fn websocket_scopes_pass_through() {
     async fn ws(scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
-        let Scope::WebSocket(scope) = scope else { return Ok(()) };
+        let Scope::WebSocket(scope) = scope else {
+            return Ok(());
+        };
         let mut socket = asgi::ws::WebSocket::new(scope, receive, send);
         socket.accept().await?;
         socket.send_text("in").await?;

@@ -13,14 +13,16 @@ async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
 /// Marks every scope as arrived over TLS, as the proxy-headers middleware does for
 /// `X-Forwarded-Proto: https`.
 fn as_https(app: impl asgi::core::App) -> impl asgi::core::App {
-    app.with(from_fn(|mut scope: Scope, receive, send, next: Next| async move {
-        match &mut scope {
-            Scope::Http(http) => http.scheme = "https".into(),
-            Scope::WebSocket(ws) => ws.scheme = "wss".into(),
-            _ => {}
-        }
-        next.call(scope, receive, send).await
-    }))
+    app.with(from_fn(
+        |mut scope: Scope, receive, send, next: Next| async move {
+            match &mut scope {
+                Scope::Http(http) => http.scheme = "https".into(),
+                Scope::WebSocket(ws) => ws.scheme = "wss".into(),
+                _ => {}
+            }
+            next.call(scope, receive, send).await
+        },
+    ))
 }
 
 #[tokio::test]
@@ -31,7 +33,10 @@ async fn http_is_redirected_to_https_with_307() {
         .await
         .unwrap();
     assert_eq!(response.status(), 307);
-    assert_eq!(response.header("location"), Some("https://example.com/a/b?x=1&y=2"));
+    assert_eq!(
+        response.header("location"),
+        Some("https://example.com/a/b?x=1&y=2")
+    );
 }
 
 #[tokio::test]
@@ -70,7 +75,9 @@ async fn https_scopes_reach_the_app() {
 #[tokio::test]
 async fn ws_is_redirected_to_wss() {
     async fn ws(scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
-        let Scope::WebSocket(scope) = scope else { return Ok(()) };
+        let Scope::WebSocket(scope) = scope else {
+            return Ok(());
+        };
         let mut socket = asgi::ws::WebSocket::new(scope, receive, send);
         socket.accept().await?;
         socket.close(1000, "").await
@@ -84,7 +91,10 @@ async fn ws_is_redirected_to_wss() {
         .unwrap_err();
     let denial = denied.denial().unwrap();
     assert_eq!(denial.status(), 307);
-    assert_eq!(denial.header("location"), Some("wss://example.com/live?room=1"));
+    assert_eq!(
+        denial.header("location"),
+        Some("wss://example.com/live?room=1")
+    );
     let secure = TestClient::new(as_https(ws.with(HttpsRedirectLayer::new())));
     secure.websocket("/live").connect().await.unwrap();
 }

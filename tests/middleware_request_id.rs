@@ -84,7 +84,10 @@ async fn the_apps_own_response_id_wins() {
             .await
     }
     let client = TestClient::new(own.with(RequestIdLayer::new()));
-    assert_eq!(client.get("/").await.unwrap().header("x-request-id"), Some("mine"));
+    assert_eq!(
+        client.get("/").await.unwrap().header("x-request-id"),
+        Some("mine")
+    );
 }
 
 #[tokio::test]
@@ -103,8 +106,14 @@ async fn another_header_name_can_carry_it() {
 #[tokio::test]
 async fn websocket_scopes_get_an_id() {
     async fn ws(scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
-        let Scope::WebSocket(scope) = scope else { return Ok(()) };
-        let id = scope.extensions.get::<RequestIdValue>().unwrap().to_string();
+        let Scope::WebSocket(scope) = scope else {
+            return Ok(());
+        };
+        let id = scope
+            .extensions
+            .get::<RequestIdValue>()
+            .unwrap()
+            .to_string();
         let mut socket = asgi::ws::WebSocket::new(scope, receive, send);
         socket.accept().await?;
         socket.send_text(id).await?;

@@ -12,7 +12,12 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
 /// `/login?user=NAME` stores the user, `/logout` clears, anything else shows the session.
 async fn app(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
-    let session = scope.extensions().unwrap().get::<Session>().unwrap().clone();
+    let session = scope
+        .extensions()
+        .unwrap()
+        .get::<Session>()
+        .unwrap()
+        .clone();
     let http = scope.as_http().unwrap();
     match http.path.as_str() {
         "/login" => {
@@ -24,7 +29,9 @@ async fn app(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
         "/logout" => session.clear(),
         _ => {}
     }
-    let user = session.get::<String>("user").unwrap_or_else(|| "nobody".into());
+    let user = session
+        .get::<String>("user")
+        .unwrap_or_else(|| "nobody".into());
     Response::text(user).send(&mut send).await
 }
 
@@ -63,7 +70,10 @@ async fn the_session_survives_between_requests_in_its_cookie() {
 
 #[tokio::test]
 async fn cookie_attributes_follow_the_settings() {
-    let defaults = client(SessionLayer::new(SECRET)).get("/login?user=a").await.unwrap();
+    let defaults = client(SessionLayer::new(SECRET))
+        .get("/login?user=a")
+        .await
+        .unwrap();
     let set = defaults.header("set-cookie").unwrap();
     for part in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=1209600"] {
         assert!(set.contains(part), "{part} in {set}");
@@ -83,14 +93,25 @@ async fn cookie_attributes_follow_the_settings() {
     .unwrap();
     let set = custom.header("set-cookie").unwrap();
     assert!(set.starts_with("sid="), "{set}");
-    for part in ["Path=/app", "Domain=example.com", "SameSite=Strict", "Secure", "Max-Age=60"] {
+    for part in [
+        "Path=/app",
+        "Domain=example.com",
+        "SameSite=Strict",
+        "Secure",
+        "Max-Age=60",
+    ] {
         assert!(set.contains(part), "{part} in {set}");
     }
     let browser_session = client(SessionLayer::new(SECRET).max_age(None))
         .get("/login?user=a")
         .await
         .unwrap();
-    assert!(!browser_session.header("set-cookie").unwrap().contains("Max-Age"));
+    assert!(
+        !browser_session
+            .header("set-cookie")
+            .unwrap()
+            .contains("Max-Age")
+    );
 }
 
 #[tokio::test]
@@ -112,7 +133,9 @@ async fn a_tampered_cookie_gives_an_empty_session() {
 
 #[tokio::test]
 async fn a_cookie_signed_with_another_key_gives_an_empty_session() {
-    let other = client(SessionLayer::new(b"another secret key that is long enough!!"));
+    let other = client(SessionLayer::new(
+        b"another secret key that is long enough!!",
+    ));
     let cookie = cookie_pair(&other.get("/login?user=eve").await.unwrap());
     let response = client(SessionLayer::new(SECRET))
         .send(TestRequest::get("/").header("cookie", &cookie))
@@ -124,7 +147,12 @@ async fn a_cookie_signed_with_another_key_gives_an_empty_session() {
 #[tokio::test]
 async fn garbage_cookies_give_an_empty_session() {
     let client = client(SessionLayer::new(SECRET));
-    for garbage in ["session=", "session=abc", "session=%%%", "session=\"x\"; other=1"] {
+    for garbage in [
+        "session=",
+        "session=abc",
+        "session=%%%",
+        "session=\"x\"; other=1",
+    ] {
         let response = client
             .send(TestRequest::get("/").header("cookie", garbage))
             .await
@@ -175,7 +203,12 @@ async fn typed_values_round_trip() {
         .unwrap();
     // visits went 1 -> 2 through the cookie, as a number.
     let third_app = |scope: Scope, _: Receiver, mut send: Sender| async move {
-        let session = scope.extensions().unwrap().get::<Session>().unwrap().clone();
+        let session = scope
+            .extensions()
+            .unwrap()
+            .get::<Session>()
+            .unwrap()
+            .clone();
         let visits: u32 = session.get("visits").unwrap();
         let wrong_type: Option<String> = session.get("visits");
         Response::text(format!("{visits} {wrong_type:?} {:?}", session.keys()))

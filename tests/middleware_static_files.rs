@@ -30,7 +30,9 @@ impl Fixture {
         std::fs::write(root.join("app.js"), "console.log('plain')").unwrap();
         std::fs::write(root.join("app.js.br"), "BROTLI-BYTES").unwrap();
         std::fs::write(root.join("app.js.gz"), "GZIP-BYTES").unwrap();
-        let digits: String = (0..100).map(|i| char::from(b'0' + (i % 10) as u8)).collect();
+        let digits: String = (0..100)
+            .map(|i| char::from(b'0' + (i % 10) as u8))
+            .collect();
         std::fs::write(root.join("digits.bin"), digits).unwrap();
         std::fs::write(base.join("secret.txt"), "top secret").unwrap();
         std::os::unix::fs::symlink(base.join("secret.txt"), root.join("leak.txt")).unwrap();
@@ -72,7 +74,10 @@ async fn a_file_is_served_with_type_length_and_validators() {
     let response = client.get("/hello.txt").await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.text(), "hello, world\n");
-    assert_eq!(response.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        response.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(response.header("content-length"), Some("13"));
     assert_eq!(response.header("accept-ranges"), Some("bytes"));
     assert!(response.header("etag").unwrap().starts_with('"'));
@@ -147,7 +152,10 @@ async fn one_range_gives_206_with_content_range() {
         assert_eq!(response.status(), 206, "{range}");
         assert_eq!(response.text(), body, "{range}");
         assert_eq!(response.header("content-range"), Some(content_range));
-        assert_eq!(response.header("content-length"), Some(body.len().to_string().as_str()));
+        assert_eq!(
+            response.header("content-length"),
+            Some(body.len().to_string().as_str())
+        );
     }
 }
 
@@ -155,7 +163,12 @@ async fn one_range_gives_206_with_content_range() {
 async fn several_ranges_give_multipart_byteranges() {
     let fixture = Fixture::new("multirange");
     let client = fixture.client(|f| f);
-    let response = get_with(&client, "/digits.bin", &[("range", "bytes=10-12, 0-1, 11-14")]).await;
+    let response = get_with(
+        &client,
+        "/digits.bin",
+        &[("range", "bytes=10-12, 0-1, 11-14")],
+    )
+    .await;
     assert_eq!(response.status(), 206);
     let content_type = response.header("content-type").unwrap();
     let boundary = content_type
@@ -178,7 +191,12 @@ async fn several_ranges_give_multipart_byteranges() {
 #[tokio::test]
 async fn a_range_past_the_end_gives_416() {
     let fixture = Fixture::new("416");
-    let response = get_with(&fixture.client(|f| f), "/digits.bin", &[("range", "bytes=100-200")]).await;
+    let response = get_with(
+        &fixture.client(|f| f),
+        "/digits.bin",
+        &[("range", "bytes=100-200")],
+    )
+    .await;
     assert_eq!(response.status(), 416);
     assert_eq!(response.header("content-range"), Some("bytes */100"));
 }
@@ -187,7 +205,13 @@ async fn a_range_past_the_end_gives_416() {
 async fn malformed_ranges_and_stale_if_range_give_the_whole_file() {
     let fixture = Fixture::new("ignored-range");
     let client = fixture.client(|f| f);
-    let too_many = format!("bytes={}", (0..20).map(|i| format!("{i}-{i}")).collect::<Vec<_>>().join(","));
+    let too_many = format!(
+        "bytes={}",
+        (0..20)
+            .map(|i| format!("{i}-{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
     for headers in [
         vec![("range", "bytes=5-2")],
         vec![("range", "lines=1-2")],
@@ -198,8 +222,19 @@ async fn malformed_ranges_and_stale_if_range_give_the_whole_file() {
         assert_eq!(response.status(), 200, "{headers:?}");
         assert_eq!(response.bytes().len(), 100);
     }
-    let etag = client.get("/digits.bin").await.unwrap().header("etag").unwrap().to_owned();
-    let fresh = get_with(&client, "/digits.bin", &[("range", "bytes=0-1"), ("if-range", &etag)]).await;
+    let etag = client
+        .get("/digits.bin")
+        .await
+        .unwrap()
+        .header("etag")
+        .unwrap()
+        .to_owned();
+    let fresh = get_with(
+        &client,
+        "/digits.bin",
+        &[("range", "bytes=0-1"), ("if-range", &etag)],
+    )
+    .await;
     assert_eq!(fresh.status(), 206);
 }
 
@@ -229,7 +264,10 @@ async fn html_mode_serves_index_redirects_directories_and_uses_404_html() {
     let client = fixture.client(|f| f.html(true));
     let home = client.get("/").await.unwrap();
     assert_eq!(home.text(), "<h1>home</h1>");
-    assert_eq!(home.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        home.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let redirect = client.get("/sub?x=1").await.unwrap();
     assert_eq!(redirect.status(), 307);
     assert_eq!(redirect.header("location"), Some("/sub/?x=1"));
@@ -307,7 +345,10 @@ async fn symlinks_out_of_the_directory_are_refused_unless_allowed() {
     let client = fixture.client(|f| f);
     assert_refused(&client, "/leak.txt", &fixture.secret()).await;
     // A link that stays inside is served.
-    assert_eq!(client.get("/alias.txt").await.unwrap().text(), "hello, world\n");
+    assert_eq!(
+        client.get("/alias.txt").await.unwrap().text(),
+        "hello, world\n"
+    );
     let allowed = fixture.client(|f| f.follow_symlinks(true));
     assert_eq!(allowed.get("/leak.txt").await.unwrap().text(), "top secret");
 }
@@ -317,8 +358,14 @@ async fn a_mount_serves_the_part_below_its_prefix() {
     let fixture = Fixture::new("mount");
     let files = StaticFiles::new(fixture.root()).unwrap();
     let client = TestClient::new(Mount::new().mount("/static", files));
-    assert_eq!(client.get("/static/hello.txt").await.unwrap().text(), "hello, world\n");
-    assert_eq!(client.get("/static/../secret.txt").await.unwrap().status(), 404);
+    assert_eq!(
+        client.get("/static/hello.txt").await.unwrap().text(),
+        "hello, world\n"
+    );
+    assert_eq!(
+        client.get("/static/../secret.txt").await.unwrap().status(),
+        404
+    );
 }
 
 #[tokio::test]

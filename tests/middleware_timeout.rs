@@ -90,9 +90,11 @@ async fn started_stream_is_not_cut_by_the_limit() {
             .await?;
         for i in 0..3 {
             tokio::time::sleep(LIMIT).await;
-            send.send(SendEvent::response_body(format!("{i}"), true)).await?;
+            send.send(SendEvent::response_body(format!("{i}"), true))
+                .await?;
         }
-        send.send(SendEvent::response_body(Bytes::new(), false)).await?;
+        send.send(SendEvent::response_body(Bytes::new(), false))
+            .await?;
         Ok(())
     };
     let client = TestClient::new(app.with(TimeoutLayer::new(LIMIT)));

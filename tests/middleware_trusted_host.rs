@@ -78,7 +78,10 @@ async fn bare_domain_redirects_to_www() {
         .await
         .unwrap();
     assert_eq!(response.status(), 307);
-    assert_eq!(response.header("location"), Some("http://www.example.com/path/x?q=1"));
+    assert_eq!(
+        response.header("location"),
+        Some("http://www.example.com/path/x?q=1")
+    );
     let client = self::client(TrustedHostLayer::new(["www.example.com"]).www_redirect(false));
     assert_eq!(status_for(&client, "example.com").await, 400);
 }
@@ -106,12 +109,14 @@ async fn missing_host_gets_400() {
     // HTTP/1.0 allows requests without Host; the scope then has none.
     let app = hello
         .with(TrustedHostLayer::new(["example.com"]))
-        .with(from_fn(|mut scope: Scope, receive, send, next: Next| async move {
-            if let Scope::Http(http) = &mut scope {
-                http.headers.remove("host");
-            }
-            next.call(scope, receive, send).await
-        }));
+        .with(from_fn(
+            |mut scope: Scope, receive, send, next: Next| async move {
+                if let Scope::Http(http) = &mut scope {
+                    http.headers.remove("host");
+                }
+                next.call(scope, receive, send).await
+            },
+        ));
     let response = TestClient::new(app).get("/").await.unwrap();
     assert_eq!(response.status(), 400);
 }

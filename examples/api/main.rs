@@ -50,7 +50,9 @@ fn parse_args() -> Result<(Listen, Vec<String>), String> {
                     .ok_or_else(|| format!("--bind {value}: resolves to nothing"))?;
                 listen = Listen::Tcp(addr);
             }
-            "--uds" => listen = Listen::Unix(PathBuf::from(args.next().ok_or("--uds needs a path")?)),
+            "--uds" => {
+                listen = Listen::Unix(PathBuf::from(args.next().ok_or("--uds needs a path")?))
+            }
             "--cors-origin" => origins.push(args.next().ok_or("--cors-origin needs an origin")?),
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -96,7 +98,9 @@ async fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .init();
     let app = match app::api(&origins, &secret) {
         Ok(app) => app,

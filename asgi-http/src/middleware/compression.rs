@@ -15,16 +15,17 @@
 //! - is `text/event-stream`, unless [`CompressionLayer::compress_event_streams`] is on
 //!   (Starlette's default: proxies and browsers handle compressed event streams poorly);
 //! - has a `Content-Length` below [`CompressionLayer::minimum_size`];
-//! - has a `Content-Length` and is sent with `http.response.pathsend` (the server sends
-//!   that file as it is; serve precompressed files with [`StaticFiles`](super::static_files)
-//!   instead).
+//! - has a content type that is compressed already: images but SVG, audio, video, zip,
+//!   gzip, zstd, 7z, PDF, WOFF fonts.
 //!
-//! A response without `Content-Length` is a stream: it is compressed from its first event,
-//! and its start goes out at once (so an event stream's headers reach the client before
-//! its first event). For a response with `Content-Length`, `http.response.start` is held
-//! until the first body event, to see whether the body is a path send. A compressed
-//! response gets `Content-Encoding` and `Vary: Accept-Encoding`, and loses
-//! `Content-Length`; a path send without `Content-Length` is read and compressed.
+//! The decision is made at `http.response.start`, which goes out at once, never held (so an
+//! event stream's headers reach the client before its first event). A response without
+//! `Content-Length` (a stream) is compressed whatever its size. A compressed response gets
+//! `Content-Encoding` and `Vary: Accept-Encoding`, and loses `Content-Length`. A compressed
+//! `http.response.pathsend` is read in chunks of [`OUTPUT_CHUNK_SIZE`] and compressed here,
+//! instead of being sent by the server as it is: for static files, precompressed siblings
+//! served by [`StaticFiles`](super::static_files) (which carry `Content-Encoding`, and so
+//! pass) save that work.
 //!
 //! # Streams stay streams
 //!
@@ -96,6 +97,18 @@ pub const DEFAULT_MINIMUM_SIZE: usize = 500;
 /// 16 KiB: one TLS record, and small enough that a response's memory stays bounded however
 /// large the app's own events are.
 pub const OUTPUT_CHUNK_SIZE: usize = 16 * 1024;
+
+/// Content types whose bodies are compressed already: compressing them again costs CPU and
+/// saves nothing (with `image/*` but SVG, `video/*` and `audio/*`).
+const ALREADY_COMPRESSED: [&str; 7] = [
+    "application/zip",
+    "application/gzip",
+    "application/zstd",
+    "application/x-7z-compressed",
+    "application/pdf",
+    "font/woff",
+    "font/woff2",
+];
 
 /// How hard to compress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -463,8 +476,7 @@ async fn unsupported_coding(mut send: Sender) -> Result<(), Error> {
     .await
 }
 
-/// The response side: decides at `http.response.start`, holding it until the first body
-/// event only for a response of known size (see the module docs).
+/// The response side: decides at `http.response.start`, and never holds an event.
 struct CompressSink {
     inner: Sender,
     negotiated: Negotiated,
@@ -478,9 +490,6 @@ struct CompressSink {
 enum SinkState {
     /// Nothing sent yet.
     Idle,
-    /// A start with a `Content-Length` to compress, held until the first body event shows
-    /// whether the body is bytes (compressed) or a path send (passed through).
-    Held(Coding, StatusCode, HeaderMap, bool),
     /// Compressing the body.
     Encoding(Box<dyn EncodeV2 + Send>),
     /// Passing everything through.
@@ -499,7 +508,12 @@ enum Step {
 }
 
 impl CompressSink {
-    fn new(inner: Sender, settings: &CompressionLayer, negotiated: Negotiated, head_only: bool) -> Self {
+    fn new(
+        inner: Sender,
+        settings: &CompressionLayer,
+        negotiated: Negotiated,
+        head_only: bool,
+    ) -> Self {
         CompressSink {
             inner,
             negotiated,
@@ -523,8 +537,10 @@ impl CompressSink {
             return None;
         }
         let no_transform = headers.get_all(header::CACHE_CONTROL).iter().any(|v| {
-            v.to_str()
-                .is_ok_and(|v| v.split(',').any(|d| d.trim().eq_ignore_ascii_case("no-transform")))
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|d| d.trim().eq_ignore_ascii_case("no-transform"))
+            })
         });
         let event_stream = headers
             .get(header::CONTENT_TYPE)
@@ -535,6 +551,24 @@ impl CompressSink {
                     .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/event-stream"))
             });
         if no_transform || (event_stream && !self.compress_event_streams) {
+            return None;
+        }
+        let already_compressed = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                let essence = v
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                (essence.starts_with("image/") && essence != "image/svg+xml")
+                    || essence.starts_with("video/")
+                    || essence.starts_with("audio/")
+                    || ALREADY_COMPRESSED.contains(&essence.as_str())
+            });
+        if already_compressed {
             return None;
         }
         Some(coding)
@@ -578,7 +612,9 @@ impl CompressSink {
             if output.unwritten().is_empty() {
                 let chunk = Bytes::copy_from_slice(output.written());
                 output.reset();
-                self.inner.send(SendEvent::response_body(chunk, true)).await?;
+                self.inner
+                    .send(SendEvent::response_body(chunk, true))
+                    .await?;
             }
         }
         if step != Step::Continue {
@@ -595,14 +631,18 @@ impl CompressSink {
                 if output.unwritten().is_empty() {
                     let chunk = Bytes::copy_from_slice(output.written());
                     output.reset();
-                    self.inner.send(SendEvent::response_body(chunk, true)).await?;
+                    self.inner
+                        .send(SendEvent::response_body(chunk, true))
+                        .await?;
                 }
             }
         }
         let last = step == Step::Finish;
         if output.written_len() > 0 || last {
             let chunk = Bytes::copy_from_slice(output.written());
-            self.inner.send(SendEvent::response_body(chunk, !last)).await?;
+            self.inner
+                .send(SendEvent::response_body(chunk, !last))
+                .await?;
         }
         Ok(())
     }
@@ -661,8 +701,6 @@ impl EventSink for CompressSink {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.parse::<usize>().ok());
                 match length {
-                    // A stream: compressed from its first byte, with no wait.
-                    None => self.start_encoding(coding, status, headers, trailers).await,
                     Some(len) if len < self.minimum_size && self.negotiated.identity_ok => {
                         self.state = SinkState::Passing;
                         super::add_vary(&mut headers, "Accept-Encoding");
@@ -674,36 +712,8 @@ impl EventSink for CompressSink {
                             })
                             .await
                     }
-                    Some(_) => {
-                        self.state = SinkState::Held(coding, status, headers, trailers);
-                        Ok(())
-                    }
+                    _ => self.start_encoding(coding, status, headers, trailers).await,
                 }
-            }
-            (SinkState::Held(..), SendEvent::HttpResponseBody { body, more_body }) => {
-                let SinkState::Held(coding, status, headers, trailers) =
-                    std::mem::replace(&mut self.state, SinkState::Passing)
-                else {
-                    unreachable!("matched above")
-                };
-                self.start_encoding(coding, status, headers, trailers).await?;
-                self.encode(&body, step(more_body)).await
-            }
-            (SinkState::Held(..), event) => {
-                // A path send (the server sends that file as it is), or an event the server
-                // will name as a mistake: the held start goes out unchanged, then the event.
-                if let SinkState::Held(_, status, headers, trailers) =
-                    std::mem::replace(&mut self.state, SinkState::Passing)
-                {
-                    self.inner
-                        .send(SendEvent::HttpResponseStart {
-                            status,
-                            headers,
-                            trailers,
-                        })
-                        .await?;
-                }
-                self.inner.send(event).await
             }
             (SinkState::Encoding(_), SendEvent::HttpResponseBody { body, more_body }) => {
                 self.encode(&body, step(more_body)).await
