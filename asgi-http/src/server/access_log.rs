@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{Method, Request, Version};
+use http::{HeaderValue, Method, Request, Version};
 
 /// The `tracing` target of the access log, to filter it (`RUST_LOG=asgi_http::access=off`).
 pub const ACCESS_LOG_TARGET: &str = "asgi_http::access";
@@ -18,6 +18,8 @@ pub(crate) struct AccessLog {
     target: Option<PathAndQuery>,
     version: Version,
     status: u16,
+    /// The response's `x-request-id` (set by the request-id middleware), if any.
+    request_id: Option<HeaderValue>,
     start: Instant,
 }
 
@@ -35,6 +37,7 @@ impl AccessLog {
             target: request.uri().path_and_query().cloned(),
             version: request.version(),
             status: 0,
+            request_id: None,
             start: Instant::now(),
         })
     }
@@ -42,6 +45,11 @@ impl AccessLog {
     /// Records the response status.
     pub(crate) fn set_status(&mut self, status: u16) {
         self.status = status;
+    }
+
+    /// Records the response's request id (its `x-request-id` header).
+    pub(crate) fn set_request_id(&mut self, id: Option<&HeaderValue>) {
+        self.request_id = id.cloned();
     }
 
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
@@ -52,6 +60,11 @@ impl AccessLog {
         let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
         let duration_us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
         let duration_ms = duration.as_secs_f64() * 1000.0;
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("-");
         tracing::info!(
             target: ACCESS_LOG_TARGET,
             client = %client,
@@ -62,7 +75,8 @@ impl AccessLog {
             bytes,
             duration_us,
             complete,
-            "{client} - \"{} {path} {:?}\" {}{} {bytes}B {duration_ms:.1}ms",
+            request_id,
+            "{client} - \"{} {path} {:?}\" {}{} {bytes}B {duration_ms:.1}ms id={request_id}",
             self.method,
             self.version,
             self.status,

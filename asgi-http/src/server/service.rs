@@ -354,6 +354,7 @@ impl Future for ResponseFuture {
         let mut log = this.log.take();
         if let Some(log) = &mut log {
             log.set_status(response.status().as_u16());
+            log.set_request_id(response.headers().get("x-request-id"));
         }
         if let Some(activity) = this.activity.take() {
             response.body_mut().set_finish(Finish {
