@@ -4,7 +4,11 @@
 //!   and one `http.request` from a bounded channel through a [`Receiver`]: what a server pays
 //!   per event on top of its own work;
 //! - `layers/bare` vs `layers/10_pass_through`: one call of a trivial app, without and with
-//!   ten pass-through middleware layers; the difference is the cost of the onion.
+//!   ten pass-through middleware layers; the difference is the cost of the onion;
+//! - `middleware/*`: one call of a hello app (`Response::text`) bare and behind each of the
+//!   middleware of `asgi::http::middleware`, with a request that makes each one work (an
+//!   allowed `Origin`, a trusted `Host`, `Accept-Encoding: gzip`, a session cookie); the
+//!   difference to `middleware/bare` is that middleware's cost per request.
 //!
 //! Run with `cargo bench --bench core`.
 
@@ -117,5 +121,109 @@ fn layers(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, event_round_trip, layers);
+async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+    asgi::http::response::Response::text("Hello, world!")
+        .send(&mut send)
+        .await
+}
+
+fn middleware(c: &mut Criterion) {
+    use asgi::http::middleware::compression::CompressionLayer;
+    use asgi::http::middleware::concurrency_limit::ConcurrencyLimitLayer;
+    use asgi::http::middleware::cors::CorsLayer;
+    use asgi::http::middleware::https_redirect::HttpsRedirectLayer;
+    use asgi::http::middleware::request_id::RequestIdLayer;
+    use asgi::http::middleware::sessions::SessionLayer;
+    use asgi::http::middleware::static_files::StaticFiles;
+    use asgi::http::middleware::timeout::TimeoutLayer;
+    use asgi::http::middleware::trusted_host::TrustedHostLayer;
+    use asgi::http::test_client::TestClient;
+    use std::time::Duration;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime with timers");
+    let secret = b"a benchmark secret, thirty-two bytes or more";
+    // A session cookie, made by the middleware itself.
+    let cookie = rt.block_on(async {
+        let login = |scope: Scope, _: Receiver, mut send: Sender| async move {
+            if let Some(session) = scope
+                .extensions()
+                .and_then(|e| e.get::<asgi::http::middleware::sessions::Session>())
+            {
+                session.insert("user", "bench");
+            }
+            asgi::http::response::Response::text("in")
+                .send(&mut send)
+                .await
+        };
+        let client = TestClient::new(login.with(SessionLayer::new(secret)));
+        let response = client.get("/").await.expect("login");
+        let set = response.header("set-cookie").expect("a cookie").to_owned();
+        set.split(';').next().unwrap_or_default().to_owned()
+    });
+    let mut http = HttpScope::new(Method::GET, "/hello.txt");
+    http.scheme = "https".into();
+    for (name, value) in [
+        ("host", "127.0.0.1"),
+        ("origin", "http://127.0.0.1:8001"),
+        ("accept-encoding", "gzip, br"),
+        ("cookie", cookie.as_str()),
+    ] {
+        http.headers.insert(
+            asgi::core::http::HeaderName::from_static(name),
+            asgi::core::http::HeaderValue::from_str(value).expect("a header value"),
+        );
+    }
+    let scope = Scope::Http(http);
+    let dir = std::env::temp_dir().join(format!("asgi-bench-static-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary directory");
+    std::fs::write(dir.join("hello.txt"), "Hello, world!").expect("a file");
+
+    let mut group = c.benchmark_group("middleware");
+    let mut run = |name: &str, app: &dyn App| {
+        group.bench_function(name, |b| {
+            b.to_async(&rt)
+                .iter(|| async { black_box(testing::call(app, scope.clone(), []).await) })
+        });
+    };
+    run("bare", &hello);
+    run(
+        "cors",
+        &hello.with(CorsLayer::new().allow_origins(["http://127.0.0.1:8001"])),
+    );
+    run(
+        "compression_below_minimum",
+        &hello.with(CompressionLayer::new()),
+    );
+    run(
+        "compression_gzip",
+        &hello.with(CompressionLayer::new().minimum_size(0).br(false)),
+    );
+    run(
+        "trusted_host",
+        &hello.with(TrustedHostLayer::new(["127.0.0.1", "localhost"])),
+    );
+    run("https_redirect", &hello.with(HttpsRedirectLayer::new()));
+    run("request_id", &hello.with(RequestIdLayer::new()));
+    run(
+        "timeout",
+        &hello.with(TimeoutLayer::new(Duration::from_secs(30))),
+    );
+    run(
+        "concurrency_limit",
+        &hello.with(ConcurrencyLimitLayer::new(1024)),
+    );
+    run("sessions", &hello.with(SessionLayer::new(secret)));
+    run(
+        "static_files",
+        &StaticFiles::new(&dir).expect("the directory"),
+    );
+    drop(run);
+    group.finish();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, event_round_trip, layers, middleware);
 criterion_main!(benches);

@@ -21,6 +21,7 @@
 mod file;
 #[cfg(feature = "logging")]
 pub mod logging;
+pub mod middleware;
 pub mod mount;
 pub mod path;
 pub mod request;

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{Method, Request, Version};
+use http::{HeaderValue, Method, Request, Version};
 
 /// The `tracing` target of the access log, to filter it (`RUST_LOG=asgi_http::access=off`).
 pub const ACCESS_LOG_TARGET: &str = "asgi_http::access";
@@ -17,6 +17,8 @@ pub(crate) struct AccessLog {
     target: Option<PathAndQuery>,
     version: Version,
     status: u16,
+    /// The response's `x-request-id` (set by the request-id middleware), if any.
+    request_id: Option<HeaderValue>,
     start: Instant,
 }
 
@@ -34,6 +36,7 @@ impl AccessLog {
             target: request.uri().path_and_query().cloned(),
             version: request.version(),
             status: 0,
+            request_id: None,
             start: Instant::now(),
         })
     }
@@ -41,6 +44,11 @@ impl AccessLog {
     /// Records the response status.
     pub(crate) fn set_status(&mut self, status: u16) {
         self.status = status;
+    }
+
+    /// Records the response's request id (its `x-request-id` header).
+    pub(crate) fn set_request_id(&mut self, id: Option<&HeaderValue>) {
+        self.request_id = id.cloned();
     }
 
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
@@ -58,6 +66,11 @@ impl AccessLog {
         let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
         let version = version_str(self.version);
         let status = self.status;
+        let request_id = self
+            .request_id
+            .as_ref()
+            .and_then(|id| id.to_str().ok())
+            .unwrap_or("-");
         tracing::info!(
             target: ACCESS_LOG_TARGET,
             client,
@@ -68,7 +81,8 @@ impl AccessLog {
             bytes,
             duration_us,
             complete,
-            "{client} - \"{method} {path} {version}\" {status}{} {bytes}B {}.{}ms",
+            request_id,
+            "{client} - \"{method} {path} {version}\" {status}{} {bytes}B {}.{}ms id={request_id}",
             if complete { "" } else { " aborted" },
             duration_us / 1000,
             duration_us % 1000 / 100,

@@ -36,9 +36,10 @@ impl<B> FinishGuard<B> {
     }
 
     /// The response head with `status` went out.
-    pub(crate) fn responded(&mut self, status: u16) {
+    pub(crate) fn responded(&mut self, status: u16, request_id: Option<&http::HeaderValue>) {
         if let Some(log) = &mut self.log {
             log.set_status(status);
+            log.set_request_id(request_id);
         }
     }
 

@@ -451,7 +451,10 @@ impl Future for ResponseFuture {
         };
         this.state = FutureState::Done;
         if let Some(mut finish) = this.finish.take() {
-            finish.responded(response.status().as_u16());
+            finish.responded(
+                response.status().as_u16(),
+                response.headers().get("x-request-id"),
+            );
             response.body_mut().set_finish(finish);
         }
         Poll::Ready(Ok(response))
