@@ -17,6 +17,7 @@
 //! - [`middleware`]: middleware for HTTP and WebSocket apps ([`ProxyHeaders`](middleware::proxy_headers::ProxyHeaders)).
 //! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 
+mod file;
 pub mod middleware;
 pub mod mount;
 pub mod path;

@@ -10,22 +10,17 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use asgi_core::bytes::{Bytes, BytesMut};
+use asgi_core::bytes::Bytes;
 use asgi_core::extensions::{self, Extensions};
 use asgi_core::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use asgi_core::{BoxError, Error, SendEvent, Sender};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
 use percent_encoding::{AsciiSet, CONTROLS};
 use serde::Serialize;
-use tokio::io::AsyncReadExt;
 
-/// How many bytes of a file [`Response::file`] reads into each `http.response.body` event
-/// when the server does not support `http.response.pathsend`.
-///
-/// 64 KiB: large enough that a big file costs few events, small enough that each event's
-/// buffer stays small while the client reads slowly. The buffer is allocated per chunk and
-/// handed to the server, so at most one chunk per in-flight event is held.
-pub const FILE_CHUNK_SIZE: usize = 64 * 1024;
+use crate::file::FileChunks;
+
+pub use crate::file::FILE_CHUNK_SIZE;
 
 /// Bytes that a `Location` header cannot carry as they are: controls, space and the
 /// characters RFC 3986 never allows in a URI. `%` is kept so that an already-encoded URL
@@ -46,7 +41,7 @@ enum Body {
     Full(Bytes),
     Stream(BoxStream<'static, Result<Bytes, BoxError>>),
     Pathsend(PathBuf),
-    File { file: tokio::fs::File, len: u64 },
+    File(FileChunks),
 }
 
 /// An HTTP response that sends itself through a [`Sender`].
@@ -105,7 +100,7 @@ impl fmt::Debug for Response {
             Body::Full(bytes) => format!("{} bytes", bytes.len()),
             Body::Stream(_) => "stream".to_owned(),
             Body::Pathsend(path) => format!("pathsend {}", path.display()),
-            Body::File { len, .. } => format!("file of {len} bytes"),
+            Body::File(chunks) => format!("file of {} bytes", chunks.remaining()),
         };
         f.debug_struct("Response")
             .field("status", &self.status)
@@ -260,13 +255,9 @@ impl Response {
             require_file(&metadata, &path)?;
             (Body::Pathsend(path), metadata.len())
         } else {
-            let file = tokio::fs::File::open(&path).await?;
-            // The size of the file that was opened, so that a later rename of `path` cannot
-            // make the length and the bytes disagree.
-            let metadata = file.metadata().await?;
-            require_file(&metadata, &path)?;
-            let len = metadata.len();
-            (Body::File { file, len }, len)
+            let chunks = FileChunks::open(&path).await?;
+            let len = chunks.remaining();
+            (Body::File(chunks), len)
         };
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         Ok(Response {
@@ -355,29 +346,16 @@ impl Response {
                     .await?;
                 send.send(SendEvent::HttpResponsePathsend { path }).await?;
             }
-            Body::File { mut file, len } => {
+            Body::File(mut chunks) => {
                 send.send(SendEvent::response_start(status, headers))
                     .await?;
-                let mut remaining = len;
-                if remaining == 0 {
+                if chunks.remaining() == 0 {
                     send.send(SendEvent::response_body(Bytes::new(), false))
                         .await?;
                 }
-                while remaining > 0 {
-                    let want = usize::try_from(remaining)
-                        .map_or(FILE_CHUNK_SIZE, |r| r.min(FILE_CHUNK_SIZE));
-                    let mut buf = BytesMut::with_capacity(want);
-                    while buf.len() < want {
-                        if file.read_buf(&mut buf).await? == 0 {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "the file became shorter than its content-length while sending",
-                            )
-                            .into());
-                        }
-                    }
-                    remaining -= buf.len() as u64;
-                    send.send(SendEvent::response_body(buf.freeze(), remaining > 0))
+                while let Some(chunk) = chunks.next_chunk().await {
+                    let more_body = chunks.remaining() > 0;
+                    send.send(SendEvent::response_body(chunk?, more_body))
                         .await?;
                 }
             }

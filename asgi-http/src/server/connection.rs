@@ -5,7 +5,7 @@
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -13,67 +13,10 @@ use futures_util::task::AtomicWaker;
 
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{Notify, OwnedSemaphorePermit};
+use tokio::sync::OwnedSemaphorePermit;
 
-use super::listener::{ConnInfo, Stream};
-use super::run::Shared;
 use super::service::ConnService;
-
-/// Counts a connection's requests in flight, for the keep-alive idle timer.
-#[derive(Debug, Default)]
-pub(crate) struct Activity {
-    /// Requests whose response hyper has not finished with.
-    active: AtomicUsize,
-    /// Requests started so far: tells the idle timer that a request came and went.
-    started: AtomicU64,
-    /// Notified when `active` drops to zero.
-    idle: Notify,
-    /// HTTP/2 streams carrying a WebSocket: at the drain deadline the connection gives their
-    /// close handshakes time before it is dropped.
-    websockets: AtomicUsize,
-}
-
-/// One request in flight on a connection; dropped when hyper is done with its response.
-#[derive(Debug)]
-pub(crate) struct ActivityGuard(Arc<Activity>);
-
-impl ActivityGuard {
-    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
-        activity.active.fetch_add(1, Ordering::AcqRel);
-        activity.started.fetch_add(1, Ordering::AcqRel);
-        ActivityGuard(activity.clone())
-    }
-}
-
-impl Drop for ActivityGuard {
-    fn drop(&mut self) {
-        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.idle.notify_one();
-        }
-    }
-}
-
-/// An HTTP/2 stream carrying a WebSocket, while it is open: its connection is busy (not
-/// idle), and is not dropped at the drain deadline before the WebSocket's close handshake.
-#[derive(Debug)]
-pub(crate) struct WebSocketStreamGuard {
-    request: ActivityGuard,
-}
-
-impl WebSocketStreamGuard {
-    pub(crate) fn new(activity: &Arc<Activity>) -> Self {
-        activity.websockets.fetch_add(1, Ordering::AcqRel);
-        WebSocketStreamGuard {
-            request: ActivityGuard::new(activity),
-        }
-    }
-}
-
-impl Drop for WebSocketStreamGuard {
-    fn drop(&mut self) {
-        self.request.0.websockets.fetch_sub(1, Ordering::AcqRel);
-    }
-}
+use super::shared::{Activity, ConnInfo, Shared};
 
 /// Resolves once the connection has had no request in flight for `timeout`; never when
 /// `timeout` is `None`.
@@ -95,23 +38,6 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
             // the check above and this wait is not missed.
             activity.idle.notified().await;
         }
-    }
-}
-
-/// Serves one connection until it ends, the server drains it, or the drain deadline closes
-/// it. `permit` holds the connection's place under `max_connections`.
-pub(crate) async fn serve(
-    stream: Stream,
-    info: ConnInfo,
-    shared: Arc<Shared>,
-    permit: Option<OwnedSemaphorePermit>,
-) {
-    // Shared with the WebSockets this connection upgrades to, which outlive this task.
-    let permit = permit.map(Arc::new);
-    match stream {
-        Stream::Tcp(tcp) => serve_io(tcp, info, shared, permit).await,
-        #[cfg(unix)]
-        Stream::Unix(unix) => serve_io(unix, info, shared, permit).await,
     }
 }
 
@@ -145,14 +71,18 @@ impl Wake for ControlWake {
     }
 }
 
-async fn serve_io<I>(
+/// Serves one connection until it ends, the server drains it, or the drain deadline closes
+/// it. `permit` holds the connection's place under `max_connections`.
+pub(crate) async fn serve<I>(
     io: I,
     info: ConnInfo,
     shared: Arc<Shared>,
-    permit: Option<Arc<OwnedSemaphorePermit>>,
+    permit: Option<OwnedSemaphorePermit>,
 ) where
     I: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
+    // Shared with the WebSockets this connection upgrades to, which outlive this task.
+    let permit = permit.map(Arc::new);
     let activity = Arc::new(Activity::default());
     let service = ConnService::new(shared.clone(), info, activity.clone(), permit);
     let conn = shared
@@ -197,7 +127,12 @@ async fn serve_io<I>(
                 tracing::debug!(error = %e, "connection ended with an error");
                 break;
             }
-            Event::Force if activity.websockets.load(Ordering::Acquire) > 0 && !grace => {
+            // A forced stop (`shutdown_now`) does not wait for close handshakes.
+            Event::Force
+                if activity.websockets.load(Ordering::Acquire) > 0
+                    && !grace
+                    && !shared.immediate.is_cancelled() =>
+            {
                 // Its WebSocket streams got their 1001 close at this same deadline: the
                 // connection carries their close handshakes, for up to the close timeout,
                 // then is dropped.
@@ -233,6 +168,7 @@ async fn serve_io<I>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::shared::ActivityGuard;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
 

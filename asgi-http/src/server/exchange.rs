@@ -9,8 +9,6 @@ use std::task::{Context, Poll, Waker};
 
 use http::Response;
 
-use super::response::ResponseBody;
-
 /// How far the app got with its response, for the log line written when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Progress {
@@ -36,29 +34,30 @@ pub(crate) enum Closed {
 // The head is large (a whole response head) but lives inside the exchange's one allocation per
 // request; boxing it would add a second one.
 #[allow(clippy::large_enum_variant)]
-enum Head {
+enum Head<B> {
     /// The service future waits for the head; its waker, once it polled.
     Waiting(Option<Waker>),
     /// The head is ready for the service future to take.
-    Ready(Response<ResponseBody>),
+    Ready(Response<B>),
     /// The service future took the head (or gave up on it: the client left).
     Taken,
 }
 
-struct Inner {
-    head: Head,
+struct Inner<B> {
+    head: Head<B>,
     closed: Option<Closed>,
     /// The app's pending `recv`, woken when `closed` is set.
     recv_waker: Option<Waker>,
     progress: Progress,
 }
 
-/// See the module docs.
-pub(crate) struct Exchange {
-    inner: Mutex<Inner>,
+/// See the module docs. `B` is the response body (the server's body; generic only so that
+/// this module does not depend on the body's).
+pub(crate) struct Exchange<B> {
+    inner: Mutex<Inner<B>>,
 }
 
-impl std::fmt::Debug for Exchange {
+impl<B> std::fmt::Debug for Exchange<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let inner = self.lock();
         f.debug_struct("Exchange")
@@ -68,7 +67,7 @@ impl std::fmt::Debug for Exchange {
     }
 }
 
-impl Exchange {
+impl<B> Exchange<B> {
     pub(crate) fn new() -> Self {
         Exchange {
             inner: Mutex::new(Inner {
@@ -80,7 +79,7 @@ impl Exchange {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> MutexGuard<'_, Inner<B>> {
         // Nothing panics while the lock is held (wakers are woken after it is released), so a
         // poisoned lock still guards consistent data.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -91,7 +90,7 @@ impl Exchange {
     ///
     /// Returns false (and drops the response) when nobody waits for a head any more: hyper
     /// gave up on it (the client left), or the server already answered (a 413).
-    pub(crate) fn send_head(&self, response: Response<ResponseBody>, complete: bool) -> bool {
+    pub(crate) fn send_head(&self, response: Response<B>, complete: bool) -> bool {
         let progress = if complete {
             Progress::Complete
         } else {
@@ -102,11 +101,11 @@ impl Exchange {
 
     /// Hands a response the server made (a 500 for a failed app, a 413) to the connection,
     /// unless a head was already sent or nobody waits for one.
-    pub(crate) fn send_server_head(&self, response: Response<ResponseBody>) {
+    pub(crate) fn send_server_head(&self, response: Response<B>) {
         self.put_head(response, None);
     }
 
-    fn put_head(&self, response: Response<ResponseBody>, progress: Option<Progress>) -> bool {
+    fn put_head(&self, response: Response<B>, progress: Option<Progress>) -> bool {
         let mut inner = self.lock();
         // A head goes to the service future as long as it waits, even when the client is
         // gone: hyper may still be waiting for it to finish the connection.
@@ -131,7 +130,7 @@ impl Exchange {
     }
 
     /// The service future's poll: the head once it is ready.
-    pub(crate) fn poll_head(&self, cx: &mut Context<'_>) -> Poll<Response<ResponseBody>> {
+    pub(crate) fn poll_head(&self, cx: &mut Context<'_>) -> Poll<Response<B>> {
         let mut inner = self.lock();
         match std::mem::replace(&mut inner.head, Head::Taken) {
             Head::Ready(response) => Poll::Ready(response),
@@ -187,7 +186,7 @@ impl Exchange {
 
     /// The request body went over the limit: answers 413 with `response` if no head was sent
     /// yet, and ends the request for the app.
-    pub(crate) fn reject_body(&self, response: Response<ResponseBody>) {
+    pub(crate) fn reject_body(&self, response: Response<B>) {
         self.send_server_head(response);
         self.close(Closed::BodyTooLarge);
     }
@@ -221,7 +220,7 @@ mod tests {
     use http::StatusCode;
 
     use super::*;
-    use crate::server::response::server_response;
+    use crate::server::body::{ResponseBody, server_response};
 
     fn head(status: StatusCode) -> Response<ResponseBody> {
         let mut response = Response::new(ResponseBody::full(Bytes::from_static(b"x")));
@@ -231,7 +230,7 @@ mod tests {
 
     #[tokio::test]
     async fn head_reaches_the_waiting_service_future() {
-        let exchange = Exchange::new();
+        let exchange = Exchange::<ResponseBody>::new();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(exchange.poll_head(&mut cx).is_pending());
         assert!(exchange.send_head(head(StatusCode::CREATED), true));
@@ -242,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_second_head_is_refused() {
-        let exchange = Exchange::new();
+        let exchange = Exchange::<ResponseBody>::new();
         assert!(exchange.send_head(head(StatusCode::OK), false));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         assert_eq!(exchange.outcome().0, Progress::Streaming);
@@ -250,7 +249,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_head_refuses_the_app_and_means_the_client_left() {
-        let exchange = Exchange::new();
+        let exchange = Exchange::<ResponseBody>::new();
         exchange.abandon_head();
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         assert!(exchange.is_client_gone());
@@ -260,7 +259,7 @@ mod tests {
     #[test]
     fn a_head_still_reaches_hyper_after_the_client_left_mid_body() {
         // hyper keeps waiting for the head when the client vanished while sending its body.
-        let exchange = Exchange::new();
+        let exchange = Exchange::<ResponseBody>::new();
         exchange.close(Closed::ClientGone);
         exchange.send_server_head(head(StatusCode::INTERNAL_SERVER_ERROR));
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -272,7 +271,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_wakes_a_pending_recv_and_keeps_the_first_reason() {
-        let exchange = std::sync::Arc::new(Exchange::new());
+        let exchange = std::sync::Arc::new(Exchange::<ResponseBody>::new());
         let waiting = {
             let exchange = exchange.clone();
             tokio::spawn(async move { poll_fn(|cx| exchange.poll_closed(cx)).await })
@@ -286,7 +285,7 @@ mod tests {
 
     #[test]
     fn a_body_over_the_limit_answers_413_in_place_of_the_app() {
-        let exchange = Exchange::new();
+        let exchange = Exchange::<ResponseBody>::new();
         exchange.reject_body(server_response(StatusCode::PAYLOAD_TOO_LARGE, true));
         assert_eq!(exchange.outcome().1, Some(Closed::BodyTooLarge));
         assert!(!exchange.send_head(head(StatusCode::OK), true));

@@ -1,18 +1,18 @@
-//! The listening socket: TCP or a Unix domain socket, and what the scope learns from each
-//! accepted connection.
+//! Where connections come from: the [`Listener`] trait, what the server knows of each
+//! accepted connection's far end ([`Peer`]), and the TCP and Unix domain socket listeners.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use asgi_core::ServerAddr;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
 use tokio::net::{UnixListener, UnixStream};
-
-use super::config::{Config, Listen};
 
 /// How long the accept loop pauses after an error that is not about one connection (out of
 /// file descriptors, out of memory): 100 ms lets connections close and resources come back
@@ -20,109 +20,132 @@ use super::config::{Config, Listen};
 /// starved.
 pub(crate) const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A bound listener.
-#[derive(Debug)]
-pub(crate) enum Listener {
-    Tcp(TcpListener),
-    #[cfg(unix)]
-    Unix {
-        listener: UnixListener,
-        path: PathBuf,
-    },
+/// A source of accepted connections, shaped like axum's `Listener`.
+///
+/// The server accepts on one listener: tokio's [`TcpListener`] and [`UnixListener`]
+/// implement it, and so can any type of yours (a socket inherited from a supervisor, a
+/// listener that wraps another one and runs a TLS handshake). Serve on it with
+/// [`Builder::listener`](super::Builder::listener).
+///
+/// # Example
+///
+/// A listener that counts the connections it accepts, over a TCP listener:
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// use asgi_core::ServerAddr;
+/// use asgi_http::server::{Listener, Peer};
+///
+/// struct Counting {
+///     inner: tokio::net::TcpListener,
+///     accepted: Arc<AtomicUsize>,
+/// }
+///
+/// impl Listener for Counting {
+///     type Io = tokio::net::TcpStream;
+///
+///     async fn accept(&mut self) -> std::io::Result<(Self::Io, Peer)> {
+///         let accepted = self.inner.accept().await?;
+///         self.accepted.fetch_add(1, Ordering::Relaxed);
+///         accepted.0.set_nodelay(true)?;
+///         Ok((accepted.0, Peer::tcp(accepted.1)))
+///     }
+///
+///     fn local_addr(&self) -> std::io::Result<ServerAddr> {
+///         self.inner.local_addr().map(ServerAddr::Tcp)
+///     }
+/// }
+/// ```
+///
+/// # Errors
+///
+/// An `Err` from [`accept`](Listener::accept) is an accept error: the server skips errors
+/// that concern one connection (`ECONNABORTED`, `ECONNRESET`, ...) and backs off for a
+/// moment on the others (`EMFILE`, `ENOMEM`, ...), then accepts again.
+///
+/// # Cancel safety
+///
+/// The server drops a pending `accept` future when it starts draining; a listener whose
+/// `accept` is cancel safe (tokio's are) loses no connection then.
+pub trait Listener: Send + 'static {
+    /// The accepted byte stream.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// Waits for the next connection. An `Err` is an accept error: the server skips
+    /// per-connection errors (ECONNABORTED, ...) and backs off on the others (EMFILE, ...).
+    fn accept(&mut self) -> impl Future<Output = io::Result<(Self::Io, Peer)>> + Send;
+
+    /// Where it listens (the scope's `server` for its connections).
+    fn local_addr(&self) -> io::Result<ServerAddr>;
 }
 
-/// An accepted connection's stream.
-#[derive(Debug)]
-pub(crate) enum Stream {
-    Tcp(TcpStream),
-    #[cfg(unix)]
-    Unix(UnixStream),
+/// What the server knows of an accepted connection's far end.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Peer {
+    /// The peer's address (`scope.client`); `None` over a Unix socket.
+    pub client: Option<SocketAddr>,
+    /// The connection is encrypted: the scope's scheme is `https` / `wss`.
+    pub secure: bool,
 }
 
-/// What a connection's scopes say about its ends.
-#[derive(Debug, Clone)]
-pub(crate) struct ConnInfo {
-    /// `client`: the peer's address; `None` for Unix sockets.
-    pub(crate) client: Option<SocketAddr>,
-    /// `server`: the local address of the connection, or the socket path.
-    pub(crate) server: ServerAddr,
-}
-
-impl Listener {
-    /// Binds (or adopts) the listening socket.
-    #[cfg_attr(not(unix), allow(unused_variables))]
-    pub(crate) async fn bind(listen: Listen, config: &Config) -> io::Result<Listener> {
-        match listen {
-            Listen::Addr(addr) => Ok(Listener::Tcp(TcpListener::bind(addr).await?)),
-            Listen::Listener(listener) => Ok(Listener::Tcp(listener)),
-            #[cfg(unix)]
-            Listen::Unix(path) => {
-                remove_stale_socket(&path)?;
-                let listener = UnixListener::bind(&path)?;
-                if let Some(mode) = config.unix_socket_mode {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))?;
-                }
-                Ok(Listener::Unix { listener, path })
-            }
+impl Peer {
+    /// A TCP peer at `addr`, not encrypted.
+    pub fn tcp(addr: SocketAddr) -> Peer {
+        Peer {
+            client: Some(addr),
+            secure: false,
         }
     }
 
-    /// The address scopes report as `server` for the listener itself.
-    pub(crate) fn local_addr(&self) -> io::Result<ServerAddr> {
-        match self {
-            Listener::Tcp(l) => l.local_addr().map(ServerAddr::Tcp),
-            #[cfg(unix)]
-            Listener::Unix { path, .. } => Ok(ServerAddr::Unix(path.clone())),
-        }
+    /// A Unix domain socket peer: it has no address.
+    pub fn unix() -> Peer {
+        Peer::default()
     }
 
-    /// Accepts one connection.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe, as tokio's `accept` is: no connection is lost when the future is dropped.
-    pub(crate) async fn accept(&self) -> io::Result<(Stream, ConnInfo)> {
-        match self {
-            Listener::Tcp(l) => {
-                let (stream, peer) = l.accept().await?;
-                // Responses are written in few, whole writes; Nagle's algorithm would only
-                // delay the last segment of each.
-                stream.set_nodelay(true)?;
-                let local = stream.local_addr()?;
-                Ok((
-                    Stream::Tcp(stream),
-                    ConnInfo {
-                        client: Some(peer),
-                        server: ServerAddr::Tcp(local),
-                    },
-                ))
-            }
-            #[cfg(unix)]
-            Listener::Unix { listener, path } => {
-                let (stream, _) = listener.accept().await?;
-                Ok((
-                    Stream::Unix(stream),
-                    ConnInfo {
-                        client: None,
-                        server: ServerAddr::Unix(path.clone()),
-                    },
-                ))
-            }
-        }
+    /// The same peer, marked as encrypted (`true`) or not.
+    pub fn secure(mut self, secure: bool) -> Peer {
+        self.secure = secure;
+        self
+    }
+}
+
+/// Accepted sockets get `TCP_NODELAY`: responses are written in few, whole writes, and
+/// Nagle's algorithm would only delay the last segment of each.
+impl Listener for TcpListener {
+    type Io = TcpStream;
+
+    async fn accept(&mut self) -> io::Result<(TcpStream, Peer)> {
+        let (stream, addr) = TcpListener::accept(self).await?;
+        stream.set_nodelay(true)?;
+        Ok((stream, Peer::tcp(addr)))
     }
 
-    /// Stops listening; a Unix socket's file is removed.
-    pub(crate) fn close(self) {
-        match self {
-            Listener::Tcp(l) => drop(l),
-            #[cfg(unix)]
-            Listener::Unix { listener, path } => {
-                drop(listener);
-                if let Err(e) = std::fs::remove_file(&path) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot remove the Unix socket file");
-                }
-            }
+    fn local_addr(&self) -> io::Result<ServerAddr> {
+        TcpListener::local_addr(self).map(ServerAddr::Tcp)
+    }
+}
+
+/// The scope's `server` is the socket's path; an unnamed socket is an error.
+#[cfg(unix)]
+impl Listener for UnixListener {
+    type Io = UnixStream;
+
+    async fn accept(&mut self) -> io::Result<(UnixStream, Peer)> {
+        let (stream, _) = UnixListener::accept(self).await?;
+        Ok((stream, Peer::unix()))
+    }
+
+    fn local_addr(&self) -> io::Result<ServerAddr> {
+        let addr = UnixListener::local_addr(self)?;
+        match addr.as_pathname() {
+            Some(path) => Ok(ServerAddr::Unix(path.to_owned())),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the Unix socket has no path",
+            )),
         }
     }
 }
@@ -138,6 +161,19 @@ pub(crate) fn is_connection_error(e: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+/// Binds a Unix domain socket at `path` with the permission bits `mode`, replacing a stale
+/// socket file.
+#[cfg(unix)]
+pub(crate) fn bind_unix(path: &Path, mode: Option<u32>) -> io::Result<UnixListener> {
+    remove_stale_socket(path)?;
+    let listener = UnixListener::bind(path)?;
+    if let Some(mode) = mode {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(listener)
 }
 
 /// Makes room for a Unix socket at `path`: a socket file nobody listens on (left by a process

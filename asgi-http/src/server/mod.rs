@@ -1,5 +1,5 @@
-//! The production server: any [`App`] over HTTP/1.1 and HTTP/2, on TCP or a
-//! Unix domain socket, built on hyper.
+//! The production server: any [`App`] over HTTP/1.1 and HTTP/2, on TCP, a Unix domain
+//! socket or any [`Listener`], built on hyper.
 //!
 //! [`serve`] is the one-line way in; [`Server::builder`] sets the listener,
 //! limits and timeouts. The server behaves like uvicorn:
@@ -9,7 +9,10 @@
 //!   percent-decoded, `raw_path` and `query_string` raw, headers lowercase in order, the
 //!   lifespan `state`, the `shutdown` signal, the `http.response.trailers` and
 //!   `http.response.pathsend` extensions).
-//! - The app runs in a task of its own; hyper only waits for the response head. The request
+//! - The app is polled once inline, in the connection's task: an app that answers without
+//!   waiting (most do) is done right there. One that has to wait moves, unfinished, to a task
+//!   of its own, which the server owns (the drain waits for it); hyper only waits for the
+//!   response head. WebSocket apps run in tasks of the server's too. The request
 //!   body is read as the app calls `recv` (so `Expect: 100-continue` is answered when the app
 //!   first reads); a client that leaves reaches a pending `recv` as `http.disconnect` at
 //!   once, and later `send`s return [`SendError::Disconnected`](asgi_core::SendError).
@@ -35,44 +38,65 @@
 //!
 //! # Layout
 //!
-//! - `config`: [`Builder`] and the defaults of every limit and timeout.
-//! - `run`: [`Server`], [`ServerHandle`]: lifespan, accepting, draining, signals.
-//! - `listener`: TCP and Unix domain sockets.
-//! - `connection`: one connection's task: keep-alive idle timer, graceful and forced close.
-//! - `service`: hyper's service: scope, app task, the future of the response head.
-//! - `scope`: the HTTP and WebSocket scopes of a request.
-//! - `websocket`: WebSocket handshakes and upgraded connections.
-//! - `request`: the app's `receive` over the request body.
-//! - `response`: the app's `send`, and the response body hyper writes.
+//! Read the modules in the order a request travels; each one imports only those below it,
+//! and the shared state sits in a leaf.
+//!
+//! - `run`: [`Server`], [`ServerHandle`]: lifespan startup, binding, draining, lifespan
+//!   shutdown, signals.
+//! - `builder`: [`Builder`], where the server listens and every setting.
+//! - `listener`: the [`Listener`] trait and [`Peer`]; TCP and Unix domain sockets.
+//! - `accept`: the accept loop, generic over the listener, under `max_connections`.
+//! - `connection`: one connection's task: hyper serves it; keep-alive idle timer, graceful
+//!   and forced close.
+//! - `service`: hyper's service: each request is checked, dispatched (HTTP or WebSocket),
+//!   and its app polled once inline, then moved to a task of its own if it waits; hyper's
+//!   future only waits for the response head.
+//! - `scope`: the HTTP and WebSocket scopes of a request, from its head and [`Peer`].
+//! - `receive`: the app's `receive` over the request body.
+//! - `send`: the app's `send`: the response's state machine.
+//! - `body`: the response body hyper writes: whole, streamed from `send`, or a file.
+//! - `finish`: the end of a request, as a guard: the request ends for the app, the access
+//!   log line, the connection's count of requests in flight.
 //! - `exchange`: the state a request shares between hyper's side and the app's.
+//! - `websocket`: the WebSocket hand-off: the handshake, the app's answer, and the upgraded
+//!   connection, whose app task the server owns.
 //! - `access_log`: the access log line.
+//! - `shared`: what every module shares: the running server's state, a connection's ends and
+//!   its requests in flight.
+//! - `config`: the settings as the running server reads them, and their defaults.
 //! - `error`: [`ServerError`].
 
+mod accept;
 mod access_log;
+mod body;
+mod builder;
 mod config;
 mod connection;
 mod error;
 mod exchange;
+mod finish;
 mod listener;
-mod request;
-mod response;
+mod receive;
 mod run;
 mod scope;
+mod send;
 mod service;
+mod shared;
 mod websocket;
 
 pub use access_log::ACCESS_LOG_TARGET;
 /// The settings of WebSocket connections, for [`Builder::websocket`].
 pub use asgi_ws::WebSocketConfig;
+pub use builder::Builder;
 pub use config::{
-    Builder, DEFAULT_BIND, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
+    DEFAULT_BIND, DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT,
     DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS, DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS,
     DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS, DEFAULT_KEEP_ALIVE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADERS, DEFAULT_MAX_REQUEST_BODY,
     DEFAULT_UNIX_SOCKET_MODE,
 };
 pub use error::ServerError;
-pub use response::{PATHSEND_CHUNK_SIZE, RESPONSE_BODY_CHANNEL_CAPACITY};
+pub use listener::{Listener, Peer};
 pub use run::{Server, ServerHandle};
 
 use asgi_core::App;

@@ -5,50 +5,16 @@ use std::sync::Arc;
 
 use asgi_core::lifespan::{Lifespan, Startup};
 use asgi_core::{App, ServerAddr, Shutdown, State};
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::config::{Builder, Config, Listen};
-use super::connection;
+use super::accept::{AcceptLoop, Listen};
+use super::builder::Builder;
+use super::config::Config;
 use super::error::ServerError;
-use super::listener::{ACCEPT_ERROR_BACKOFF, Listener, is_connection_error};
+use super::shared::Shared;
 use crate::middleware::proxy_headers::ProxyHeaders;
-
-/// What every connection of a running server shares.
-pub(crate) struct Shared {
-    /// The app every request goes to.
-    pub(crate) app: Arc<dyn App>,
-    /// The settings.
-    pub(crate) config: Config,
-    /// hyper's connection builder, configured once.
-    pub(crate) http: auto::Builder<TokioExecutor>,
-    /// The frozen lifespan state, shared into every scope.
-    pub(crate) state: State,
-    /// The scopes' shutdown signal, fired when draining starts.
-    pub(crate) scope_shutdown: Shutdown,
-    /// Cancelled when draining starts: connections shut down gracefully.
-    pub(crate) graceful: CancellationToken,
-    /// Cancelled at the drain deadline (or a forced stop): connections are dropped.
-    pub(crate) force_close: CancellationToken,
-    /// The connections being served, and upgraded connections: draining waits for them.
-    pub(crate) connections: TaskTracker,
-    /// The app tasks: draining waits for them too, so work an app does after its response
-    /// is not cut off.
-    pub(crate) app_tasks: TaskTracker,
-}
-
-impl fmt::Debug for Shared {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .field("connections", &self.connections.len())
-            .field("app_tasks", &self.app_tasks.len())
-            .finish_non_exhaustive()
-    }
-}
 
 /// Where the server is in its life, for [`ServerHandle::listening`].
 #[derive(Debug, Clone)]
@@ -204,13 +170,29 @@ impl ServerHandle {
     }
 }
 
+impl Builder {
+    /// The server for `app`, ready to [`serve`](Server::serve). Nothing is bound yet.
+    pub fn build(self, app: impl App) -> Server {
+        Server::new(app, self)
+    }
+
+    /// Builds the server and serves `app` until it is shut down.
+    ///
+    /// # Errors
+    ///
+    /// See [`Server::serve`].
+    pub async fn serve(self, app: impl App) -> Result<(), ServerError> {
+        self.build(app).serve().await
+    }
+}
+
 impl Server {
     /// A [`Builder`] with every setting at its default.
     pub fn builder() -> Builder {
         Builder::new()
     }
 
-    pub(crate) fn new(app: impl App, builder: Builder) -> Server {
+    fn new(app: impl App, builder: Builder) -> Server {
         let (status, _) = watch::channel(Status::Starting);
         let app: Arc<dyn App> = match &builder.config.proxy_headers {
             Some(trusted) => Arc::new(ProxyHeaders::new(app, trusted.clone())),
@@ -318,19 +300,13 @@ async fn run(
         }
     };
 
-    let listener = match Listener::bind(listen, &config).await {
-        Ok(listener) => listener,
+    // A socket file the server made is the server's to remove.
+    #[cfg(unix)]
+    let bound_unix = matches!(listen, Listen::Unix(_));
+    let (listener, local) = match bind(listen, &config).await {
+        Ok(bound) => bound,
         Err(e) => {
             tracing::error!(error = %e, "cannot listen");
-            if let Some(lifespan) = lifespan {
-                shutdown_lifespan(lifespan, control).await;
-            }
-            return Err(ServerError::bind(e));
-        }
-    };
-    let local = match listener.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
             if let Some(lifespan) = lifespan {
                 shutdown_lifespan(lifespan, control).await;
             }
@@ -350,13 +326,21 @@ async fn run(
         scope_shutdown: Shutdown::new(),
         graceful: control.graceful.clone(),
         force_close: CancellationToken::new(),
+        immediate: control.immediate.clone(),
         connections: TaskTracker::new(),
         app_tasks: TaskTracker::new(),
     });
-    control.status.send_replace(Status::Listening(local));
+    control
+        .status
+        .send_replace(Status::Listening(local.clone()));
 
-    accept(&listener, &shared).await;
-    listener.close();
+    listener.run(local.clone(), shared.clone()).await;
+    #[cfg(unix)]
+    if let (ServerAddr::Unix(path), true) = (&local, bound_unix) {
+        if let Err(e) = std::fs::remove_file(path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove the Unix socket file");
+        }
+    }
 
     drain(&shared, control).await;
 
@@ -369,46 +353,6 @@ async fn run(
     }
     tracing::info!("server stopped");
     Ok(())
-}
-
-/// Accepts connections until a shutdown starts, each served in a task of its own.
-async fn accept(listener: &Listener, shared: &Arc<Shared>) {
-    let limit = shared
-        .config
-        .max_connections
-        .map(|max| Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))));
-    loop {
-        // At the connection limit, wait for a place before accepting: new connections queue
-        // in the kernel's backlog meanwhile.
-        let permit = match &limit {
-            Some(limit) => tokio::select! {
-                permit = limit.clone().acquire_owned() => permit.ok(),
-                () = shared.graceful.cancelled() => return,
-            },
-            None => None,
-        };
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            () = shared.graceful.cancelled() => return,
-        };
-        match accepted {
-            Ok((stream, info)) => {
-                shared
-                    .connections
-                    .spawn(connection::serve(stream, info, shared.clone(), permit));
-            }
-            Err(e) if is_connection_error(&e) => {
-                tracing::debug!(error = %e, "a connection failed before it was accepted");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "accepting connections failed; pausing");
-                tokio::select! {
-                    () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
-                    () = shared.graceful.cancelled() => return,
-                }
-            }
-        }
-    }
 }
 
 /// Lets connections and app tasks finish, up to the drain timeout; then closes what is left.
@@ -452,6 +396,23 @@ async fn drain(shared: &Shared, control: &Control) {
     // Dropping a connection is immediate; app tasks still running learn of it through
     // `recv` (a disconnect) and `send` (an error), and are not waited for.
     shared.connections.wait().await;
+}
+
+/// Binds what the builder asked for (a listener handed over is used as it is), and where it
+/// listens.
+#[cfg_attr(not(unix), allow(unused_variables))]
+async fn bind(
+    listen: Listen,
+    config: &Config,
+) -> std::io::Result<(Box<dyn AcceptLoop>, ServerAddr)> {
+    let listener: Box<dyn AcceptLoop> = match listen {
+        Listen::Addr(addr) => Box::new(tokio::net::TcpListener::bind(addr).await?),
+        #[cfg(unix)]
+        Listen::Unix(path) => Box::new(super::listener::bind_unix(&path, config.unix_socket_mode)?),
+        Listen::Listener(listener) => listener,
+    };
+    let local = listener.local_addr()?;
+    Ok((listener, local))
 }
 
 async fn shutdown_lifespan(lifespan: Lifespan, control: &Control) {

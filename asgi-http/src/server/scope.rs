@@ -8,8 +8,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Uri, Version};
 
-use super::listener::ConnInfo;
-use super::run::Shared;
+use super::shared::{ConnInfo, Shared};
 use crate::path::{Target, split_target};
 
 /// The ASGI extensions every HTTP scope of this server declares.
@@ -33,7 +32,8 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
     scope.root_path = common.root_path;
     scope.query_string = common.query_string;
     scope.headers = common.headers;
-    scope.client = conn.client;
+    scope.scheme = if conn.peer.secure { "https" } else { "http" }.into();
+    scope.client = conn.peer.client;
     scope.server = Some(conn.server.clone());
     scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
     scope.state = shared.state.clone();
@@ -42,7 +42,7 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
 }
 
 /// Builds the scope of a WebSocket handshake from its head (the header map is moved, not
-/// copied). `scheme` is `ws` (this server has no TLS); `subprotocols` and the
+/// copied). `scheme` is `wss` over an encrypted connection, `ws` otherwise; `subprotocols` and the
 /// `websocket.http.response` extension are filled in by `asgi_ws::start`.
 pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> WebSocketScope {
     let Parts {
@@ -55,12 +55,12 @@ pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) ->
     let mut scope = WebSocketScope::new(String::new());
     scope.path = common.path;
     scope.http_version = common.http_version;
-    scope.scheme = asgi_ws::handshake::scheme(false).into();
+    scope.scheme = asgi_ws::handshake::scheme(conn.peer.secure).into();
     scope.raw_path = common.raw_path;
     scope.root_path = common.root_path;
     scope.query_string = common.query_string;
     scope.headers = common.headers;
-    scope.client = conn.client;
+    scope.client = conn.peer.client;
     scope.server = Some(conn.server.clone());
     scope.state = shared.state.clone();
     scope.shutdown = shared.scope_shutdown.signal();

@@ -23,13 +23,13 @@ use hyper::service::Service;
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::access_log::AccessLog;
-use super::connection::{Activity, ActivityGuard, WebSocketStreamGuard};
-use super::exchange::{Closed, Exchange, Progress};
-use super::listener::ConnInfo;
-use super::request::RequestBody;
-use super::response::{Finish, ResponseBody, ResponseSink, server_response};
-use super::run::Shared;
+use super::body::{ResponseBody, ServerExchange, server_response};
+use super::exchange::{Closed, Progress};
+use super::finish::FinishGuard;
+use super::receive::RequestBody;
 use super::scope::http_scope;
+use super::send::ResponseSink;
+use super::shared::{Activity, ActivityGuard, ConnInfo, Shared, WebSocketStreamGuard};
 use super::websocket::{self, HandshakeFuture, Holds};
 
 /// The service hyper calls for each request of one connection.
@@ -65,17 +65,10 @@ impl ConnService {
     }
 
     /// A response the server gives without calling the app.
-    fn reject(
-        &self,
-        status: StatusCode,
-        close: bool,
-        activity: ActivityGuard,
-        log: Option<AccessLog>,
-    ) -> ResponseFuture {
+    fn reject(&self, status: StatusCode, close: bool, finish: Finish) -> ResponseFuture {
         ResponseFuture {
             state: FutureState::Ready(Some(server_response(status, close))),
-            activity: Some(activity),
-            log,
+            finish: Some(finish),
         }
     }
 }
@@ -86,54 +79,44 @@ impl Service<Request<Incoming>> for ConnService {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        let activity = ActivityGuard::new(&self.activity);
         let log = if self.shared.config.access_log {
             AccessLog::start(
                 &request,
-                self.conn.client,
+                self.conn.peer.client,
                 self.shared.config.proxy_headers.as_ref(),
             )
         } else {
             None
         };
+        let finish = FinishGuard::new(ActivityGuard::new(&self.activity), log);
         let http1 = request.version() != Version::HTTP_2;
 
         // hyper enforces the header count for HTTP/1 (431 before the request gets here); an
         // HTTP/2 header block is only bounded in bytes, so its count is checked here.
         if request.headers().len() > self.shared.config.max_headers {
-            return self.reject(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                false,
-                activity,
-                log,
-            );
+            return self.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, false, finish);
         }
         let limit = self.shared.config.max_request_body;
         if let Some(limit) = limit {
             // The size hint's lower bound is the `Content-Length`, when there is one.
             if request.body().size_hint().lower() > limit {
                 tracing::info!(limit, "request body over the limit: answering 413");
-                return self.reject(StatusCode::PAYLOAD_TOO_LARGE, http1, activity, log);
+                return self.reject(StatusCode::PAYLOAD_TOO_LARGE, http1, finish);
             }
         }
 
         // Every request is dispatched here, by protocol: a WebSocket handshake
         // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
         if is_websocket_upgrade(request.headers()) || is_extended_connect(&request) {
-            return self.websocket(request, activity, log);
+            return self.websocket(request, finish);
         }
-        self.http(request, activity, log, http1, limit)
+        self.http(request, finish, http1, limit)
     }
 }
 
 impl ConnService {
     /// Answers a WebSocket handshake: see the `websocket` module.
-    fn websocket(
-        &self,
-        request: Request<Incoming>,
-        activity: ActivityGuard,
-        log: Option<AccessLog>,
-    ) -> ResponseFuture {
+    fn websocket(&self, request: Request<Incoming>, finish: Finish) -> ResponseFuture {
         let holds = Holds {
             permit: self.permit.clone(),
             // An HTTP/2 connection goes on with its other streams: while the WebSocket's
@@ -144,8 +127,7 @@ impl ConnService {
         let future = websocket::handshake(request, &self.conn, &self.shared, holds);
         ResponseFuture {
             state: FutureState::Handshake(future),
-            activity: Some(activity),
-            log,
+            finish: Some(finish),
         }
     }
 
@@ -153,13 +135,13 @@ impl ConnService {
     fn http(
         &self,
         request: Request<Incoming>,
-        activity: ActivityGuard,
-        log: Option<AccessLog>,
+        mut finish: Finish,
         http1: bool,
         limit: Option<u64>,
     ) -> ResponseFuture {
         let trailers_allowed = !http1 || te_trailers(request.headers());
-        let exchange = Arc::new(Exchange::new());
+        let exchange = Arc::new(ServerExchange::new());
+        finish.set_exchange(exchange.clone());
         let (parts, body) = request.into_parts();
         // For the app's error log lines; clones of the request's own bytes.
         let method = parts.method.clone();
@@ -189,8 +171,7 @@ impl ConnService {
                 exchange,
                 tasks: self.shared.app_tasks.clone(),
             },
-            activity: Some(activity),
-            log,
+            finish: Some(finish),
         }
     }
 }
@@ -229,7 +210,7 @@ async fn run_app(
     scope: Scope,
     receive: Receiver,
     send: Sender,
-    exchange: Arc<Exchange>,
+    exchange: Arc<ServerExchange>,
     method: Method,
     target: Option<PathAndQuery>,
 ) {
@@ -288,11 +269,11 @@ enum FutureState {
     Inline {
         /// The app's run; `None` once it was polled or spawned.
         run: Option<AppRun>,
-        exchange: Arc<Exchange>,
+        exchange: Arc<ServerExchange>,
         tasks: tokio_util::task::TaskTracker,
     },
     /// Waiting for the app's head.
-    Waiting(Arc<Exchange>),
+    Waiting(Arc<ServerExchange>),
     /// Waiting for the app's answer to a WebSocket handshake. Dropping it (the client left)
     /// ends the WebSocket for the app.
     Handshake(HandshakeFuture),
@@ -305,9 +286,13 @@ enum FutureState {
 /// the app's task is not touched.
 pub(crate) struct ResponseFuture {
     state: FutureState,
-    activity: Option<ActivityGuard>,
-    log: Option<AccessLog>,
+    /// Ends the request once hyper is done with the response; handed to the response body
+    /// with the head.
+    finish: Option<Finish>,
 }
+
+/// The end-of-request guard of this server's responses.
+type Finish = FinishGuard<ResponseBody>;
 
 impl std::fmt::Debug for ResponseFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -320,9 +305,9 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let (mut response, exchange) = match &mut this.state {
+        let mut response = match &mut this.state {
             FutureState::Ready(response) => match response.take() {
-                Some(response) => (response, None),
+                Some(response) => response,
                 None => return Poll::Pending,
             },
             FutureState::Inline {
@@ -338,33 +323,26 @@ impl Future for ResponseFuture {
                 }
                 let exchange = exchange.clone();
                 let polled = exchange.poll_head(cx);
-                this.state = FutureState::Waiting(exchange.clone());
+                this.state = FutureState::Waiting(exchange);
                 match polled {
-                    Poll::Ready(response) => (response, Some(exchange)),
+                    Poll::Ready(response) => response,
                     Poll::Pending => return Poll::Pending,
                 }
             }
             FutureState::Waiting(exchange) => match exchange.poll_head(cx) {
-                Poll::Ready(response) => (response, Some(exchange.clone())),
+                Poll::Ready(response) => response,
                 Poll::Pending => return Poll::Pending,
             },
             FutureState::Handshake(future) => match future.as_mut().poll(cx) {
-                Poll::Ready(response) => (response, None),
+                Poll::Ready(response) => response,
                 Poll::Pending => return Poll::Pending,
             },
             FutureState::Done => return Poll::Pending,
         };
         this.state = FutureState::Done;
-        let mut log = this.log.take();
-        if let Some(log) = &mut log {
-            log.set_status(response.status().as_u16());
-        }
-        if let Some(activity) = this.activity.take() {
-            response.body_mut().set_finish(Finish {
-                exchange,
-                log,
-                _activity: activity,
-            });
+        if let Some(mut finish) = this.finish.take() {
+            finish.responded(response.status().as_u16());
+            response.body_mut().set_finish(finish);
         }
         Poll::Ready(Ok(response))
     }

@@ -37,11 +37,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::connection::WebSocketStreamGuard;
-use super::listener::ConnInfo;
-use super::response::{ResponseBody, response, server_response};
-use super::run::Shared;
+use super::body::{ResponseBody, response, server_response};
 use super::scope::websocket_scope;
+use super::shared::{ConnInfo, Shared, WebSocketStreamGuard};
 
 /// The future of a handshake's response: resolves once the app answered `websocket.connect`.
 pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
@@ -154,7 +152,15 @@ async fn run(
         }
     };
     let deadline = shared.force_close.clone().cancelled_owned();
-    let closed = accepted.run(TokioIo::new(upgraded), deadline).await;
+    let closed = tokio::select! {
+        closed = accepted.run(TokioIo::new(upgraded), deadline) => closed,
+        // A forced stop drops the connection without waiting for a close handshake; the
+        // app's `recv` returns `websocket.disconnect` (1006).
+        () = shared.immediate.cancelled() => {
+            tracing::debug!(path, "forced stop: WebSocket dropped");
+            return;
+        }
+    };
     let initiator = match closed.initiator {
         CloseInitiator::Client => "client",
         CloseInitiator::App => "app",

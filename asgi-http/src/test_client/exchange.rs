@@ -28,13 +28,13 @@ fn lock(slot: &ProtocolSlot) -> MutexGuard<'_, Option<ProtocolError>> {
 
 /// The app's `send`: the core channel sink (protocol check, bounded channel), recording the
 /// first protocol error.
-struct RecordingSink {
+struct TestClientSink {
     inner: ChannelSink,
     slot: ProtocolSlot,
 }
 
 #[async_trait]
-impl EventSink for RecordingSink {
+impl EventSink for TestClientSink {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
         let result = self.inner.send(event).await;
         if let Err(SendError::Protocol(error)) = &result {
@@ -110,7 +110,7 @@ pub(super) async fn within<F: Future>(
 }
 
 /// An app running on one connection, seen from the client's side.
-pub(super) struct Exchange {
+pub(super) struct TestExchange {
     to_app: Option<mpsc::Sender<ReceiveEvent>>,
     from_app: mpsc::Receiver<SendEvent>,
     // Taken by `finish`, so the task is joined once.
@@ -120,7 +120,7 @@ pub(super) struct Exchange {
     timeout: Option<Duration>,
 }
 
-impl Exchange {
+impl TestExchange {
     /// Starts `app` on `scope` in a task of its own; `feed` is the request body, if any.
     pub(super) fn start(
         app: Arc<dyn App>,
@@ -132,12 +132,12 @@ impl Exchange {
         let (app_tx, from_app) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
         let protocol_error = ProtocolSlot::default();
         let receive = Receiver::new(ChannelSource::new(&scope, app_rx));
-        let send = Sender::new(RecordingSink {
+        let send = Sender::new(TestClientSink {
             inner: ChannelSink::new(&scope, app_tx),
             slot: protocol_error.clone(),
         });
         let task = tokio::spawn(async move { app.call(scope, receive, send).await });
-        Exchange {
+        TestExchange {
             to_app: Some(to_app),
             from_app,
             task: Some(task),

@@ -38,8 +38,9 @@ use futures_util::stream::{Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::file::FileChunks;
 use crate::path::{Target, split_target};
-use exchange::{BodyFeed, Exchange, within};
+use exchange::{BodyFeed, TestExchange, within};
 
 pub use stream::TestStream;
 pub use websocket::{ConnectError, Message, WebSocketRequest, WebSocketSession};
@@ -394,7 +395,7 @@ impl TestClient {
         WebSocketRequest::new(self, target)
     }
 
-    fn start(&self, request: TestRequest) -> Result<Exchange, Error> {
+    fn start(&self, request: TestRequest) -> Result<TestExchange, Error> {
         let TestRequest {
             method,
             target,
@@ -442,7 +443,7 @@ impl TestClient {
         scope.server = Some(ServerAddr::Tcp(SERVER_ADDR));
         scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
         scope.state = self.state.clone();
-        Ok(Exchange::start(
+        Ok(TestExchange::start(
             self.app.clone(),
             Scope::Http(scope),
             Some(feed),
@@ -478,15 +479,19 @@ async fn read_pathsend(
             path.display()
         )));
     }
-    let len = tokio::fs::metadata(path).await?.len();
+    let mut chunks = FileChunks::open(path).await?;
     if let Some(limit) = limit {
-        if (have as u64).saturating_add(len) > limit as u64 {
+        if (have as u64).saturating_add(chunks.remaining()) > limit as u64 {
             return Err(Error::msg(format!(
                 "the response body is larger than the test client's max_response_body of {limit} bytes"
             )));
         }
     }
-    Ok(Bytes::from(tokio::fs::read(path).await?))
+    let mut file = BytesMut::new();
+    while let Some(chunk) = chunks.next_chunk().await {
+        file.extend_from_slice(&chunk?);
+    }
+    Ok(file.freeze())
 }
 
 /// Splits a test target as a server splits a request target; a missing leading `/` is

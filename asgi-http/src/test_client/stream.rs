@@ -7,7 +7,7 @@ use asgi_core::http::header::AsHeaderName;
 use asgi_core::http::{HeaderMap, StatusCode};
 use asgi_core::{Error, SendEvent};
 
-use super::exchange::Exchange;
+use super::exchange::TestExchange;
 use super::{extend, read_pathsend, unexpected};
 
 /// A response whose head has arrived, read body event by body event as the app sends it;
@@ -43,7 +43,7 @@ use super::{extend, read_pathsend, unexpected};
 /// # }).unwrap();
 /// ```
 pub struct TestStream {
-    exchange: Exchange,
+    exchange: TestExchange,
     status: StatusCode,
     headers: HeaderMap,
     trailers_expected: bool,
@@ -68,7 +68,7 @@ impl fmt::Debug for TestStream {
 
 impl TestStream {
     pub(super) fn new(
-        exchange: Exchange,
+        exchange: TestExchange,
         status: StatusCode,
         headers: HeaderMap,
         trailers_expected: bool,

@@ -9,7 +9,7 @@ use asgi_core::{
     Error, Extensions, ReceiveEvent, Scope, SendEvent, ServerAddr, WebSocketMessage, WebSocketScope,
 };
 
-use super::exchange::Exchange;
+use super::exchange::TestExchange;
 use super::{
     CLIENT_ADDR, SERVER_ADDR, SUPPORTED_EXTENSIONS, TestClient, TestResponse, add_default_headers,
     split_test_target, unexpected,
@@ -145,7 +145,7 @@ impl<'c> WebSocketRequest<'c> {
         scope.subprotocols = subprotocols;
         scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
         scope.state = client.state.clone();
-        let mut exchange = Exchange::start(
+        let mut exchange = TestExchange::start(
             client.app.clone(),
             Scope::WebSocket(scope),
             None,
@@ -214,7 +214,7 @@ fn add_handshake_headers(headers: &mut HeaderMap, subprotocols: &[String]) {
 
 async fn read_denial_body(
     client: &TestClient,
-    exchange: &mut Exchange,
+    exchange: &mut TestExchange,
 ) -> Result<Bytes, ConnectError> {
     let mut body = BytesMut::new();
     loop {
@@ -244,7 +244,7 @@ async fn read_denial_body(
 
 async fn finish_denied(
     client: &TestClient,
-    mut exchange: Exchange,
+    mut exchange: TestExchange,
     denial: TestResponse,
 ) -> Result<WebSocketSession, ConnectError> {
     match exchange.finish().await {
@@ -317,7 +317,7 @@ pub enum Message {
 /// Dropping the session leaves like a client whose connection dropped: the app's `recv`
 /// returns `websocket.disconnect` with code 1006.
 pub struct WebSocketSession {
-    exchange: Exchange,
+    exchange: TestExchange,
     subprotocol: Option<String>,
     headers: HeaderMap,
     // Set once the WebSocket closed; `receive` then keeps returning it.

@@ -1,5 +1,4 @@
-//! The app's `send` ([`ResponseSink`]) and the response body hyper writes
-//! ([`ResponseBody`]).
+//! The app's `send` for one HTTP request ([`ResponseSink`]): the response's state machine.
 //!
 //! Nothing reaches the connection until the first body event (or `pathsend`): then, when the
 //! start and that event are the whole response, the head and body go to hyper as one full
@@ -8,356 +7,26 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 use asgi_core::{EventSink, ProtocolError, SendError, SendEvent, async_trait};
-use asgi_ws::DenialBody;
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
-use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
-use http::{HeaderMap, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, ReadBuf};
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
 use tokio::sync::mpsc;
 
-use super::access_log::AccessLog;
-use super::connection::ActivityGuard;
-use super::exchange::{Closed, Exchange, Progress};
+use super::body::{Chunk, ResponseBody, ServerExchange, response, server_response};
+use super::exchange::Progress;
+use crate::file::FileChunks;
 
 /// How many body events may wait between the app and the connection: enough to keep the
 /// connection writing while the app makes its next chunk, few enough that a slow client
-/// stops the app quickly (hyper buffers what it writes on top of this).
-pub const RESPONSE_BODY_CHANNEL_CAPACITY: usize = 4;
-
-/// The size of the chunks in which `http.response.pathsend` streams a file: 64 KiB, a common
-/// filesystem read size, so that a large file never sits in memory.
-pub const PATHSEND_CHUNK_SIZE: usize = 64 * 1024;
+/// stops the app quickly (hyper buffers what it writes on top of this). Not a setting: it
+/// only trades a little memory per response for throughput.
+const RESPONSE_BODY_CHANNEL_CAPACITY: usize = 4;
 
 /// What the expected-side of a `pathsend` protocol error says when the file cannot be sent.
 const PATHSEND_EXPECTED: &str =
     "`http.response.pathsend` with the absolute path of a readable file";
-
-/// One message from the sink to a streaming body.
-#[derive(Debug)]
-enum Chunk {
-    /// Body bytes; more follow.
-    Data(Bytes),
-    /// The last body bytes; the response is complete.
-    Last(Bytes),
-    /// The trailers; the response is complete.
-    Trailers(HeaderMap),
-}
-
-/// What makes a response body fail, so that hyper aborts the response (closes the HTTP/1
-/// connection, resets the HTTP/2 stream) instead of ending it as if complete.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// The app stopped sending before the response was complete (it failed or returned).
-    Aborted,
-    /// Reading the file of an `http.response.pathsend` failed.
-    File(io::Error),
-}
-
-impl std::fmt::Display for BodyError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            BodyError::Aborted => f.write_str("the app ended the response before it was complete"),
-            BodyError::File(e) => write!(f, "reading the file to send failed: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for BodyError {}
-
-/// What a response body does when hyper is done with it: ends the request for the app,
-/// writes the access log line, and counts the connection's request as finished.
-#[derive(Debug)]
-pub(crate) struct Finish {
-    pub(crate) exchange: Option<Arc<Exchange>>,
-    pub(crate) log: Option<AccessLog>,
-    pub(crate) _activity: ActivityGuard,
-}
-
-/// The body of every response the server sends.
-#[derive(Debug)]
-pub(crate) struct ResponseBody {
-    kind: Kind,
-    /// True once the whole body (and trailers) was handed to hyper.
-    complete: bool,
-    /// Bytes handed to hyper, for the access log.
-    bytes: u64,
-    finish: Option<Finish>,
-}
-
-#[derive(Debug)]
-enum Kind {
-    /// The whole body at once (the fast path); `None` once taken.
-    Full(Option<Bytes>),
-    /// A file first (if any), then the channel (if any).
-    Stream {
-        // Boxed: a file is rare, and the open file is large next to the other variants.
-        file: Option<Box<FileChunks>>,
-        rx: Option<mpsc::Receiver<Chunk>>,
-        trailers_allowed: bool,
-        failed: bool,
-    },
-    /// The body of a WebSocket denial response (`websocket.http.response.body` events);
-    /// `None` once it ended.
-    Denial(Option<DenialBody>),
-}
-
-impl ResponseBody {
-    /// A body of these bytes, sent with a `content-length`. It counts as complete from the
-    /// start: the app has handed over everything (hyper may still skip it, for `HEAD`).
-    pub(crate) fn full(body: Bytes) -> Self {
-        ResponseBody {
-            kind: Kind::Full((!body.is_empty()).then_some(body)),
-            complete: true,
-            bytes: 0,
-            finish: None,
-        }
-    }
-
-    /// The body of a WebSocket denial response, streamed as the app sends it.
-    pub(crate) fn denial(body: DenialBody) -> Self {
-        ResponseBody {
-            kind: Kind::Denial(Some(body)),
-            complete: false,
-            bytes: 0,
-            finish: None,
-        }
-    }
-
-    fn stream(
-        file: Option<Box<FileChunks>>,
-        rx: Option<mpsc::Receiver<Chunk>>,
-        trailers_allowed: bool,
-    ) -> Self {
-        ResponseBody {
-            kind: Kind::Stream {
-                file,
-                rx,
-                trailers_allowed,
-                failed: false,
-            },
-            complete: false,
-            bytes: 0,
-            finish: None,
-        }
-    }
-
-    /// Gives the body what it does when hyper drops it.
-    pub(crate) fn set_finish(&mut self, finish: Finish) {
-        self.finish = Some(finish);
-    }
-}
-
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        let Some(finish) = self.finish.take() else {
-            return;
-        };
-        if let Some(exchange) = &finish.exchange {
-            exchange.close(if self.complete {
-                Closed::ResponseComplete
-            } else {
-                Closed::ClientGone
-            });
-        }
-        if let Some(log) = finish.log {
-            log.write(self.bytes, self.complete);
-        }
-    }
-}
-
-impl Body for ResponseBody {
-    type Data = Bytes;
-    type Error = BodyError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let this = self.get_mut();
-        let polled = match &mut this.kind {
-            Kind::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Stream {
-                file,
-                rx,
-                trailers_allowed,
-                failed,
-            } => poll_stream(cx, file, rx, *trailers_allowed, failed, &mut this.complete),
-            Kind::Denial(body) => poll_denial(cx, body, &mut this.complete),
-        };
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if let Some(data) = frame.data_ref() {
-                this.bytes += data.len() as u64;
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.kind {
-            Kind::Full(body) => body.is_none(),
-            Kind::Stream { file, rx, .. } => file.is_none() && rx.is_none(),
-            Kind::Denial(body) => body.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.kind {
-            Kind::Full(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
-            // A file alone has a known length (hyper then sends `content-length`); with
-            // trailers to follow it must be chunked, so no length is given.
-            Kind::Stream {
-                file: Some(file),
-                rx: None,
-                ..
-            } => SizeHint::with_exact(file.remaining),
-            Kind::Stream { .. } | Kind::Denial(_) => SizeHint::default(),
-        }
-    }
-}
-
-fn poll_stream(
-    cx: &mut Context<'_>,
-    file: &mut Option<Box<FileChunks>>,
-    rx: &mut Option<mpsc::Receiver<Chunk>>,
-    trailers_allowed: bool,
-    failed: &mut bool,
-    complete: &mut bool,
-) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-    if *failed {
-        return Poll::Ready(None);
-    }
-    if let Some(chunks) = file {
-        match ready!(chunks.poll_chunk(cx)) {
-            Some(Ok(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "http.response.pathsend: reading the file failed; response aborted");
-                *failed = true;
-                *file = None;
-                *rx = None;
-                return Poll::Ready(Some(Err(BodyError::File(e))));
-            }
-            None => *file = None,
-        }
-    }
-    let Some(receiver) = rx else {
-        *complete = true;
-        return Poll::Ready(None);
-    };
-    match ready!(receiver.poll_recv(cx)) {
-        Some(Chunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-        Some(Chunk::Last(data)) => {
-            *rx = None;
-            *complete = true;
-            Poll::Ready((!data.is_empty()).then(|| Ok(Frame::data(data))))
-        }
-        Some(Chunk::Trailers(trailers)) => {
-            *rx = None;
-            *complete = true;
-            // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`;
-            // otherwise they are dropped and the body simply ends.
-            Poll::Ready(
-                (trailers_allowed && !trailers.is_empty()).then(|| Ok(Frame::trailers(trailers))),
-            )
-        }
-        None => {
-            *rx = None;
-            *failed = true;
-            Poll::Ready(Some(Err(BodyError::Aborted)))
-        }
-    }
-}
-
-fn poll_denial(
-    cx: &mut Context<'_>,
-    body: &mut Option<DenialBody>,
-    complete: &mut bool,
-) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-    let Some(denial) = body else {
-        return Poll::Ready(None);
-    };
-    match ready!(Pin::new(denial).poll_next(cx)) {
-        Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-        Some(Err(e)) => {
-            // The app stopped before its last chunk: abort, so the body does not look whole.
-            tracing::error!(error = %e, "WebSocket denial response aborted");
-            *body = None;
-            Poll::Ready(Some(Err(BodyError::Aborted)))
-        }
-        None => {
-            *body = None;
-            *complete = true;
-            Poll::Ready(None)
-        }
-    }
-}
-
-/// A file read in [`PATHSEND_CHUNK_SIZE`] chunks, up to the length it had when opened.
-#[derive(Debug)]
-struct FileChunks {
-    file: tokio::fs::File,
-    remaining: u64,
-    buf: BytesMut,
-}
-
-impl FileChunks {
-    fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
-        if self.remaining == 0 {
-            return Poll::Ready(None);
-        }
-        let want = usize::try_from(self.remaining)
-            .unwrap_or(PATHSEND_CHUNK_SIZE)
-            .min(PATHSEND_CHUNK_SIZE);
-        self.buf.resize(want, 0);
-        let mut read_buf = ReadBuf::new(&mut self.buf[..]);
-        ready!(Pin::new(&mut self.file).poll_read(cx, &mut read_buf))?;
-        let n = read_buf.filled().len();
-        if n == 0 {
-            // The file shrank while it was being sent: the response cannot be completed.
-            return Poll::Ready(Some(Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file became shorter while it was being sent",
-            ))));
-        }
-        self.remaining -= n as u64;
-        self.buf.truncate(n);
-        Poll::Ready(Some(Ok(self.buf.split().freeze())))
-    }
-}
-
-/// A plain-text response the server makes itself (500, 413, 431): no details of the cause.
-/// `close` asks an HTTP/1 client to close the connection (the request body was not read).
-pub(crate) fn server_response(status: StatusCode, close: bool) -> Response<ResponseBody> {
-    let text = status.canonical_reason().unwrap_or("Error");
-    let mut response = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if close {
-        headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
-}
-
-pub(crate) fn response(
-    status: StatusCode,
-    headers: HeaderMap,
-    body: ResponseBody,
-) -> Response<ResponseBody> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-}
 
 enum State {
     /// Nothing sent yet.
@@ -385,7 +54,7 @@ enum State {
 /// when it is dropped mid-body, the body ends with an error so the response is aborted.
 pub(crate) struct ResponseSink {
     protocol: asgi_core::protocol::SendProtocol,
-    exchange: Arc<Exchange>,
+    exchange: Arc<ServerExchange>,
     state: State,
     trailers_allowed: bool,
     /// Trailers of `http.response.trailers` events with `more_trailers`, merged until the
@@ -406,7 +75,7 @@ impl ResponseSink {
     /// `TE: trailers`.
     pub(crate) fn new(
         protocol: asgi_core::protocol::SendProtocol,
-        exchange: Arc<Exchange>,
+        exchange: Arc<ServerExchange>,
         trailers_allowed: bool,
     ) -> Self {
         ResponseSink {
@@ -540,19 +209,7 @@ async fn open_file(path: &Path) -> io::Result<Box<FileChunks>> {
             "the path is not absolute",
         ));
     }
-    let file = tokio::fs::File::open(path).await?;
-    let meta = file.metadata().await?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    Ok(Box::new(FileChunks {
-        file,
-        remaining: meta.len(),
-        buf: BytesMut::new(),
-    }))
+    FileChunks::open(path).await.map(Box::new)
 }
 
 /// Appends every header of `more` to `into`, keeping repeated names. Past the most entries a
@@ -634,9 +291,16 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+    use crate::server::body::ResponseBodyError;
+    use crate::server::exchange::Closed;
+    use crate::server::finish::FinishGuard;
+    use crate::server::shared::{Activity, ActivityGuard};
+    use http::{HeaderValue, Response};
+    use http_body::Body;
+    use std::task::Context;
 
-    fn sink(trailers_allowed: bool) -> (ResponseSink, Arc<Exchange>) {
-        let exchange = Arc::new(Exchange::new());
+    fn sink(trailers_allowed: bool) -> (ResponseSink, Arc<ServerExchange>) {
+        let exchange = Arc::new(ServerExchange::new());
         let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
         let sink = ResponseSink::new(
             SendProtocol::for_scope(&scope),
@@ -646,7 +310,7 @@ mod tests {
         (sink, exchange)
     }
 
-    async fn head(exchange: &Exchange) -> Response<ResponseBody> {
+    async fn head(exchange: &ServerExchange) -> Response<ResponseBody> {
         poll_fn(|cx| exchange.poll_head(cx)).await
     }
 
@@ -667,7 +331,7 @@ mod tests {
             .unwrap();
         let response = head(&exchange).await;
         let body = response.into_body();
-        assert!(matches!(body.kind, Kind::Full(_)), "not the fast path");
+        assert!(body.is_full(), "not the fast path");
         assert_eq!(body.size_hint().exact(), Some(5));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
     }
@@ -708,7 +372,7 @@ mod tests {
         let first = body.frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "partial");
         let end = body.frame().await.unwrap();
-        assert!(matches!(end, Err(BodyError::Aborted)));
+        assert!(matches!(end, Err(ResponseBodyError::Aborted)));
     }
 
     #[tokio::test]
@@ -799,12 +463,10 @@ mod tests {
             .await
             .unwrap();
         let mut response = head(&exchange).await;
-        let activity = Arc::new(super::super::connection::Activity::default());
-        response.body_mut().set_finish(Finish {
-            exchange: Some(exchange.clone()),
-            log: None,
-            _activity: ActivityGuard::new(&activity),
-        });
+        let activity = Arc::new(Activity::default());
+        let mut finish = FinishGuard::new(ActivityGuard::new(&activity), None);
+        finish.set_exchange(exchange.clone());
+        response.body_mut().set_finish(finish);
         // hyper drops the body when the client leaves.
         drop(response);
         assert_eq!(exchange.outcome().1, Some(Closed::ClientGone));

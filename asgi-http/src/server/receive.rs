@@ -12,8 +12,8 @@ use http::StatusCode;
 use http_body::Body;
 use hyper::body::Incoming;
 
-use super::exchange::Exchange;
-use super::response::server_response;
+use super::body::{ServerExchange, server_response};
+use super::exchange::Closed;
 
 /// The request body as `http.request` events.
 ///
@@ -24,7 +24,7 @@ use super::response::server_response;
 pub(crate) struct RequestBody {
     /// The body still to read; `None` once it ended.
     body: Option<Incoming>,
-    exchange: Arc<Exchange>,
+    exchange: Arc<ServerExchange>,
     /// Bytes the body may still have before it is over the limit; `None`: no limit.
     allowed: Option<u64>,
     /// HTTP/1: a 413 asks the client to close the connection (HTTP/2 resets the stream).
@@ -45,7 +45,7 @@ impl RequestBody {
     /// A source over `body`, limited to `limit` bytes.
     pub(crate) fn new(
         body: Incoming,
-        exchange: Arc<Exchange>,
+        exchange: Arc<ServerExchange>,
         limit: Option<u64>,
         http1: bool,
     ) -> Self {
@@ -95,7 +95,7 @@ impl RequestBody {
                     // The connection broke or the stream was reset: the client is gone.
                     tracing::debug!(error = %e, "reading the request body failed");
                     self.body = None;
-                    self.exchange.close(super::exchange::Closed::ClientGone);
+                    self.exchange.close(Closed::ClientGone);
                     self.disconnected = true;
                     return Poll::Ready(ReceiveEvent::HttpDisconnect);
                 }

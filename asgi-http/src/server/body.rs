@@ -1,0 +1,299 @@
+//! The response body hyper writes ([`ResponseBody`]): a whole body (the fast path), a file
+//! and/or a bounded channel fed by the app's `send`, or a WebSocket denial's body. When hyper
+//! drops it, its [`FinishGuard`] ends the request.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use asgi_ws::DenialBody;
+use bytes::Bytes;
+use futures_util::Stream;
+use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc;
+
+use super::exchange::Exchange;
+use super::finish::FinishGuard;
+use crate::file::FileChunks;
+
+/// The exchange of one request with the server's body: what the service, `receive` and
+/// `send` share.
+pub(crate) type ServerExchange = Exchange<ResponseBody>;
+
+/// One message from the sink to a streaming body.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// Body bytes; more follow.
+    Data(Bytes),
+    /// The last body bytes; the response is complete.
+    Last(Bytes),
+    /// The trailers; the response is complete.
+    Trailers(HeaderMap),
+}
+
+/// What makes a response body fail, so that hyper aborts the response (closes the HTTP/1
+/// connection, resets the HTTP/2 stream) instead of ending it as if complete.
+#[derive(Debug)]
+pub(crate) enum ResponseBodyError {
+    /// The app stopped sending before the response was complete (it failed or returned).
+    Aborted,
+    /// Reading the file of an `http.response.pathsend` failed.
+    File(std::io::Error),
+}
+
+impl std::fmt::Display for ResponseBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseBodyError::Aborted => {
+                f.write_str("the app ended the response before it was complete")
+            }
+            ResponseBodyError::File(e) => write!(f, "reading the file to send failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ResponseBodyError {}
+
+/// The body of every response the server sends.
+#[derive(Debug)]
+pub(crate) struct ResponseBody {
+    kind: Kind,
+    /// True once the whole body (and trailers) was handed to hyper.
+    complete: bool,
+    /// Bytes handed to hyper, for the access log.
+    bytes: u64,
+    finish: Option<FinishGuard<ResponseBody>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// The whole body at once (the fast path); `None` once taken.
+    Full(Option<Bytes>),
+    /// A file first (if any), then the channel (if any).
+    Stream {
+        // Boxed: a file is rare, and the open file is large next to the other variants.
+        file: Option<Box<FileChunks>>,
+        rx: Option<mpsc::Receiver<Chunk>>,
+        trailers_allowed: bool,
+        failed: bool,
+    },
+    /// The body of a WebSocket denial response (`websocket.http.response.body` events);
+    /// `None` once it ended.
+    Denial(Option<DenialBody>),
+}
+
+impl ResponseBody {
+    /// A body of these bytes, sent with a `content-length`. It counts as complete from the
+    /// start: the app has handed over everything (hyper may still skip it, for `HEAD`).
+    pub(crate) fn full(body: Bytes) -> Self {
+        ResponseBody {
+            kind: Kind::Full((!body.is_empty()).then_some(body)),
+            complete: true,
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    /// The body of a WebSocket denial response, streamed as the app sends it.
+    pub(crate) fn denial(body: DenialBody) -> Self {
+        ResponseBody {
+            kind: Kind::Denial(Some(body)),
+            complete: false,
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    pub(crate) fn stream(
+        file: Option<Box<FileChunks>>,
+        rx: Option<mpsc::Receiver<Chunk>>,
+        trailers_allowed: bool,
+    ) -> Self {
+        ResponseBody {
+            kind: Kind::Stream {
+                file,
+                rx,
+                trailers_allowed,
+                failed: false,
+            },
+            complete: false,
+            bytes: 0,
+            finish: None,
+        }
+    }
+
+    /// True for a whole body (the fast path).
+    #[cfg(test)]
+    pub(crate) fn is_full(&self) -> bool {
+        matches!(self.kind, Kind::Full(_))
+    }
+
+    /// Gives the body the guard that ends the request when hyper drops it.
+    pub(crate) fn set_finish(&mut self, finish: FinishGuard<ResponseBody>) {
+        self.finish = Some(finish);
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(finish) = self.finish.take() {
+            finish.finish(self.bytes, self.complete);
+        }
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = ResponseBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+        let this = self.get_mut();
+        let polled = match &mut this.kind {
+            Kind::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Stream {
+                file,
+                rx,
+                trailers_allowed,
+                failed,
+            } => poll_stream(cx, file, rx, *trailers_allowed, failed, &mut this.complete),
+            Kind::Denial(body) => poll_denial(cx, body, &mut this.complete),
+        };
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                this.bytes += data.len() as u64;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.kind {
+            Kind::Full(body) => body.is_none(),
+            Kind::Stream { file, rx, .. } => file.is_none() && rx.is_none(),
+            Kind::Denial(body) => body.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.kind {
+            Kind::Full(body) => SizeHint::with_exact(body.as_ref().map_or(0, |b| b.len() as u64)),
+            // A file alone has a known length (hyper then sends `content-length`); with
+            // trailers to follow it must be chunked, so no length is given.
+            Kind::Stream {
+                file: Some(file),
+                rx: None,
+                ..
+            } => SizeHint::with_exact(file.remaining()),
+            Kind::Stream { .. } | Kind::Denial(_) => SizeHint::default(),
+        }
+    }
+}
+
+fn poll_stream(
+    cx: &mut Context<'_>,
+    file: &mut Option<Box<FileChunks>>,
+    rx: &mut Option<mpsc::Receiver<Chunk>>,
+    trailers_allowed: bool,
+    failed: &mut bool,
+    complete: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+    if *failed {
+        return Poll::Ready(None);
+    }
+    if let Some(chunks) = file {
+        match ready!(chunks.poll_chunk(cx)) {
+            Some(Ok(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "http.response.pathsend: reading the file failed; response aborted");
+                *failed = true;
+                *file = None;
+                *rx = None;
+                return Poll::Ready(Some(Err(ResponseBodyError::File(e))));
+            }
+            None => *file = None,
+        }
+    }
+    let Some(receiver) = rx else {
+        *complete = true;
+        return Poll::Ready(None);
+    };
+    match ready!(receiver.poll_recv(cx)) {
+        Some(Chunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+        Some(Chunk::Last(data)) => {
+            *rx = None;
+            *complete = true;
+            Poll::Ready((!data.is_empty()).then(|| Ok(Frame::data(data))))
+        }
+        Some(Chunk::Trailers(trailers)) => {
+            *rx = None;
+            *complete = true;
+            // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`;
+            // otherwise they are dropped and the body simply ends.
+            Poll::Ready(
+                (trailers_allowed && !trailers.is_empty()).then(|| Ok(Frame::trailers(trailers))),
+            )
+        }
+        None => {
+            *rx = None;
+            *failed = true;
+            Poll::Ready(Some(Err(ResponseBodyError::Aborted)))
+        }
+    }
+}
+
+fn poll_denial(
+    cx: &mut Context<'_>,
+    body: &mut Option<DenialBody>,
+    complete: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+    let Some(denial) = body else {
+        return Poll::Ready(None);
+    };
+    match ready!(Pin::new(denial).poll_next(cx)) {
+        Some(Ok(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+        Some(Err(e)) => {
+            // The app stopped before its last chunk: abort, so the body does not look whole.
+            tracing::error!(error = %e, "WebSocket denial response aborted");
+            *body = None;
+            Poll::Ready(Some(Err(ResponseBodyError::Aborted)))
+        }
+        None => {
+            *body = None;
+            *complete = true;
+            Poll::Ready(None)
+        }
+    }
+}
+
+/// A plain-text response the server makes itself (500, 413, 431): no details of the cause.
+/// `close` asks an HTTP/1 client to close the connection (the request body was not read).
+pub(crate) fn server_response(status: StatusCode, close: bool) -> Response<ResponseBody> {
+    let text = status.canonical_reason().unwrap_or("Error");
+    let mut response = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if close {
+        headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A response of `status`, `headers` and `body`.
+pub(crate) fn response(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ResponseBody,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
