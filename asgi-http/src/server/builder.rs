@@ -10,6 +10,7 @@ use asgi_ws::WebSocketConfig;
 use super::accept::Listen;
 use super::config::{Config, DEFAULT_BIND};
 use super::listener::Listener;
+use super::tls::TlsConfig;
 use crate::middleware::proxy_headers::TrustedProxies;
 
 /// Configures a [`Server`](super::Server): where it listens, its limits and timeouts.
@@ -304,6 +305,23 @@ impl Builder {
     /// uvicorn's `--forwarded-allow-ips` default.
     pub fn forwarded_allow_ips(mut self, trusted: TrustedProxies) -> Self {
         self.config.proxy_headers = Some(trusted);
+        self
+    }
+
+    /// Serves HTTPS (and WSS) with these certificate files and settings, on whatever the
+    /// server listens on: ALPN offers `h2` and `http/1.1`, scopes get scheme `https`/`wss`
+    /// and the ASGI `tls` extension, and the WSGI environ `wsgi.url_scheme` `https` and
+    /// `HTTPS=on`.
+    ///
+    /// The files are read before lifespan startup: a missing or bad certificate or key makes
+    /// [`Server::serve`](super::Server::serve) return an error
+    /// ([`ServerError::is_tls`](super::ServerError::is_tls)) before anything is bound.
+    /// SIGHUP (with [`handle_signals`](Builder::handle_signals) on) and
+    /// [`ServerHandle::reload_tls`](super::ServerHandle::reload_tls) read them again.
+    ///
+    /// Default is no TLS.
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.config.tls = Some(config);
         self
     }
 }

@@ -8,6 +8,7 @@ use asgi_ws::WebSocketConfig;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use super::tls::TlsConfig;
 use crate::middleware::proxy_headers::TrustedProxies;
 
 /// Where the server listens when no address is given: `127.0.0.1:8000`, as uvicorn does.
@@ -79,6 +80,8 @@ pub(crate) struct Config {
     pub(crate) websocket: WebSocketConfig,
     /// The peers whose proxy headers are believed; `None` when proxy headers are off.
     pub(crate) proxy_headers: Option<TrustedProxies>,
+    /// TLS on the listener; `None` for plain TCP or Unix sockets.
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ impl Default for Config {
             handle_signals: true,
             websocket: WebSocketConfig::default(),
             proxy_headers: Some(TrustedProxies::default()),
+            tls: None,
         }
     }
 }

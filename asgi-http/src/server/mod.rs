@@ -45,6 +45,9 @@
 //!   shutdown, signals.
 //! - `builder`: [`Builder`], where the server listens and every setting.
 //! - `listener`: the [`Listener`] trait and [`Peer`]; TCP and Unix domain sockets.
+//! - `tls`: [`TlsListener`], TLS over any listener, and its settings ([`TlsConfig`]) and
+//!   certificate reload.
+//! - `inherited`: [`InheritedListener`], a socket passed down by systemd or `systemfd`.
 //! - `accept`: the accept loop, generic over the listener, under `max_connections`.
 //! - `connection`: one connection's task: hyper serves it; keep-alive idle timer, graceful
 //!   and forced close.
@@ -75,6 +78,7 @@ mod connection;
 mod error;
 mod exchange;
 mod finish;
+mod inherited;
 mod listener;
 mod receive;
 mod run;
@@ -82,6 +86,7 @@ mod scope;
 mod send;
 mod service;
 mod shared;
+mod tls;
 mod websocket;
 
 pub use access_log::ACCESS_LOG_TARGET;
@@ -96,8 +101,13 @@ pub use config::{
     DEFAULT_UNIX_SOCKET_MODE,
 };
 pub use error::ServerError;
+pub use inherited::{FIRST_INHERITED_FD, InheritedListener, InheritedStream};
 pub use listener::{Listener, Peer};
 pub use run::{Server, ServerHandle};
+pub use tls::{
+    ClientAuth, DEFAULT_MAX_TLS_HANDSHAKES, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HandshakeFailures,
+    TlsConfig, TlsError, TlsListener, TlsReloadHandle, TlsVersion,
+};
 
 use asgi_core::App;
 
