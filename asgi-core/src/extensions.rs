@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{Deserializer, IgnoredAny};
 use serde::ser::{SerializeMap, Serializer};
@@ -16,6 +17,49 @@ pub const HTTP_RESPONSE_PATHSEND: &str = "http.response.pathsend";
 pub const WEBSOCKET_HTTP_RESPONSE: &str = "websocket.http.response";
 /// Extension name: the connection is TLS (ASGI TLS extension).
 pub const TLS: &str = "tls";
+
+/// The ASGI TLS extension (`scope["extensions"]["tls"]`): what the server knows of the TLS
+/// connection a request came on. Read it with [`Extensions::tls`].
+///
+/// The fields are the spec's, in its forms: certificates PEM-encoded, the subject name as an
+/// RFC 4514 string, the protocol version and cipher suite as their 16-bit IANA numbers
+/// (`0x0304` is TLS 1.3, `0x1301` is `TLS_AES_128_GCM_SHA256`).
+///
+/// # Example
+///
+/// ```
+/// use std::sync::Arc;
+/// use asgi_core::extensions::{self, Extensions, TlsInfo};
+///
+/// let mut info = TlsInfo::default();
+/// info.tls_version = Some(0x0304);
+/// info.client_cert_name = Some("CN=alice,O=Example".to_owned());
+///
+/// let mut ext = Extensions::new();
+/// ext.set_tls(Arc::new(info));
+/// assert!(ext.supports(extensions::TLS));
+/// assert_eq!(ext.tls().unwrap().tls_version, Some(0x0304));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct TlsInfo {
+    /// `server_cert`: the certificate the server sent, PEM-encoded; `None` if unknown.
+    pub server_cert: Option<String>,
+    /// `client_cert_chain`: the client's certificate chain, PEM-encoded, the client's own
+    /// certificate first; empty when the client sent none.
+    pub client_cert_chain: Vec<String>,
+    /// `client_cert_name`: the subject of the client's certificate (RFC 4514), if it sent
+    /// one.
+    pub client_cert_name: Option<String>,
+    /// `client_cert_error`: why the client's certificate was not verified; `None` when it
+    /// was (or none was sent).
+    pub client_cert_error: Option<String>,
+    /// `tls_version`: the protocol version, `0x0303` for TLS 1.2, `0x0304` for TLS 1.3.
+    pub tls_version: Option<u16>,
+    /// `cipher_suite`: the negotiated cipher suite's IANA number.
+    pub cipher_suite: Option<u16>,
+}
 
 /// The extensions of a scope.
 ///
@@ -45,6 +89,8 @@ pub struct Extensions {
     // Borrowed from a server's static list on the hot path: no allocation per scope.
     supported: Cow<'static, [&'static str]>,
     data: http::Extensions,
+    // Shared by every scope of a connection: one allocation per connection, not per request.
+    tls: Option<Arc<TlsInfo>>,
 }
 
 impl Extensions {
@@ -58,6 +104,7 @@ impl Extensions {
         Extensions {
             supported: names.into_iter().collect::<Vec<_>>().into(),
             data: http::Extensions::new(),
+            tls: None,
         }
     }
 
@@ -67,6 +114,7 @@ impl Extensions {
         Extensions {
             supported: Cow::Borrowed(names),
             data: http::Extensions::new(),
+            tls: None,
         }
     }
 
@@ -85,6 +133,18 @@ impl Extensions {
         if !self.supports(name) {
             self.supported.to_mut().push(name);
         }
+    }
+
+    /// The ASGI TLS extension's data: `Some` on a TLS connection.
+    pub fn tls(&self) -> Option<&TlsInfo> {
+        self.tls.as_deref()
+    }
+
+    /// Sets the TLS extension's data and declares [`TLS`] supported (what a server does for a
+    /// TLS connection).
+    pub fn set_tls(&mut self, info: Arc<TlsInfo>) {
+        self.add_supported(TLS);
+        self.tls = Some(info);
     }
 
     /// The typed value of type `T` that a middleware stored.
@@ -113,6 +173,7 @@ impl fmt::Debug for Extensions {
         f.debug_struct("Extensions")
             .field("supported", &self.supported)
             .field("data_entries", &self.data.len())
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -121,7 +182,10 @@ impl Serialize for Extensions {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.supported.len()))?;
         for name in self.supported.iter() {
-            map.serialize_entry(name, &BTreeMap::<String, ()>::new())?;
+            match (&self.tls, *name) {
+                (Some(tls), TLS) => map.serialize_entry(name, &**tls)?,
+                _ => map.serialize_entry(name, &BTreeMap::<String, ()>::new())?,
+            }
         }
         map.end()
     }
@@ -129,9 +193,21 @@ impl Serialize for Extensions {
 
 impl<'de> Deserialize<'de> for Extensions {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let names = Option::<BTreeMap<String, IgnoredAny>>::deserialize(d)?.unwrap_or_default();
+        /// An extension's dict: the TLS one is read, the others are only names.
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Tls(TlsInfo),
+            Other(IgnoredAny),
+        }
+        let names = Option::<BTreeMap<String, Value>>::deserialize(d)?.unwrap_or_default();
         let mut ext = Extensions::new();
-        for name in names.keys() {
+        for (name, value) in &names {
+            if name == TLS {
+                if let Value::Tls(info) = value {
+                    ext.set_tls(Arc::new(info.clone()));
+                }
+            }
             // Names are `&'static str` so that the hot path never allocates them; an unknown
             // name from a dict is dropped, since no server here could honour it.
             if let Some(known) = [
@@ -147,5 +223,28 @@ impl<'de> Deserialize<'de> for Extensions {
             }
         }
         Ok(ext)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_extension_serializes_as_the_spec_dict_and_back() {
+        let mut info = TlsInfo::default();
+        info.tls_version = Some(0x0304);
+        info.cipher_suite = Some(0x1301);
+        info.client_cert_chain = vec!["-----BEGIN CERTIFICATE-----\n".to_owned()];
+        let mut ext = Extensions::from_static(&[HTTP_RESPONSE_TRAILERS]);
+        ext.set_tls(Arc::new(info.clone()));
+        let json = serde_json::to_value(&ext).unwrap();
+        assert_eq!(json["tls"]["tls_version"], 0x0304);
+        assert_eq!(json["tls"]["cipher_suite"], 0x1301);
+        assert_eq!(json["tls"]["server_cert"], serde_json::Value::Null);
+        assert_eq!(json["http.response.trailers"], serde_json::json!({}));
+        let back: Extensions = serde_json::from_value(json).unwrap();
+        assert_eq!(back.tls(), Some(&info));
+        assert!(back.supports(HTTP_RESPONSE_TRAILERS));
     }
 }

@@ -14,6 +14,7 @@
 //!   and `path` kept whole.
 //! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
 //!   requests, streamed responses, WebSockets and lifespan.
+//! - [`middleware`]: middleware for HTTP and WebSocket apps ([`ProxyHeaders`](middleware::proxy_headers::ProxyHeaders)).
 //! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 //! - `logging` (feature `logging`, on by default): `logging::init()`, the one-call log setup
 //!   of the examples, with the access log written off the request path.

@@ -17,6 +17,7 @@
 //! | [`concurrency_limit`] | `503` + `Retry-After` beyond N requests in flight | uvicorn's `--limit-concurrency` |
 //! | [`sessions`] | signed-cookie sessions as a typed map in the scope | `SessionMiddleware` |
 //! | [`static_files`] | a directory served with ETags, ranges and precompressed files | `StaticFiles` / `ServeDir` |
+//! | [`proxy_headers`] | the client address and scheme forwarded by a trusted reverse proxy | uvicorn's `--proxy-headers` / `ProxyHeadersMiddleware` |
 //!
 //! # Why they live in `asgi-http`
 //!
@@ -53,6 +54,7 @@ use asgi_core::{Error, Scope, SendEvent, Sender};
 pub mod concurrency_limit;
 pub mod cors;
 pub mod https_redirect;
+pub mod proxy_headers;
 pub mod request_id;
 pub mod timeout;
 pub mod trusted_host;

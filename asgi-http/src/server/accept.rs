@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use super::connection;
 use super::listener::{ACCEPT_ERROR_BACKOFF, Listener, is_connection_error};
 use super::shared::{ConnInfo, Shared};
+use super::tls::{ErasedListener, HandshakeFailures, TlsListener, TlsReloadHandle};
 
 /// Where the server listens, as the builder was told.
 pub(crate) enum Listen {
@@ -52,6 +53,13 @@ pub(crate) trait AcceptLoop: Send {
     /// The listener's [`Listener::local_addr`].
     fn local_addr(&self) -> io::Result<ServerAddr>;
 
+    /// This listener with a TLS handshake on each connection.
+    fn with_tls(
+        self: Box<Self>,
+        tls: TlsReloadHandle,
+        failures: HandshakeFailures,
+    ) -> Box<dyn AcceptLoop>;
+
     /// Runs [`accept`] on this listener; the listener is closed when it returns.
     fn run(
         self: Box<Self>,
@@ -63,6 +71,20 @@ pub(crate) trait AcceptLoop: Send {
 impl<L: Listener> AcceptLoop for L {
     fn local_addr(&self) -> io::Result<ServerAddr> {
         Listener::local_addr(self)
+    }
+
+    fn with_tls(
+        self: Box<Self>,
+        tls: TlsReloadHandle,
+        failures: HandshakeFailures,
+    ) -> Box<dyn AcceptLoop> {
+        // Through a listener with its type erased: wrapping `L` itself would make the
+        // compiler instantiate TLS over TLS over ... without end.
+        Box::new(TlsListener::with_handle(
+            ErasedListener::new(*self),
+            tls,
+            failures,
+        ))
     }
 
     fn run(

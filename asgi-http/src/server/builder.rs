@@ -10,6 +10,8 @@ use asgi_ws::WebSocketConfig;
 use super::accept::Listen;
 use super::config::{Config, DEFAULT_BIND};
 use super::listener::Listener;
+use super::tls::TlsConfig;
+use crate::middleware::proxy_headers::TrustedProxies;
 
 /// Configures a [`Server`](super::Server): where it listens, its limits and timeouts.
 ///
@@ -336,6 +338,50 @@ impl Builder {
     /// ```
     pub fn websocket(mut self, config: WebSocketConfig) -> Self {
         self.config.websocket = config;
+        self
+    }
+
+    /// Whether to believe the proxy headers (`Forwarded`, `X-Forwarded-For`,
+    /// `X-Forwarded-Proto`) of trusted peers
+    /// ([`forwarded_allow_ips`](Builder::forwarded_allow_ips)): the app is wrapped in
+    /// [`ProxyHeaders`](crate::middleware::proxy_headers::ProxyHeaders), so scopes get the
+    /// forwarded `client` and `scheme`, and the access log names the forwarded client.
+    ///
+    /// Default is `true`, as uvicorn's `--proxy-headers`: with the default trusted peers
+    /// (`127.0.0.1` and Unix sockets) only a proxy on the same machine is believed. Pass
+    /// `false` to leave scopes as the connection says.
+    pub fn proxy_headers(mut self, enabled: bool) -> Self {
+        self.config.proxy_headers =
+            enabled.then(|| self.config.proxy_headers.take().unwrap_or_default());
+        self
+    }
+
+    /// The peers whose proxy headers are believed: addresses, CIDR networks, `unix` for
+    /// Unix socket peers, or `*` for all (parse a list with `"10.0.0.0/8, unix".parse()`).
+    /// Also turns [`proxy_headers`](Builder::proxy_headers) on.
+    ///
+    /// Default is `127.0.0.1` and Unix socket peers
+    /// ([`DEFAULT_FORWARDED_ALLOW_IPS`](crate::middleware::proxy_headers::DEFAULT_FORWARDED_ALLOW_IPS)),
+    /// uvicorn's `--forwarded-allow-ips` default.
+    pub fn forwarded_allow_ips(mut self, trusted: TrustedProxies) -> Self {
+        self.config.proxy_headers = Some(trusted);
+        self
+    }
+
+    /// Serves HTTPS (and WSS) with these certificate files and settings, on whatever the
+    /// server listens on: ALPN offers `h2` and `http/1.1`, scopes get scheme `https`/`wss`
+    /// and the ASGI `tls` extension, and the WSGI environ `wsgi.url_scheme` `https` and
+    /// `HTTPS=on`.
+    ///
+    /// The files are read before lifespan startup: a missing or bad certificate or key makes
+    /// [`Server::serve`](super::Server::serve) return an error
+    /// ([`ServerError::is_tls`](super::ServerError::is_tls)) before anything is bound.
+    /// SIGHUP (with [`handle_signals`](Builder::handle_signals) on) and
+    /// [`ServerHandle::reload_tls`](super::ServerHandle::reload_tls) read them again.
+    ///
+    /// Default is no TLS.
+    pub fn tls(mut self, config: TlsConfig) -> Self {
+        self.config.tls = Some(config);
         self
     }
 }

@@ -8,6 +8,9 @@ use asgi_ws::WebSocketConfig;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 
+use super::tls::TlsConfig;
+use crate::middleware::proxy_headers::TrustedProxies;
+
 /// Where the server listens when no address is given: `127.0.0.1:8000`, as uvicorn does.
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
@@ -102,6 +105,10 @@ pub(crate) struct Config {
     pub(crate) access_log: bool,
     pub(crate) handle_signals: bool,
     pub(crate) websocket: WebSocketConfig,
+    /// The peers whose proxy headers are believed; `None` when proxy headers are off.
+    pub(crate) proxy_headers: Option<TrustedProxies>,
+    /// TLS on the listener; `None` for plain TCP or Unix sockets.
+    pub(crate) tls: Option<TlsConfig>,
 }
 
 impl Default for Config {
@@ -127,6 +134,8 @@ impl Default for Config {
             access_log: true,
             handle_signals: true,
             websocket: WebSocketConfig::default(),
+            proxy_headers: Some(TrustedProxies::default()),
+            tls: None,
         }
     }
 }

@@ -61,6 +61,24 @@ pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// refills faster than that anyway.
 pub(crate) const RESET_FLOOD_PAUSE: Duration = Duration::from_secs(1);
 
+/// How long a drain waits for the first request of a connection that has not sent one yet:
+/// 1 second. A connection accepted just before the drain began belongs to a client that is
+/// sending its request; closing it at once would lose that request (the race that makes a
+/// restart drop requests). A client that sends nothing in that time is closed as idle. Not a
+/// setting: it only delays the drain of connections that carry nothing.
+const DRAIN_FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// How often the drain looks whether a fresh connection's first request has started.
+const DRAIN_FIRST_REQUEST_POLL: Duration = Duration::from_millis(5);
+
+/// Resolves once the connection has started a request, or after `wait`.
+async fn first_request(activity: &Activity, wait: Duration) {
+    let deadline = tokio::time::Instant::now() + wait;
+    while activity.started.load(Ordering::Acquire) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(DRAIN_FIRST_REQUEST_POLL).await;
+    }
+}
+
 /// What ends the connection's wait.
 enum Event {
     /// hyper finished with the connection.
@@ -106,7 +124,10 @@ fn serving<'a>(
         tokio::select! {
             biased;
             () = shared.force_close.cancelled() => Event::Force,
-            () = shared.graceful.cancelled() => Event::Close("the server is draining"),
+            () = async {
+                shared.graceful.cancelled().await;
+                first_request(activity, DRAIN_FIRST_REQUEST_WAIT).await;
+            } => Event::Close("the server is draining"),
             () = idle_for(activity, shared.config.keep_alive_timeout) => {
                 Event::Close("idle keep-alive connection")
             }

@@ -4,6 +4,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::io;
 
+use super::tls::TlsError;
+
 /// Why the server could not serve.
 ///
 /// Opaque, as in hyper: ask what happened with the `is_*` predicates; the message is for
@@ -47,6 +49,8 @@ enum Kind {
     StartupFailed(String),
     /// Binding or preparing the listening socket failed.
     Bind(io::Error),
+    /// A TLS certificate, key or CA file is missing or unusable.
+    Tls(TlsError),
 }
 
 impl ServerError {
@@ -60,6 +64,18 @@ impl ServerError {
         ServerError {
             kind: Kind::Bind(error),
         }
+    }
+
+    pub(crate) fn tls(error: TlsError) -> Self {
+        ServerError {
+            kind: Kind::Tls(error),
+        }
+    }
+
+    /// True when TLS could not be set up: a certificate, key or client CA file is missing
+    /// or unusable. Nothing was bound and the app's lifespan did not start.
+    pub fn is_tls(&self) -> bool {
+        matches!(self.kind, Kind::Tls(_))
     }
 
     /// True when the app's lifespan startup failed (`lifespan.startup.failed`): the server
@@ -78,7 +94,7 @@ impl ServerError {
     pub fn startup_message(&self) -> Option<&str> {
         match &self.kind {
             Kind::StartupFailed(message) => Some(message),
-            Kind::Bind(_) => None,
+            Kind::Bind(_) | Kind::Tls(_) => None,
         }
     }
 }
@@ -91,6 +107,7 @@ impl fmt::Debug for ServerError {
                 .field(message)
                 .finish(),
             Kind::Bind(error) => f.debug_tuple("ServerError::Bind").field(error).finish(),
+            Kind::Tls(error) => f.debug_tuple("ServerError::Tls").field(error).finish(),
         }
     }
 }
@@ -103,6 +120,7 @@ impl fmt::Display for ServerError {
             }
             Kind::StartupFailed(message) => write!(f, "application startup failed: {message}"),
             Kind::Bind(error) => write!(f, "cannot listen: {error}"),
+            Kind::Tls(error) => write!(f, "cannot set up TLS: {error}"),
         }
     }
 }
@@ -111,6 +129,7 @@ impl StdError for ServerError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match &self.kind {
             Kind::Bind(error) => Some(error),
+            Kind::Tls(error) => Some(error),
             Kind::StartupFailed(_) => None,
         }
     }

@@ -6,9 +6,11 @@ use std::io;
 use std::net::SocketAddr;
 #[cfg(unix)]
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use asgi_core::ServerAddr;
+use asgi_core::extensions::TlsInfo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 #[cfg(unix)]
@@ -89,6 +91,9 @@ pub struct Peer {
     pub client: Option<SocketAddr>,
     /// The connection is encrypted: the scope's scheme is `https` / `wss`.
     pub secure: bool,
+    /// The ASGI TLS extension's data (`scope["extensions"]["tls"]`) of an encrypted
+    /// connection, shared by all its scopes.
+    pub tls: Option<Arc<TlsInfo>>,
 }
 
 impl Peer {
@@ -97,6 +102,7 @@ impl Peer {
         Peer {
             client: Some(addr),
             secure: false,
+            tls: None,
         }
     }
 

@@ -45,6 +45,9 @@
 //!   shutdown, signals.
 //! - `builder`: [`Builder`], where the server listens and every setting.
 //! - `listener`: the [`Listener`] trait and [`Peer`]; TCP and Unix domain sockets.
+//! - `tls`: [`TlsListener`], TLS over any listener, and its settings ([`TlsConfig`]) and
+//!   certificate reload.
+//! - `inherited`: [`InheritedListener`], a socket passed down by systemd or `systemfd`.
 //! - `accept`: the accept loop, generic over the listener, under `max_connections`.
 //! - `connection`: one connection's task: hyper serves it; keep-alive idle timer, graceful
 //!   and forced close, the pause of a client that resets too many streams.
@@ -77,6 +80,7 @@ mod connection;
 mod error;
 mod exchange;
 mod finish;
+mod inherited;
 mod listener;
 mod receive;
 mod run;
@@ -84,6 +88,7 @@ mod scope;
 mod send;
 mod service;
 mod shared;
+mod tls;
 mod websocket;
 mod write_timeout;
 
@@ -101,8 +106,13 @@ pub use config::{
     HTTP2_CLIENT_RESETS_REFILL,
 };
 pub use error::ServerError;
+pub use inherited::{FIRST_INHERITED_FD, InheritedListener, InheritedStream};
 pub use listener::{Listener, Peer};
 pub use run::{Server, ServerHandle};
+pub use tls::{
+    ClientAuth, DEFAULT_MAX_TLS_HANDSHAKES, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HandshakeFailures,
+    TlsConfig, TlsError, TlsListener, TlsReloadHandle, TlsVersion,
+};
 
 use asgi_core::App;
 

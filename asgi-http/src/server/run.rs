@@ -1,7 +1,7 @@
 //! The server's life: lifespan startup, listening, accepting, draining, lifespan shutdown.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use asgi_core::host::Shutdown;
 use asgi_core::host::lifespan::{Lifespan, Startup};
@@ -15,6 +15,8 @@ use super::builder::Builder;
 use super::config::Config;
 use super::error::ServerError;
 use super::shared::Shared;
+use super::tls::{HandshakeFailures, TlsError, TlsReloadHandle};
+use crate::middleware::proxy_headers::ProxyHeaders;
 
 /// Where the server is in its life, for [`ServerHandle::listening`].
 #[derive(Debug, Clone)]
@@ -32,6 +34,10 @@ struct Control {
     /// Cancelled by a request to stop at once (second signal, `shutdown_now()`).
     immediate: CancellationToken,
     status: watch::Sender<Status>,
+    /// The TLS certificate files, once loaded: for reloads.
+    tls: OnceLock<TlsReloadHandle>,
+    /// Failed TLS handshakes so far.
+    tls_failures: HandshakeFailures,
 }
 
 impl Control {
@@ -42,6 +48,13 @@ impl Control {
     fn shutdown_now(&self) {
         self.graceful.cancel();
         self.immediate.cancel();
+    }
+
+    fn reload_tls(&self) -> Result<(), TlsError> {
+        match self.tls.get() {
+            Some(tls) => tls.reload(),
+            None => Err(TlsError::not_configured()),
+        }
     }
 }
 
@@ -148,6 +161,25 @@ impl ServerHandle {
         self.control.shutdown_now();
     }
 
+    /// Reads the TLS certificate, key and client CA files again, as SIGHUP does: handshakes
+    /// that start afterwards use the new certificate, connections already open go on with
+    /// theirs.
+    ///
+    /// # Errors
+    ///
+    /// When the server has no TLS ([`Builder::tls`]), has not loaded it yet, or a new file
+    /// is missing or bad: then the certificate in use stays, and the error is logged too.
+    pub fn reload_tls(&self) -> Result<(), TlsError> {
+        self.control.reload_tls()
+    }
+
+    /// How many TLS handshakes failed so far (plaintext to the TLS port, an unknown client
+    /// CA, a handshake timeout, ...): each closed its connection and was logged at DEBUG
+    /// level.
+    pub fn tls_handshake_failures(&self) -> u64 {
+        self.control.tls_failures.get()
+    }
+
     /// Waits until the server accepts connections and returns where it listens (the bound
     /// port when it was 0). `None` if it stopped before that (lifespan startup failed, the
     /// socket could not be bound, or it was shut down first).
@@ -194,14 +226,20 @@ impl Server {
 
     fn new(app: impl App, builder: Builder) -> Server {
         let (status, _) = watch::channel(Status::Starting);
+        let app: Arc<dyn App> = match &builder.config.proxy_headers {
+            Some(trusted) => Arc::new(ProxyHeaders::new(app, trusted.clone())),
+            None => Arc::new(app),
+        };
         Server {
-            app: Arc::new(app),
+            app,
             config: builder.config,
             listen: builder.listen,
             control: Arc::new(Control {
                 graceful: CancellationToken::new(),
                 immediate: CancellationToken::new(),
                 status,
+                tls: OnceLock::new(),
+                tls_failures: HandshakeFailures::default(),
             }),
         }
     }
@@ -253,8 +291,14 @@ impl Server {
         let signals = config
             .handle_signals
             .then(|| AbortOnDrop(tokio::spawn(watch_signals(control.clone()))));
+        // SIGHUP reloads the certificate; without TLS it keeps its default action.
+        #[cfg(unix)]
+        let hangup = (config.handle_signals && config.tls.is_some())
+            .then(|| AbortOnDrop(tokio::spawn(reload_tls_on_hangup(control.clone()))));
         let result = run(app, config, listen, &control).await;
         drop(signals);
+        #[cfg(unix)]
+        drop(hangup);
         control.status.send_replace(Status::Stopped);
         result
     }
@@ -266,6 +310,22 @@ async fn run(
     listen: Listen,
     control: &Control,
 ) -> Result<(), ServerError> {
+    // Certificate files are read first: a bad one stops the server before the app starts
+    // and before anything is bound.
+    let tls = match &config.tls {
+        Some(tls) => match TlsReloadHandle::load(tls) {
+            Ok(handle) => {
+                let handle = control.tls.get_or_init(|| handle).clone();
+                Some(handle)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot set up TLS");
+                return Err(ServerError::tls(e));
+            }
+        },
+        None => None,
+    };
+
     let startup = tokio::select! {
         startup = Lifespan::startup(app.clone()) => startup,
         () = control.graceful.cancelled() => {
@@ -300,7 +360,10 @@ async fn run(
     #[cfg(unix)]
     let bound_unix = matches!(listen, Listen::Unix(_));
     let (listener, local) = match bind(listen, &config).await {
-        Ok(bound) => bound,
+        Ok((listener, local)) => match tls {
+            Some(tls) => (listener.with_tls(tls, control.tls_failures.clone()), local),
+            None => (listener, local),
+        },
         Err(e) => {
             tracing::error!(error = %e, "cannot listen");
             if let Some(lifespan) = lifespan {
@@ -310,6 +373,9 @@ async fn run(
         }
     };
     match &local {
+        ServerAddr::Tcp(addr) if config.tls.is_some() => {
+            tracing::info!("listening on https://{addr}")
+        }
         ServerAddr::Tcp(addr) => tracing::info!("listening on http://{addr}"),
         ServerAddr::Unix(path) => tracing::info!("listening on unix:{}", path.display()),
     }
@@ -420,6 +486,24 @@ async fn shutdown_lifespan(lifespan: Lifespan, control: &Control) {
         () = control.immediate.cancelled() => {
             tracing::warn!("forced stop during application shutdown");
         }
+    }
+}
+
+/// Reloads the TLS certificate files on each SIGHUP.
+#[cfg(unix)]
+async fn reload_tls_on_hangup(control: Arc<Control>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = match signal(SignalKind::hangup()) {
+        Ok(hangup) => hangup,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP: TLS reload by signal is off");
+            return;
+        }
+    };
+    while hangup.recv().await.is_some() {
+        tracing::info!("SIGHUP: reloading the TLS certificate");
+        // A failure is logged by the reload, and the certificate in use stays.
+        let _ = control.reload_tls();
     }
 }
 

@@ -1,6 +1,6 @@
 //! The HTTP and WebSocket scopes of a request, as uvicorn builds them.
 
-use asgi_core::extensions::{HTTP_RESPONSE_PATHSEND, HTTP_RESPONSE_TRAILERS};
+use asgi_core::extensions::{HTTP_RESPONSE_PATHSEND, HTTP_RESPONSE_TRAILERS, TLS};
 use asgi_core::{Extensions, HttpScope, HttpVersion, WebSocketScope};
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{HOST, HeaderMap, HeaderValue};
@@ -13,6 +13,10 @@ use crate::path::{Target, split_target};
 
 /// The ASGI extensions every HTTP scope of this server declares.
 const SUPPORTED_EXTENSIONS: [&str; 2] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND];
+
+/// The ASGI extensions every HTTP scope of a TLS connection declares: `tls` too, from a
+/// static list, so that declaring it allocates nothing.
+const SUPPORTED_EXTENSIONS_TLS: [&str; 3] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS];
 
 /// Builds the scope of a request from its head (the header map is moved, not copied).
 pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> HttpScope {
@@ -35,7 +39,14 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
     scope.scheme = if conn.peer.secure { "https" } else { "http" }.into();
     scope.client = conn.peer.client;
     scope.server = Some(conn.server.clone());
-    scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
+    scope.extensions = match &conn.peer.tls {
+        None => Extensions::from_static(&SUPPORTED_EXTENSIONS),
+        Some(tls) => {
+            let mut extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS_TLS);
+            extensions.set_tls(tls.clone());
+            extensions
+        }
+    };
     scope.state = shared.state.clone();
     scope.shutdown = shared.scope_shutdown.signal();
     scope
@@ -62,6 +73,9 @@ pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) ->
     scope.headers = common.headers;
     scope.client = conn.peer.client;
     scope.server = Some(conn.server.clone());
+    if let Some(tls) = &conn.peer.tls {
+        scope.extensions.set_tls(tls.clone());
+    }
     scope.state = shared.state.clone();
     scope.shutdown = shared.scope_shutdown.signal();
     scope

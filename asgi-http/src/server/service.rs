@@ -82,7 +82,11 @@ impl Service<Request<Incoming>> for ConnService {
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
         let log = if self.shared.config.access_log {
-            AccessLog::start(&request, self.conn.peer.client)
+            AccessLog::start(
+                &request,
+                self.conn.peer.client,
+                self.shared.config.proxy_headers.as_ref(),
+            )
         } else {
             None
         };

@@ -1,0 +1,205 @@
+//! A restart that loses nothing, as the README's "Deploying" section does it: the test plays
+//! the supervisor (systemd's socket unit, or `systemfd`): it holds the listening socket and
+//! passes it to each server process as file descriptor 3 (`LISTEN_FDS=1`; the `testbed`
+//! example runs with `--fd 3`). Under a steady load, a new process starts on the same
+//! socket, then the old one gets SIGTERM and drains. Every request must succeed: none
+//! refused, reset or lost.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use command_fds::{CommandFdExt, FdMapping};
+use common::*;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The testbed example, built once with the profile of these tests.
+fn testbed_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let mut build = Command::new(env!("CARGO"));
+            build
+                .args(["build", "--message-format=json", "--example", "testbed"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .stderr(Stdio::inherit());
+            if !cfg!(debug_assertions) {
+                build.arg("--release");
+            }
+            let output = build.output().expect("cargo runs");
+            assert!(output.status.success(), "building the testbed failed");
+            String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                .filter(|msg| msg["target"]["name"] == "testbed")
+                .find_map(|msg| msg["executable"].as_str().map(PathBuf::from))
+                .expect("cargo reports the testbed's executable")
+        })
+        .clone()
+}
+
+/// A server process on the inherited socket; killed if the test fails before it stops.
+struct Process {
+    child: Child,
+}
+
+impl Process {
+    /// Starts the testbed on `socket` (as file descriptor 3) and waits until it listens.
+    fn start(socket: &std::net::TcpListener) -> Process {
+        let fd: OwnedFd = socket.try_clone().unwrap().into();
+        let mut command = Command::new(testbed_binary());
+        command
+            .args(["--fd", "3"])
+            .env("LISTEN_FDS", "1")
+            .env_remove("LISTEN_PID")
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info,asgi_http::access=off")
+            .stdout(Stdio::piped())
+            .fd_mappings(vec![FdMapping {
+                parent_fd: fd,
+                child_fd: 3,
+            }])
+            .unwrap();
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("listening on ") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(PATIENCE).expect("the process listens");
+        Process { child }
+    }
+
+    /// SIGTERM, as systemd stops a service: the process drains and exits.
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit; returns its status code.
+    async fn exited(&mut self) -> Option<i32> {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("the process did not exit in time");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// What the load saw.
+#[derive(Default)]
+struct Counts {
+    ok: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// One request on a new connection: `GET /` must answer 200 "Hello, world!".
+async fn one_request(addr: SocketAddr) -> Result<(), String> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(get("/")))
+        .await
+        .map_err(|_| "no response in time".to_owned())?
+        .map_err(|e| format!("request: {e}"))?;
+    let answer = read(response).await.map_err(|e| format!("body: {e}"))?;
+    if answer.status != 200 || answer.text() != "Hello, world!" {
+        return Err(format!("answer: {} {:?}", answer.status, answer.text()));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_on_an_inherited_socket_loses_no_request() {
+    // The supervisor's socket: it stays open across the restart.
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut old = Process::start(&socket);
+
+    const CLIENTS: usize = 8;
+    let counts = Arc::new(Counts::default());
+    let errors = Arc::new(std::sync::Mutex::new(HashMap::<String, u64>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (counts, errors, stop) = (counts.clone(), errors.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    match one_request(addr).await {
+                        Ok(()) => counts.ok.fetch_add(1, Ordering::SeqCst),
+                        Err(e) => {
+                            *errors.lock().unwrap().entry(e).or_default() += 1;
+                            counts.failed.fetch_add(1, Ordering::SeqCst)
+                        }
+                    };
+                }
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = counts.ok.load(Ordering::SeqCst);
+    // The new process takes over the socket beside the old one; then the old one drains.
+    let mut new = Process::start(&socket);
+    old.terminate();
+    assert_eq!(
+        old.exited().await,
+        Some(0),
+        "the old process drains and exits cleanly"
+    );
+    let during = counts.ok.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    for client in load {
+        client.await.unwrap();
+    }
+    new.terminate();
+    assert_eq!(new.exited().await, Some(0));
+
+    let ok = counts.ok.load(Ordering::SeqCst);
+    let failed = counts.failed.load(Ordering::SeqCst);
+    println!(
+        "restart under load: {ok} requests succeeded ({before} before the restart, {} during it, {} after), {failed} failed",
+        during - before,
+        ok - during
+    );
+    assert_eq!(failed, 0, "failures: {:?}", errors.lock().unwrap());
+    assert!(
+        ok > during && during >= before && before > 0,
+        "the load ran throughout"
+    );
+}
