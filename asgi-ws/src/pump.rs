@@ -832,6 +832,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             }
             !text || self.utf8.feed(&partial.buf[before..])
         } else {
+            reserve_within(&mut partial.buf, payload.len(), self.max_message_size);
             partial.buf.extend_from_slice(&payload);
             !text || self.utf8.feed(&payload[checked..])
         };
@@ -899,5 +900,44 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             }
         }
         progress
+    }
+}
+
+/// Makes room for `additional` more bytes in a message being assembled: doubling (so that
+/// many fragments cost amortized constant copies) but never past `limit`, the message size
+/// limit, which `check_head` already holds the message to: `reserve` alone could double a
+/// buffer near the limit to twice the limit.
+fn reserve_within(buf: &mut Vec<u8>, additional: usize, limit: Option<usize>) {
+    if buf.capacity() - buf.len() >= additional {
+        return;
+    }
+    let needed = buf.len() + additional;
+    let doubled = (buf.len() * 2).max(needed);
+    let target = limit.map_or(doubled, |limit| doubled.min(limit.max(needed)));
+    buf.reserve_exact(target - buf.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_buffers_double_but_stay_within_the_limit() {
+        let limit = 1_000_000;
+        let mut buf = Vec::new();
+        let mut reallocations = 0;
+        while buf.len() + 4096 <= limit {
+            let before = buf.capacity();
+            reserve_within(&mut buf, 4096, Some(limit));
+            buf.extend_from_slice(&[0; 4096]);
+            reallocations += usize::from(buf.capacity() != before);
+            assert!(buf.capacity() <= limit, "capacity {}", buf.capacity());
+        }
+        // Doubling: about log2(limit / 4096) growths, not one per fragment.
+        assert!(reallocations < 12, "{reallocations} reallocations");
+
+        let mut unlimited = Vec::new();
+        reserve_within(&mut unlimited, 10, None);
+        assert!(unlimited.capacity() >= 10);
     }
 }

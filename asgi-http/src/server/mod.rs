@@ -74,6 +74,8 @@ pub use config::{
 pub use error::ServerError;
 pub use response::{PATHSEND_CHUNK_SIZE, RESPONSE_BODY_CHANNEL_CAPACITY};
 pub use run::{Server, ServerHandle};
+#[doc(hidden)]
+pub use scope::http_scope_from_head;
 
 use asgi_core::App;
 
