@@ -14,8 +14,10 @@
 //!   and `path` kept whole.
 //! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
 //!   requests, streamed responses, WebSockets and lifespan.
+//! - [`middleware`]: middleware for HTTP and WebSocket apps ([`ProxyHeaders`](middleware::proxy_headers::ProxyHeaders)).
 //! - [`server`]: the HTTP/1.1 + HTTP/2 server ([`serve`], [`Server`]).
 
+pub mod middleware;
 pub mod mount;
 pub mod path;
 pub mod request;

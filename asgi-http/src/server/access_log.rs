@@ -7,6 +7,8 @@ use std::time::Instant;
 use http::uri::PathAndQuery;
 use http::{Method, Request, Version};
 
+use crate::middleware::proxy_headers::TrustedProxies;
+
 /// The `tracing` target of the access log, to filter it (`RUST_LOG=asgi_http::access=off`).
 pub const ACCESS_LOG_TARGET: &str = "asgi_http::access";
 
@@ -22,12 +24,25 @@ pub(crate) struct AccessLog {
 }
 
 impl AccessLog {
-    /// Starts the line for `request`, or `None` when nobody listens to the access log (then
-    /// nothing is gathered at all).
-    pub(crate) fn start<B>(request: &Request<B>, client: Option<SocketAddr>) -> Option<Self> {
+    /// Starts the line for `request` from the connection's `client`, or `None` when nobody
+    /// listens to the access log (then nothing is gathered at all). With proxy headers on
+    /// (`trusted`), the line names the client the app's scope gets, as the `ProxyHeaders`
+    /// middleware resolves it.
+    pub(crate) fn start<B>(
+        request: &Request<B>,
+        client: Option<SocketAddr>,
+        trusted: Option<&TrustedProxies>,
+    ) -> Option<Self> {
         if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
             return None;
         }
+        let client = match trusted {
+            Some(trusted) => trusted
+                .resolve(client, request.headers())
+                .client
+                .unwrap_or(client),
+            None => client,
+        };
         Some(AccessLog {
             client,
             method: request.method().clone(),

@@ -13,6 +13,7 @@ use hyper_util::server::conn::auto;
 
 use super::error::ServerError;
 use super::run::Server;
+use crate::middleware::proxy_headers::TrustedProxies;
 
 /// Where the server listens when no address is given: `127.0.0.1:8000`, as uvicorn does.
 pub const DEFAULT_BIND: SocketAddr =
@@ -103,6 +104,8 @@ pub(crate) struct Config {
     pub(crate) access_log: bool,
     pub(crate) handle_signals: bool,
     pub(crate) websocket: WebSocketConfig,
+    /// The peers whose proxy headers are believed; `None` when proxy headers are off.
+    pub(crate) proxy_headers: Option<TrustedProxies>,
 }
 
 impl Default for Config {
@@ -124,6 +127,7 @@ impl Default for Config {
             access_log: true,
             handle_signals: true,
             websocket: WebSocketConfig::default(),
+            proxy_headers: Some(TrustedProxies::default()),
         }
     }
 }
@@ -395,6 +399,33 @@ impl Builder {
     /// ```
     pub fn websocket(mut self, config: WebSocketConfig) -> Self {
         self.config.websocket = config;
+        self
+    }
+
+    /// Whether to believe the proxy headers (`Forwarded`, `X-Forwarded-For`,
+    /// `X-Forwarded-Proto`) of trusted peers
+    /// ([`forwarded_allow_ips`](Builder::forwarded_allow_ips)): the app is wrapped in
+    /// [`ProxyHeaders`](crate::middleware::proxy_headers::ProxyHeaders), so scopes get the
+    /// forwarded `client` and `scheme`, and the access log names the forwarded client.
+    ///
+    /// Default is `true`, as uvicorn's `--proxy-headers`: with the default trusted peers
+    /// (`127.0.0.1` and Unix sockets) only a proxy on the same machine is believed. Pass
+    /// `false` to leave scopes as the connection says.
+    pub fn proxy_headers(mut self, enabled: bool) -> Self {
+        self.config.proxy_headers =
+            enabled.then(|| self.config.proxy_headers.take().unwrap_or_default());
+        self
+    }
+
+    /// The peers whose proxy headers are believed: addresses, CIDR networks, `unix` for
+    /// Unix socket peers, or `*` for all (parse a list with `"10.0.0.0/8, unix".parse()`).
+    /// Also turns [`proxy_headers`](Builder::proxy_headers) on.
+    ///
+    /// Default is `127.0.0.1` and Unix socket peers
+    /// ([`DEFAULT_FORWARDED_ALLOW_IPS`](crate::middleware::proxy_headers::DEFAULT_FORWARDED_ALLOW_IPS)),
+    /// uvicorn's `--forwarded-allow-ips` default.
+    pub fn forwarded_allow_ips(mut self, trusted: TrustedProxies) -> Self {
+        self.config.proxy_headers = Some(trusted);
         self
     }
 

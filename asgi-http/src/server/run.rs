@@ -15,6 +15,7 @@ use super::config::{Builder, Config, Listen};
 use super::connection;
 use super::error::ServerError;
 use super::listener::{ACCEPT_ERROR_BACKOFF, Listener, is_connection_error};
+use crate::middleware::proxy_headers::ProxyHeaders;
 
 /// What every connection of a running server shares.
 pub(crate) struct Shared {
@@ -211,8 +212,12 @@ impl Server {
 
     pub(crate) fn new(app: impl App, builder: Builder) -> Server {
         let (status, _) = watch::channel(Status::Starting);
+        let app: Arc<dyn App> = match &builder.config.proxy_headers {
+            Some(trusted) => Arc::new(ProxyHeaders::new(app, trusted.clone())),
+            None => Arc::new(app),
+        };
         Server {
-            app: Arc::new(app),
+            app,
             config: builder.config,
             listen: builder.listen,
             control: Arc::new(Control {

@@ -88,7 +88,11 @@ impl Service<Request<Incoming>> for ConnService {
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
         let activity = ActivityGuard::new(&self.activity);
         let log = if self.shared.config.access_log {
-            AccessLog::start(&request, self.conn.client)
+            AccessLog::start(
+                &request,
+                self.conn.client,
+                self.shared.config.proxy_headers.as_ref(),
+            )
         } else {
             None
         };
