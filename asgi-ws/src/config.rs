@@ -23,6 +23,11 @@ pub const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(20);
 /// within a round trip; waiting longer only holds a socket that is going away.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Default of [`WebSocketConfig::failure_grace`]: 1 second. An app that answers messages
+/// (an echo, a chat) answers the ones read before a client's protocol error within
+/// milliseconds; longer only holds a connection whose client is broken or hostile.
+pub const DEFAULT_FAILURE_GRACE: Duration = Duration::from_secs(1);
+
 /// Default of [`WebSocketConfig::receive_queue`]: 16 messages. Enough to keep a busy app fed
 /// between two reads of the socket; small enough that a stalled app holds at most 16
 /// messages before the server stops reading from the client.
@@ -88,6 +93,17 @@ pub struct WebSocketConfig {
     ///
     /// Default is [`DEFAULT_CLOSE_TIMEOUT`] (5 seconds). Pass `None` to wait without limit.
     pub close_timeout: Option<Duration>,
+    /// When a client breaks the protocol (a malformed frame, invalid UTF-8, a message too
+    /// big), how long the server waits for the app to finish with the messages read before
+    /// the bad frame before it sends its close frame. The server stops reading at once; the
+    /// app receives those messages, then `websocket.disconnect`, and what it sends before
+    /// it reads the disconnect still goes out (an echo of the last good message, say). The
+    /// close frame goes out as soon as the app reads the disconnect, or drops its `receive`,
+    /// or returns.
+    ///
+    /// Default is [`DEFAULT_FAILURE_GRACE`] (1 second). Pass `None` to close at once: the
+    /// app still receives the messages, but its answers to them are not sent.
+    pub failure_grace: Option<Duration>,
     /// How many received messages wait for the app's `recv`. When the queue is full the
     /// server stops reading from the client (backpressure to the client); values below 1
     /// count as 1.
@@ -118,6 +134,7 @@ impl Default for WebSocketConfig {
             ping_interval: Some(DEFAULT_PING_INTERVAL),
             pong_timeout: Some(DEFAULT_PONG_TIMEOUT),
             close_timeout: Some(DEFAULT_CLOSE_TIMEOUT),
+            failure_grace: Some(DEFAULT_FAILURE_GRACE),
             receive_queue: DEFAULT_RECEIVE_QUEUE,
             send_queue: DEFAULT_SEND_QUEUE,
             write_buffer: DEFAULT_WRITE_BUFFER,

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use asgi_core::async_trait;
 use asgi_core::extensions::WEBSOCKET_HTTP_RESPONSE;
@@ -31,11 +31,26 @@ use crate::handshake::UpgradeRequest;
 use crate::pump::Pump;
 
 /// What the pump hands to the app's side when the connection is over: the message that
-/// could not be queued yet, and the connection's one `websocket.disconnect`.
+/// could not be queued yet, and the connection's one `websocket.disconnect`; and what the
+/// app's side tells the pump back: that the app has seen the disconnect.
 #[derive(Debug, Default)]
 pub(crate) struct Tail {
     pub(crate) pending: Option<ReceiveEvent>,
     pub(crate) disconnect: Option<ReceiveEvent>,
+    /// The app's `recv` returned the disconnect, or the app dropped its `receive`: it is
+    /// done with every message read before it. A failing pump waits for this.
+    pub(crate) disconnect_seen: bool,
+    /// The pump to wake when `disconnect_seen` is set.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl Tail {
+    fn mark_disconnect_seen(&mut self) {
+        self.disconnect_seen = true;
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
 }
 
 pub(crate) fn lock(tail: &Mutex<Tail>) -> MutexGuard<'_, Tail> {
@@ -428,6 +443,7 @@ pub fn start(
         tx: app_tx,
         protocol: SendProtocol::for_scope(&scope),
         offered: request.subprotocols().to_vec(),
+        tail: tail.clone(),
     };
     let task_path = path.clone();
     let (report, returned) = oneshot::channel();
@@ -611,8 +627,16 @@ impl EventSource for AppSource {
                 code: close::ABNORMAL,
                 reason: String::new(),
             });
+        tail.mark_disconnect_seen();
         self.done = Some(disconnect.clone());
         disconnect
+    }
+}
+
+impl Drop for AppSource {
+    fn drop(&mut self) {
+        // An app without its `receive` cannot read the disconnect: do not wait for it.
+        lock(&self.tail).mark_disconnect_seen();
     }
 }
 
@@ -621,12 +645,15 @@ struct AppSink {
     tx: mpsc::Sender<Outgoing>,
     protocol: SendProtocol,
     offered: Vec<String>,
+    /// Tells whether the app has seen the disconnect: a failing pump still takes events
+    /// until the server's close frame, but none sent after the app read the disconnect.
+    tail: Arc<Mutex<Tail>>,
 }
 
 #[async_trait]
 impl EventSink for AppSink {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
-        if self.tx.is_closed() {
+        if self.tx.is_closed() || lock(&self.tail).disconnect_seen {
             return Err(SendError::Disconnected);
         }
         match &event {

@@ -516,15 +516,18 @@ impl DeflateCodec {
         let mut consumed = 0;
         loop {
             if out.capacity() == out.len() {
-                // One byte past the limit is enough to tell that the message is too big.
+                // Double (at least one step), but never past one byte over the limit, which
+                // is enough to tell that the message is too big: `reserve` alone could
+                // double a buffer near the limit to twice the limit.
+                let double = out.len().max(INFLATE_STEP);
                 let room = match limit {
-                    Some(limit) => (limit + 1).saturating_sub(out.len()).min(INFLATE_STEP),
-                    None => INFLATE_STEP,
+                    Some(limit) => (limit + 1).saturating_sub(out.len()).min(double),
+                    None => double,
                 };
                 if room == 0 {
                     return Err(InflateError::TooBig);
                 }
-                out.reserve(room);
+                out.reserve_exact(room);
             }
             let before_in = decompressor.total_in();
             let status = decompressor
@@ -780,6 +783,28 @@ mod tests {
             .decompress(&payload, true, &mut out, Some(100_000))
             .unwrap();
         assert_eq!(out.len(), 100_000);
+    }
+
+    #[test]
+    fn decompression_never_reserves_past_the_limit() {
+        let p = params(DeflateConfig::default(), "permessage-deflate");
+        let limit = 3_000_000;
+        let payload = DeflateCodec::new(p)
+            .compress(&vec![b'x'; limit])
+            .unwrap()
+            .to_vec();
+        let mut out = Vec::new();
+        DeflateCodec::new(p)
+            .decompress(&payload, true, &mut out, Some(limit))
+            .unwrap();
+        assert_eq!(out.len(), limit);
+        assert!(out.capacity() <= limit + 1, "capacity {}", out.capacity());
+
+        // A bomb over the limit stops with at most one byte over it.
+        let mut out = Vec::new();
+        let result = DeflateCodec::new(p).decompress(&payload, true, &mut out, Some(limit - 1));
+        assert_eq!(result, Err(InflateError::TooBig));
+        assert!(out.capacity() <= limit, "capacity {}", out.capacity());
     }
 
     #[test]

@@ -90,8 +90,11 @@ pub(crate) fn write_close(out: &mut BytesMut, code: u16, reason: &str) {
     );
 }
 
-/// XORs `buf` with the 4-byte `mask` (RFC 6455 5.3), eight bytes at a time.
-pub(crate) fn unmask(buf: &mut [u8], mask: [u8; 4]) {
+/// XORs `buf` with the 4-byte `mask` (RFC 6455 5.3), eight bytes at a time. `offset` is
+/// where `buf` starts in the payload, so that a payload can be unmasked piece by piece as
+/// it arrives.
+pub(crate) fn unmask(buf: &mut [u8], mask: [u8; 4], offset: usize) {
+    let mask: [u8; 4] = std::array::from_fn(|i| mask[(offset + i) & 3]);
     let word = u64::from_ne_bytes([
         mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
     ]);
@@ -135,29 +138,54 @@ pub(crate) fn parse_close(payload: &[u8]) -> Result<ClosePayload, (u16, &'static
     }
 }
 
-/// Checks UTF-8 as a text message arrives fragment by fragment, so that invalid text fails
-/// the connection at the first bad byte rather than at the end of the message.
+/// Checks UTF-8 as a text message arrives, in pieces of any size (fragments, parts of a
+/// frame, inflated output), so that invalid text fails the connection at the first bad
+/// byte rather than at the end of the message. A code point cut between two pieces is
+/// carried over (at most 3 bytes); it is invalid only if the message ends there.
 #[derive(Debug, Default)]
-pub(crate) struct Utf8Check {
-    /// Bytes known to be valid UTF-8 (a code point may continue past them).
-    checked: usize,
+pub(crate) struct Utf8Stream {
+    /// The start of a code point that the next piece continues.
+    carry: [u8; 4],
+    carry_len: usize,
 }
 
-impl Utf8Check {
-    /// Checks `buf[checked..]`; false when it holds invalid UTF-8. With `complete`, a code
-    /// point cut at the end is invalid too.
-    pub(crate) fn check(&mut self, buf: &[u8], complete: bool) -> bool {
-        match std::str::from_utf8(&buf[self.checked..]) {
-            Ok(_) => {
-                self.checked = buf.len();
-                true
+impl Utf8Stream {
+    /// Checks the next piece; false as soon as the text so far cannot be UTF-8, whatever
+    /// follows.
+    pub(crate) fn feed(&mut self, mut piece: &[u8]) -> bool {
+        if self.carry_len > 0 {
+            // `carry` holds a valid, incomplete prefix, so its first byte is a lead byte.
+            let width = match self.carry[0] {
+                0xc0..=0xdf => 2,
+                0xe0..=0xef => 3,
+                _ => 4,
+            };
+            let take = (width - self.carry_len).min(piece.len());
+            self.carry[self.carry_len..self.carry_len + take].copy_from_slice(&piece[..take]);
+            self.carry_len += take;
+            piece = &piece[take..];
+            match std::str::from_utf8(&self.carry[..self.carry_len]) {
+                Ok(_) => self.carry_len = 0,
+                // Still incomplete: the piece was too short to finish the code point.
+                Err(e) if e.error_len().is_none() => return true,
+                Err(_) => return false,
             }
-            Err(e) if e.error_len().is_none() && !complete => {
-                self.checked += e.valid_up_to();
+        }
+        match std::str::from_utf8(piece) {
+            Ok(_) => true,
+            Err(e) if e.error_len().is_none() => {
+                let rest = &piece[e.valid_up_to()..];
+                self.carry[..rest.len()].copy_from_slice(rest);
+                self.carry_len = rest.len();
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// True when the text so far ends on a code point boundary: it may end here.
+    pub(crate) fn is_complete(&self) -> bool {
+        self.carry_len == 0
     }
 }
 
@@ -171,7 +199,7 @@ mod tests {
         for len in 0..40 {
             let original: Vec<u8> = (0..len as u8).collect();
             let mut buf = original.clone();
-            unmask(&mut buf, mask);
+            unmask(&mut buf, mask, 0);
             let expected: Vec<u8> = original
                 .iter()
                 .enumerate()
@@ -204,12 +232,73 @@ mod tests {
     }
 
     #[test]
-    fn utf8_check_accepts_split_code_points_until_complete() {
-        let text = "h€llo".as_bytes();
-        let mut check = Utf8Check::default();
-        assert!(check.check(&text[..2], false));
-        assert!(!Utf8Check::default().check(&text[..2], true));
-        assert!(check.check(text, true));
-        assert!(!Utf8Check::default().check(&[b'a', 0xff], false));
+    fn unmask_in_pieces_matches_unmask_at_once() {
+        let mask = [9, 8, 7, 6];
+        let original: Vec<u8> = (0..50).collect();
+        let mut whole = original.clone();
+        unmask(&mut whole, mask, 0);
+        for cut in [1, 3, 5, 8, 13] {
+            let mut pieces = original.clone();
+            let (head, tail) = pieces.split_at_mut(cut);
+            unmask(head, mask, 0);
+            unmask(tail, mask, cut);
+            assert_eq!(pieces, whole, "cut at {cut}");
+        }
+    }
+
+    /// Feeds `text` cut at `cuts` and returns each piece's verdict, then completeness.
+    fn feed_pieces(text: &[u8], cuts: &[usize]) -> (Vec<bool>, bool) {
+        let mut stream = Utf8Stream::default();
+        let mut verdicts = Vec::new();
+        let mut start = 0;
+        for &end in cuts.iter().chain([&text.len()]) {
+            verdicts.push(stream.feed(&text[start..end]));
+            start = end;
+        }
+        (verdicts, stream.is_complete())
+    }
+
+    #[test]
+    fn utf8_stream_accepts_code_points_cut_anywhere() {
+        let text = "h€llo 𝄞 wörld".as_bytes();
+        for a in 0..=text.len() {
+            for b in a..=text.len() {
+                let (verdicts, complete) = feed_pieces(text, &[a, b]);
+                assert_eq!(verdicts, [true, true, true], "cuts {a} {b}");
+                assert!(complete, "cuts {a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn utf8_stream_is_incomplete_inside_a_code_point() {
+        let euro = "€".as_bytes();
+        let mut stream = Utf8Stream::default();
+        assert!(stream.feed(&euro[..1]));
+        assert!(!stream.is_complete());
+        assert!(stream.feed(&euro[1..2]));
+        assert!(!stream.is_complete());
+        assert!(stream.feed(&euro[2..]));
+        assert!(stream.is_complete());
+    }
+
+    #[test]
+    fn utf8_stream_fails_at_the_first_bad_byte() {
+        // An out-of-range code point (0x110000 would start F4 90): fails on the second byte.
+        let mut stream = Utf8Stream::default();
+        assert!(stream.feed(b"ok\xf4"));
+        assert!(!stream.feed(b"\x90"));
+        // A bad byte in a piece of its own, after valid text.
+        let mut stream = Utf8Stream::default();
+        assert!(stream.feed("κόσμε".as_bytes()));
+        assert!(!stream.feed(&[0xff]));
+        // A lone continuation byte, and a surrogate.
+        assert!(!Utf8Stream::default().feed(&[0x80]));
+        assert!(!Utf8Stream::default().feed(&[0xed, 0xa0]));
+        // Bytes that agree with UTF-8 give a verdict only once they can no longer.
+        let mut stream = Utf8Stream::default();
+        assert!(stream.feed(&[0xf0]));
+        assert!(stream.feed(&[0x9f]));
+        assert!(!stream.feed(&[0x41]));
     }
 }

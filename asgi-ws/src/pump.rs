@@ -22,7 +22,7 @@ use crate::config::WebSocketConfig;
 use crate::connection::{AppTask, CloseInitiator, Closed, Link, Outgoing, Tail, lock};
 use crate::deflate::{DeflateCodec, DeflateParams, InflateError};
 use crate::frame::{
-    self, ClosePayload, Control, Data, Head, MAX_CONTROL_PAYLOAD, OpCode, Utf8Check,
+    self, ClosePayload, Control, Data, Head, MAX_CONTROL_PAYLOAD, OpCode, Utf8Stream,
 };
 
 /// The read buffer an idle connection holds: 4 KiB, enough for most messages in one read,
@@ -42,6 +42,11 @@ const MAX_READ_STEP: usize = 1024 * 1024;
 enum State {
     /// Messages flow both ways.
     Open,
+    /// The client broke the protocol. Reading has stopped; the app receives the messages
+    /// read before the bad frame, then `websocket.disconnect`, and what it sends until it
+    /// sees the disconnect still goes out. Then (or after the failure grace) the server
+    /// sends its close frame.
+    Failing,
     /// The server sent its close frame and reads until the client's (data is dropped).
     CloseSent,
     /// The close handshake is over (or failed): write what is buffered, shut the write side.
@@ -56,7 +61,6 @@ struct Partial {
     text: bool,
     compressed: bool,
     buf: Vec<u8>,
-    utf8: Utf8Check,
 }
 
 /// Ping/pong keepalive.
@@ -83,6 +87,11 @@ pub(crate) struct Pump<IO> {
     read_buf: BytesMut,
     /// Bytes the frame at the front of `read_buf` still needs.
     read_needed: usize,
+    /// Payload bytes of the frame at the front of `read_buf` that were unmasked in place
+    /// (and UTF-8 checked, for text) while the rest of the frame was still arriving.
+    front_unmasked: usize,
+    /// The UTF-8 check of the text message being read, fed as its bytes arrive.
+    utf8: Utf8Stream,
     write_buf: BytesMut,
     write_high: usize,
     needs_flush: bool,
@@ -104,6 +113,9 @@ pub(crate) struct Pump<IO> {
     keepalive: Option<Keepalive>,
     close_timeout: Option<Duration>,
     close_deadline: Option<Pin<Box<Sleep>>>,
+    failure_grace: Option<Duration>,
+    /// While `Failing`: when the server stops waiting for the app and sends its close frame.
+    failure_deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
@@ -131,6 +143,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             state: State::Open,
             read_buf: BytesMut::with_capacity(INITIAL_READ_BUFFER),
             read_needed: 0,
+            front_unmasked: 0,
+            utf8: Utf8Stream::default(),
             write_buf: BytesMut::new(),
             write_high: config.write_buffer.max(1),
             needs_flush: false,
@@ -148,6 +162,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             keepalive,
             close_timeout: config.close_timeout,
             close_deadline: None,
+            failure_grace: config.failure_grace,
+            failure_deadline: None,
         }
     }
 
@@ -159,12 +175,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
     ) -> Poll<Closed> {
         loop {
             let mut progress = false;
-            // `shutdown` and the app's exit are only polled while open: both leave `Open`.
-            if self.state == State::Open && shutdown.as_mut().poll(cx).is_ready() {
-                self.close_by_server(close::GOING_AWAY, "server shutting down");
+            // `shutdown` and the app's exit are only polled while open or failing: both
+            // leave these states.
+            let open = matches!(self.state, State::Open | State::Failing);
+            if open && shutdown.as_mut().poll(cx).is_ready() {
+                match self.state {
+                    State::Failing => self.finish_failure(),
+                    _ => self.close_by_server(close::GOING_AWAY, "server shutting down"),
+                }
                 progress = true;
             }
-            if self.state == State::Open {
+            if matches!(self.state, State::Open | State::Failing) {
                 if let Poll::Ready(exit) = self.app.poll_exit(cx) {
                     let failed = matches!(exit, Err(e) if !e.is_disconnected());
                     self.on_app_exit(failed);
@@ -174,6 +195,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             progress |= self.deliver_pending(cx);
             progress |= self.take_app_events(cx);
             progress |= self.read(cx);
+            progress |= self.poll_failing(cx);
             progress |= self.poll_keepalive(cx);
             progress |= self.poll_close_deadline(cx);
             progress |= self.write(cx);
@@ -208,6 +230,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             return;
         }
         self.from_app.close();
+        self.end_receiving(code, reason);
+    }
+
+    /// The receiving half of [`set_disconnect`](Self::set_disconnect): `recv` returns what
+    /// is queued, the pending message, then the disconnect; `send` still works.
+    fn end_receiving(&mut self, code: u16, reason: String) {
+        if self.disconnect.is_some() {
+            return;
+        }
         {
             let mut tail = lock(&self.tail);
             tail.pending = self.pending.take();
@@ -261,7 +292,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
 
     fn take_app_events(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        while self.state == State::Open
+        while matches!(self.state, State::Open | State::Failing)
             && !self.from_app_done
             && self.write_buf.len() < self.write_high
         {
@@ -280,6 +311,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
     fn on_app_event(&mut self, event: SendEvent) {
         match event {
             SendEvent::WebSocketSend(message) => self.write_message(message),
+            // The client's failure has the last word: the app has not seen it yet.
+            SendEvent::WebSocketClose { .. } if self.state == State::Failing => {
+                self.finish_failure();
+            }
             SendEvent::WebSocketClose { code, reason } => {
                 self.initiator.get_or_insert(CloseInitiator::App);
                 frame::write_close(&mut self.write_buf, code, &reason);
@@ -310,12 +345,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
 
     /// The app returned: send what it queued, then close (1000, or 1011 after a failure).
     fn on_app_exit(&mut self, failed: bool) {
-        while self.state == State::Open {
+        while matches!(self.state, State::Open | State::Failing) {
             match self.from_app.try_recv() {
                 Ok(Outgoing::Event(event)) => self.on_app_event(event),
                 Ok(Outgoing::Violation(_)) => {}
                 Err(_) => break,
             }
+        }
+        if self.state == State::Failing {
+            self.finish_failure();
         }
         if self.state == State::Open {
             let code = if failed {
@@ -354,13 +392,80 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
     }
 
     /// The client broke the protocol: fail the connection with `code` (RFC 6455 7.1.7).
+    ///
+    /// Messages read before the bad frame (often in the same read) are still the app's: it
+    /// receives them, then `websocket.disconnect` with `code`, and what it sends in answer
+    /// goes out before the close frame. The server stops reading at once, and waits for the
+    /// app at most `failure_grace`.
     fn fail(&mut self, code: u16, reason: &str) {
         tracing::debug!(code, reason, "failing WebSocket connection");
-        match self.state {
-            State::Open => self.close_by_server(code, reason),
+        match (self.state, self.failure_grace) {
+            (State::Open, Some(grace)) => {
+                self.initiator.get_or_insert(CloseInitiator::Server);
+                self.end_receiving(code, reason.to_owned());
+                self.failure_deadline = Some(Box::pin(tokio::time::sleep(grace)));
+                self.state = State::Failing;
+            }
+            (State::Open, None) => self.close_by_server(code, reason),
+            (State::Failing, _) => {}
             // Our close frame is out already; stop reading.
             _ => self.enter(State::Finishing),
         }
+    }
+
+    /// While `Failing`: sends the close frame once the app has seen the disconnect (it
+    /// asked for the event after the messages read before the bad frame, or dropped its
+    /// `receive`), or once the failure grace is over.
+    fn poll_failing(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.state != State::Failing {
+            return false;
+        }
+        let seen = {
+            let mut tail = lock(&self.tail);
+            if !tail.disconnect_seen {
+                tail.waker = Some(cx.waker().clone());
+            }
+            tail.disconnect_seen
+        };
+        let timed_out = self
+            .failure_deadline
+            .as_mut()
+            .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready());
+        if !seen && !timed_out {
+            return false;
+        }
+        if timed_out && !seen {
+            tracing::debug!("the app did not read the disconnect within the failure grace");
+        }
+        self.finish_failure();
+        true
+    }
+
+    /// Ends `Failing`: what the app sent before it saw the disconnect goes out, then the
+    /// close frame with the failure's code; `send` returns `Disconnected` from now on.
+    fn finish_failure(&mut self) {
+        if self.state != State::Failing {
+            return;
+        }
+        self.state = State::CloseSent;
+        loop {
+            match self.from_app.try_recv() {
+                Ok(Outgoing::Event(SendEvent::WebSocketSend(message))) => {
+                    self.write_message(message);
+                }
+                // A close or anything else the app sent is replaced by the failure.
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        self.from_app.close();
+        self.failure_deadline = None;
+        let (code, reason) = self
+            .disconnect
+            .clone()
+            .unwrap_or((close::PROTOCOL_ERROR, String::new()));
+        frame::write_close(&mut self.write_buf, code, &reason);
+        self.enter(State::CloseSent);
     }
 
     fn on_connection_lost(&mut self) {
@@ -545,16 +650,51 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
         let total = head.header_len + len;
         if self.read_buf.len() < total {
             self.read_needed = total - self.read_buf.len();
-            return false;
+            return self.check_arriving_text(&head);
         }
         self.read_needed = 0;
         self.read_buf.advance(head.header_len);
         let mut payload = self.read_buf.split_to(len);
+        let checked = std::mem::take(&mut self.front_unmasked);
         if let Some(mask) = head.mask {
-            frame::unmask(&mut payload, mask);
+            frame::unmask(&mut payload[checked..], mask, checked);
         }
-        self.on_frame(&head, payload);
+        self.on_frame(&head, payload, checked);
         true
+    }
+
+    /// Checks the UTF-8 of an uncompressed text frame while its payload is still arriving,
+    /// so that invalid text fails the connection at once, not when the frame is complete
+    /// (a large frame can take long to arrive, or never end). The bytes checked are
+    /// unmasked in place. True when the connection failed.
+    fn check_arriving_text(&mut self, head: &Head) -> bool {
+        let text = match head.opcode {
+            OpCode::Data(Data::Text) => !head.rsv1,
+            OpCode::Data(Data::Continue) => self
+                .partial
+                .as_ref()
+                .is_some_and(|partial| partial.text && !partial.compressed),
+            _ => false,
+        };
+        // `check_head` fails unmasked frames.
+        let Some(mask) = head.mask.filter(|_| text && self.state == State::Open) else {
+            return false;
+        };
+        let arrived = self.read_buf.len() - head.header_len;
+        if arrived <= self.front_unmasked {
+            return false;
+        }
+        if head.opcode == OpCode::Data(Data::Text) && self.front_unmasked == 0 {
+            self.utf8 = Utf8Stream::default();
+        }
+        let new = &mut self.read_buf[head.header_len + self.front_unmasked..];
+        frame::unmask(new, mask, self.front_unmasked);
+        let valid = self.utf8.feed(new);
+        self.front_unmasked = arrived;
+        if !valid {
+            self.fail(close::INVALID_PAYLOAD, "text is not UTF-8");
+        }
+        !valid
     }
 
     /// Checks what a header alone can tell, before its payload is buffered; gives the
@@ -625,7 +765,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
         Ok(len)
     }
 
-    fn on_frame(&mut self, head: &Head, payload: BytesMut) {
+    /// Handles a complete frame; `checked` payload bytes were UTF-8 checked as they arrived.
+    fn on_frame(&mut self, head: &Head, payload: BytesMut, checked: usize) {
         match head.opcode {
             OpCode::Control(Control::Close) => self.on_close_frame(&payload),
             OpCode::Control(Control::Ping) => {
@@ -641,13 +782,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             OpCode::Control(Control::Pong) => self.on_pong(&payload),
             // Data after our close frame is dropped (RFC 6455 1.4).
             OpCode::Data(_) if self.state != State::Open => {}
-            OpCode::Data(_) => self.on_data(head, payload),
+            OpCode::Data(_) => self.on_data(head, payload, checked),
             // Reserved opcodes fail in `parse_head`.
             OpCode::Control(Control::Reserved(_)) => {}
         }
     }
 
-    fn on_data(&mut self, head: &Head, payload: BytesMut) {
+    fn on_data(&mut self, head: &Head, payload: BytesMut, checked: usize) {
         let (text, compressed) = match (head.opcode, &self.partial) {
             (OpCode::Data(Data::Text), _) => (true, head.rsv1),
             (OpCode::Data(Data::Binary), _) => (false, head.rsv1),
@@ -667,16 +808,19 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             };
             return self.deliver(ReceiveEvent::WebSocketReceive(message));
         }
+        if head.opcode == OpCode::Data(Data::Text) && checked == 0 {
+            self.utf8 = Utf8Stream::default();
+        }
         let mut partial = self.partial.take().unwrap_or(Partial {
             text,
             compressed,
             buf: Vec::new(),
-            utf8: Utf8Check::default(),
         });
-        if compressed {
+        let valid = if compressed {
             let Some(deflate) = &mut self.deflate else {
                 return self.fail(close::PROTOCOL_ERROR, "RSV1 set without permessage-deflate");
             };
+            let before = partial.buf.len();
             match deflate.decompress(&payload, head.fin, &mut partial.buf, self.max_message_size) {
                 Ok(()) => {}
                 Err(InflateError::TooBig) => {
@@ -686,10 +830,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
                     return self.fail(close::INVALID_PAYLOAD, "invalid compressed data");
                 }
             }
+            !text || self.utf8.feed(&partial.buf[before..])
         } else {
+            reserve_within(&mut partial.buf, payload.len(), self.max_message_size);
             partial.buf.extend_from_slice(&payload);
-        }
-        if text && !partial.utf8.check(&partial.buf, head.fin) {
+            !text || self.utf8.feed(&payload[checked..])
+        };
+        if !valid || (text && head.fin && !self.utf8.is_complete()) {
             return self.fail(close::INVALID_PAYLOAD, "text is not UTF-8");
         }
         if !head.fin {
@@ -753,5 +900,44 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Pump<IO> {
             }
         }
         progress
+    }
+}
+
+/// Makes room for `additional` more bytes in a message being assembled: doubling (so that
+/// many fragments cost amortized constant copies) but never past `limit`, the message size
+/// limit, which `check_head` already holds the message to: `reserve` alone could double a
+/// buffer near the limit to twice the limit.
+fn reserve_within(buf: &mut Vec<u8>, additional: usize, limit: Option<usize>) {
+    if buf.capacity() - buf.len() >= additional {
+        return;
+    }
+    let needed = buf.len() + additional;
+    let doubled = (buf.len() * 2).max(needed);
+    let target = limit.map_or(doubled, |limit| doubled.min(limit.max(needed)));
+    buf.reserve_exact(target - buf.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_buffers_double_but_stay_within_the_limit() {
+        let limit = 1_000_000;
+        let mut buf = Vec::new();
+        let mut reallocations = 0;
+        while buf.len() + 4096 <= limit {
+            let before = buf.capacity();
+            reserve_within(&mut buf, 4096, Some(limit));
+            buf.extend_from_slice(&[0; 4096]);
+            reallocations += usize::from(buf.capacity() != before);
+            assert!(buf.capacity() <= limit, "capacity {}", buf.capacity());
+        }
+        // Doubling: about log2(limit / 4096) growths, not one per fragment.
+        assert!(reallocations < 12, "{reallocations} reallocations");
+
+        let mut unlimited = Vec::new();
+        reserve_within(&mut unlimited, 10, None);
+        assert!(unlimited.capacity() >= 10);
     }
 }

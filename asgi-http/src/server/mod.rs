@@ -113,6 +113,8 @@ pub use tls::{
     ClientAuth, DEFAULT_MAX_TLS_HANDSHAKES, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HandshakeFailures,
     TlsConfig, TlsError, TlsListener, TlsReloadHandle, TlsVersion,
 };
+#[doc(hidden)]
+pub use scope::http_scope_from_head;
 
 use asgi_core::App;
 

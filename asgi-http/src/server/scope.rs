@@ -20,23 +20,10 @@ const SUPPORTED_EXTENSIONS_TLS: [&str; 3] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPON
 
 /// Builds the scope of a request from its head (the header map is moved, not copied).
 pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> HttpScope {
-    let Parts {
-        method,
-        uri,
-        version,
-        headers,
-        ..
-    } = parts;
-    let common = Common::new(&uri, version, headers, shared);
-    // The path is set below: `new` would copy it into `raw_path`.
-    let mut scope = HttpScope::new(method, String::new());
-    scope.path = common.path;
-    scope.http_version = common.http_version;
-    scope.raw_path = common.raw_path;
-    scope.root_path = common.root_path;
-    scope.query_string = common.query_string;
-    scope.headers = common.headers;
-    scope.scheme = if conn.peer.secure { "https" } else { "http" }.into();
+    let mut scope = http_scope_from_head(parts, &shared.config.root_path);
+    if conn.peer.secure {
+        scope.scheme = "https".into();
+    }
     scope.client = conn.peer.client;
     scope.server = Some(conn.server.clone());
     scope.extensions = match &conn.peer.tls {
@@ -52,6 +39,30 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
     scope
 }
 
+/// The keys of an HTTP scope that come from the request head and the `root_path` setting:
+/// what [`http_scope`] builds before it adds the connection's. Public, but hidden, for the
+/// fuzz targets only: not part of the API.
+#[doc(hidden)]
+pub fn http_scope_from_head(parts: Parts, root_path: &str) -> HttpScope {
+    let Parts {
+        method,
+        uri,
+        version,
+        headers,
+        ..
+    } = parts;
+    let common = Common::new(&uri, version, headers, root_path);
+    // The path is set below: `new` would copy it into `raw_path`.
+    let mut scope = HttpScope::new(method, String::new());
+    scope.path = common.path;
+    scope.http_version = common.http_version;
+    scope.raw_path = common.raw_path;
+    scope.root_path = common.root_path;
+    scope.query_string = common.query_string;
+    scope.headers = common.headers;
+    scope
+}
+
 /// Builds the scope of a WebSocket handshake from its head (the header map is moved, not
 /// copied). `scheme` is `wss` over an encrypted connection, `ws` otherwise; `subprotocols` and the
 /// `websocket.http.response` extension are filled in by `asgi_ws::start`.
@@ -62,7 +73,7 @@ pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) ->
         headers,
         ..
     } = parts;
-    let common = Common::new(&uri, version, headers, shared);
+    let common = Common::new(&uri, version, headers, &shared.config.root_path);
     let mut scope = WebSocketScope::new(String::new());
     scope.path = common.path;
     scope.http_version = common.http_version;
@@ -92,7 +103,7 @@ struct Common {
 }
 
 impl Common {
-    fn new(uri: &Uri, version: Version, mut headers: HeaderMap, shared: &Shared) -> Self {
+    fn new(uri: &Uri, version: Version, mut headers: HeaderMap, root_path: &str) -> Self {
         let target = uri.path_and_query().map_or("/", PathAndQuery::as_str);
         let Target {
             path,
@@ -113,7 +124,6 @@ impl Common {
                 }
             }
         }
-        let root_path = &shared.config.root_path;
         if root_path.is_empty() {
             return Common {
                 http_version,
@@ -132,7 +142,7 @@ impl Common {
             http_version,
             path: format!("{root_path}{path}"),
             raw_path: raw.freeze(),
-            root_path: root_path.clone(),
+            root_path: root_path.to_owned(),
             query_string,
             headers,
         }
