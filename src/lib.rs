@@ -11,8 +11,11 @@
 //! - [`http`] (`asgi-http`): the HTTP server and the helpers for app authors.
 //! - [`ws`] (`asgi-ws`): the WebSocket protocol.
 //! - [`wsgi`] (`asgi-wsgi-compat`): the synchronous `environ` / `start_response` interface.
+//! - [`channels`] (`asgi-channels`, with its `redis` feature): channel layers, so that
+//!   connections in one process or many share groups (a chat room across servers).
 //! - [`prelude`]: what most applications import.
 
+pub use asgi_channels as channels;
 pub use asgi_core as core;
 pub use asgi_http as http;
 pub use asgi_ws as ws;
