@@ -6,7 +6,7 @@
 //! - `layers/bare` vs `layers/10_pass_through`: one call of a trivial app, without and with
 //!   ten pass-through middleware layers; the difference is the cost of the onion;
 //! - `middleware/*`: one call of a hello app (`Response::text`) bare and behind each of the
-//!   middleware of `asgi::http::middleware`, with a request that makes each one work (an
+//!   middleware of `asgi::server::middleware`, with a request that makes each one work (an
 //!   allowed `Origin`, a trusted `Host`, `Accept-Encoding: gzip`, a session cookie); the
 //!   difference to `middleware/bare` is that middleware's cost per request.
 //!
@@ -122,22 +122,22 @@ fn layers(c: &mut Criterion) {
 }
 
 async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
-    asgi::http::response::Response::text("Hello, world!")
+    asgi::server::response::Response::text("Hello, world!")
         .send(&mut send)
         .await
 }
 
 fn middleware(c: &mut Criterion) {
-    use asgi::http::middleware::compression::CompressionLayer;
-    use asgi::http::middleware::concurrency_limit::ConcurrencyLimitLayer;
-    use asgi::http::middleware::cors::CorsLayer;
-    use asgi::http::middleware::https_redirect::HttpsRedirectLayer;
-    use asgi::http::middleware::request_id::RequestIdLayer;
-    use asgi::http::middleware::sessions::SessionLayer;
-    use asgi::http::middleware::static_files::StaticFiles;
-    use asgi::http::middleware::timeout::TimeoutLayer;
-    use asgi::http::middleware::trusted_host::TrustedHostLayer;
-    use asgi::http::test_client::TestClient;
+    use asgi::server::middleware::compression::CompressionLayer;
+    use asgi::server::middleware::concurrency_limit::ConcurrencyLimitLayer;
+    use asgi::server::middleware::cors::CorsLayer;
+    use asgi::server::middleware::https_redirect::HttpsRedirectLayer;
+    use asgi::server::middleware::request_id::RequestIdLayer;
+    use asgi::server::middleware::sessions::SessionLayer;
+    use asgi::server::middleware::static_files::StaticFiles;
+    use asgi::server::middleware::timeout::TimeoutLayer;
+    use asgi::server::middleware::trusted_host::TrustedHostLayer;
+    use asgi::server::test_client::TestClient;
     use std::time::Duration;
 
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -150,11 +150,11 @@ fn middleware(c: &mut Criterion) {
         let login = |scope: Scope, _: Receiver, mut send: Sender| async move {
             if let Some(session) = scope
                 .extensions()
-                .and_then(|e| e.get::<asgi::http::middleware::sessions::Session>())
+                .and_then(|e| e.get::<asgi::server::middleware::sessions::Session>())
             {
                 session.insert("user", "bench");
             }
-            asgi::http::response::Response::text("in")
+            asgi::server::response::Response::text("in")
                 .send(&mut send)
                 .await
         };

@@ -18,8 +18,11 @@
 //! - [`wsgi`] (`asgi-wsgi-compat`): the synchronous `environ` / `start_response` interface.
 //! - [`tower`] (`asgi-tower`): tower interop both ways: an axum router or tower-http stack as
 //!   an app, an app as a tower service.
+//! - [`channels`] (`asgi-channels`, with its `redis` feature): channel layers, so that
+//!   connections in one process or many share groups (a chat room across servers).
 //! - [`prelude`]: what most applications import.
 
+pub use asgi_channels as channels;
 pub use asgi_core as core;
 pub use asgi_http as server;
 pub use asgi_ws as ws;

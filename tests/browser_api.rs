@@ -17,7 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use asgi::core::{Error, Receiver, Scope, Sender};
-use asgi::http::response::Response;
+use asgi::server::response::Response;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 

@@ -1,8 +1,10 @@
-//! The chat example in a real browser: two headless Chromium pages join the room; a message
-//! typed in one appears in the other.
+//! The chat example in a real browser: two chat servers share a Redis channel layer, a
+//! headless Chromium page on each joins the room, and a message typed in one appears in the
+//! other.
 //!
-//! It needs Chromium and ChromeDriver (Debian's `chromium` and `chromium-driver`), so it is
-//! `#[ignore]`d in a plain `cargo test`; `.ci/run` installs both and runs it with
+//! It needs Chromium, ChromeDriver and Redis (Debian's `chromium`, `chromium-driver` and
+//! `redis-server`), so it is `#[ignore]`d in a plain `cargo test`; `.ci/run` installs them
+//! and runs it with
 //! `cargo test --test browser_chat -- --ignored`. `CHROMEDRIVER` and `CHROMIUM` override the
 //! binaries' paths.
 
@@ -10,11 +12,15 @@ mod common;
 
 #[path = "../examples/chat/app.rs"]
 mod chat;
+#[path = "../asgi-channels/tests/support/redis_server.rs"]
+mod redis_server;
 
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use asgi::channels::{ChannelLayer, RedisChannelLayer};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -108,14 +114,25 @@ async fn messages(client: &Client) -> Vec<String> {
 }
 
 #[tokio::test]
-#[ignore = "needs Chromium and ChromeDriver: .ci/run installs them and runs this test"]
+#[ignore = "needs Chromium, ChromeDriver and Redis: .ci/run installs them and runs this test"]
 async fn message_typed_in_one_page_appears_in_the_other() {
-    let server = common::start(chat::chat(), |b| b).await;
+    // Two chat servers sharing a Redis channel layer, one tab on each: the room spans both.
+    let redis = redis_server::RedisServer::start();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let layer = RedisChannelLayer::builder()
+            .host(redis.url())
+            .connect()
+            .await
+            .expect("the layer connects to Redis");
+        let layer: Arc<dyn ChannelLayer> = Arc::new(layer);
+        servers.push(common::start(chat::chat(layer), |b| b).await);
+    }
     let (_driver, webdriver) = start_driver().await;
     let alice = browser(&webdriver).await;
     let bob = browser(&webdriver).await;
-    open_chat(&alice, server.addr).await;
-    open_chat(&bob, server.addr).await;
+    open_chat(&alice, servers[0].addr).await;
+    open_chat(&bob, servers[1].addr).await;
 
     let input = alice.find(Locator::Id("message")).await.expect("the input");
     input.send_keys("hello from alice").await.expect("typing");
@@ -149,5 +166,7 @@ async fn message_typed_in_one_page_appears_in_the_other() {
 
     alice.close().await.expect("closing alice's browser");
     bob.close().await.expect("closing bob's browser");
-    server.stop().await.expect("the server stops cleanly");
+    for server in servers {
+        server.stop().await.expect("the server stops cleanly");
+    }
 }

@@ -8,9 +8,9 @@ use std::io::Write;
 use std::time::Duration;
 
 use asgi::core::{AppExt, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
-use asgi::http::middleware::compression::{CompressionLayer, Level, OUTPUT_CHUNK_SIZE};
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::compression::{CompressionLayer, Level, OUTPUT_CHUNK_SIZE};
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 use bytes::Bytes;
 use compression_codecs::core::util::PartialBuffer;
 use compression_codecs::{BrotliDecoder, Decode, GzipDecoder, ZstdDecoder};
@@ -101,7 +101,7 @@ fn with_headers(
     }
 }
 
-async fn get(client: &TestClient, accept: &str) -> asgi::http::test_client::TestResponse {
+async fn get(client: &TestClient, accept: &str) -> asgi::server::test_client::TestResponse {
     client
         .send(TestRequest::get("/").header("accept-encoding", accept))
         .await

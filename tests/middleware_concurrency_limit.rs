@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use asgi::core::{AppExt, Error, Receiver, Scope, Sender};
-use asgi::http::middleware::concurrency_limit::ConcurrencyLimitLayer;
-use asgi::http::response::Response;
-use asgi::http::test_client::TestClient;
+use asgi::server::middleware::concurrency_limit::ConcurrencyLimitLayer;
+use asgi::server::response::Response;
+use asgi::server::test_client::TestClient;
 use tokio::sync::{Semaphore, mpsc};
 
 /// An app that reports that it entered, then waits until the test releases it.

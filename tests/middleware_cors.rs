@@ -2,9 +2,9 @@
 //! app's answers for allowed origins only, credentials echoing the origin, `Vary: Origin`.
 
 use asgi::core::{AppExt, Error, Receiver, Scope, Sender};
-use asgi::http::middleware::cors::CorsLayer;
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::cors::CorsLayer;
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 use http::Method;
 
 async fn hello(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {

@@ -2,9 +2,9 @@
 //! query; secure scopes pass.
 
 use asgi::core::{AppExt, Error, Next, Receiver, Scope, Sender, from_fn};
-use asgi::http::middleware::https_redirect::HttpsRedirectLayer;
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::https_redirect::HttpsRedirectLayer;
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 
 async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
     Response::text("secure hello").send(&mut send).await

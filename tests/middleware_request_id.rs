@@ -4,9 +4,9 @@
 mod common;
 
 use asgi::core::{AppExt, Error, Receiver, Scope, Sender};
-use asgi::http::middleware::request_id::{RequestIdLayer, RequestIdValue};
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::request_id::{RequestIdLayer, RequestIdValue};
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 
 /// Answers with the id the app sees in the extensions and in the header.
 async fn show(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {

@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use asgi::core::{AppExt, Error, Receiver, Scope, Sender};
-use asgi::http::middleware::sessions::{SameSite, Session, SessionLayer};
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::sessions::{SameSite, Session, SessionLayer};
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-test";
 
@@ -40,7 +40,7 @@ fn client(layer: SessionLayer) -> TestClient {
 }
 
 /// The `name=value` part of the response's `set-cookie`.
-fn cookie_pair(response: &asgi::http::test_client::TestResponse) -> String {
+fn cookie_pair(response: &asgi::server::test_client::TestResponse) -> String {
     response
         .header("set-cookie")
         .expect("a set-cookie")

@@ -6,9 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use asgi::http::middleware::static_files::StaticFiles;
-use asgi::http::mount::Mount;
-use asgi::http::test_client::{TestClient, TestRequest, TestResponse};
+use asgi::server::middleware::static_files::StaticFiles;
+use asgi::server::mount::Mount;
+use asgi::server::test_client::{TestClient, TestRequest, TestResponse};
 
 /// A directory of files for one test, and a secret file beside it (outside), removed at the
 /// end.

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asgi::core::{AppExt, Error, ReceiveEvent, Receiver, Scope, SendError, SendEvent, Sender};
-use asgi::http::middleware::timeout::TimeoutLayer;
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::timeout::TimeoutLayer;
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::oneshot;

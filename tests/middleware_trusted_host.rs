@@ -2,9 +2,9 @@
 //! refused WebSocket, and `www.` redirects.
 
 use asgi::core::{AppExt, Error, Next, Receiver, Scope, Sender, from_fn};
-use asgi::http::middleware::trusted_host::TrustedHostLayer;
-use asgi::http::response::Response;
-use asgi::http::test_client::{TestClient, TestRequest};
+use asgi::server::middleware::trusted_host::TrustedHostLayer;
+use asgi::server::response::Response;
+use asgi::server::test_client::{TestClient, TestRequest};
 
 async fn hello(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
     match scope {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use asgi::core::ServerAddr;
-use asgi::http::server::{Listener, Peer, Server};
+use asgi::server::server::{Listener, Peer, Server};
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use http::Request;
@@ -168,8 +168,8 @@ impl Listener for CountingUnix {
 /// The testbed behind nginx, over a Unix socket.
 struct Stack {
     nginx: Nginx,
-    server: asgi::http::server::ServerHandle,
-    task: tokio::task::JoinHandle<Result<(), asgi::http::ServerError>>,
+    server: asgi::server::server::ServerHandle,
+    task: tokio::task::JoinHandle<Result<(), asgi::server::ServerError>>,
     upstream_connections: Arc<AtomicUsize>,
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use asgi::core::http::{HeaderMap, StatusCode};
 use asgi::core::{Error, Receiver, Scope, SendEvent, Sender, ServerAddr};
-use asgi::http::server::{Listener, Peer, Server};
+use asgi::server::server::{Listener, Peer, Server};
 use common::*;
 use tokio::net::{TcpListener, TcpStream};
 

@@ -6,7 +6,7 @@
 mod common;
 mod ws_common;
 
-use asgi::http::middleware::proxy_headers::{ProxyHeadersLayer, TrustedProxies};
+use asgi::server::middleware::proxy_headers::{ProxyHeadersLayer, TrustedProxies};
 use asgi::prelude::*;
 use common::*;
 use futures_util::StreamExt;

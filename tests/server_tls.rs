@@ -9,7 +9,7 @@ mod tls_common;
 
 use std::time::{Duration, Instant};
 
-use asgi::http::server::{ClientAuth, TlsConfig};
+use asgi::server::server::{ClientAuth, TlsConfig};
 use bytes::Bytes;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
@@ -383,7 +383,7 @@ async fn bad_certificate_files_fail_serve_before_the_app_starts() {
                 let _ = scope;
                 async { Ok(()) }
             };
-        let result = asgi::http::server::Server::builder()
+        let result = asgi::server::server::Server::builder()
             .bind("127.0.0.1:0".parse().unwrap())
             .handle_signals(false)
             .tls(tls)

@@ -13,7 +13,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use asgi::core::lifespan::{Lifespan, Startup};
-use asgi::http::mount::Mount;
+use asgi::server::mount::Mount;
 use asgi::prelude::*;
 use asgi::tower::{AsgiService, TowerApp};
 use axum::body::Body as AxumBody;

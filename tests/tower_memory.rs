@@ -14,7 +14,7 @@ mod interop;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use asgi::http::mount::Mount;
+use asgi::server::mount::Mount;
 use asgi::tower::TowerApp;
 use axum::body::Body as AxumBody;
 use axum::routing::{get, post};

@@ -80,7 +80,7 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
                 axum::serve(TcpListener::bind(addr).await?, router).await?
             }
             "tower-app" => {
-                asgi::http::Server::builder()
+                asgi::server::Server::builder()
                     .bind(addr)
                     .access_log(false)
                     .handle_signals(false)

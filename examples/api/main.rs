@@ -19,7 +19,7 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use asgi::http::server::{DEFAULT_BIND, Server};
+use asgi::server::server::{DEFAULT_BIND, Server};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "options:

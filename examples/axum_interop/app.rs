@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use asgi::core::http::HeaderMap;
 use asgi::core::http::header::{CONTENT_TYPE, HeaderValue};
 use asgi::core::{ShutdownSignal, http::StatusCode};
-use asgi::http::mount::Mount;
+use asgi::server::mount::Mount;
 use asgi::prelude::*;
 use asgi::tower::{AsgiService, TowerApp};
 use asgi::wsgi::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};

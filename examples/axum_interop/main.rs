@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use asgi::core::Shutdown;
-use asgi::http::server::DEFAULT_BIND;
+use asgi::server::server::DEFAULT_BIND;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

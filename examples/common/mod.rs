@@ -104,6 +104,10 @@ fn parse_args() -> Result<Args, String> {
                 let value = args.next().ok_or("--uds needs a path")?;
                 *listen = Listen::Unix(PathBuf::from(value));
             }
+            // Options of one example, read by it with `option_values`.
+            option if EXAMPLE_OPTIONS.contains(&option) => {
+                args.next();
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -139,6 +143,19 @@ fn builder(args: Args) -> Result<Builder, String> {
         None => builder,
     };
     Ok(builder.proxy_headers(args.proxy_headers))
+}
+
+/// Options that take a value and that one example reads itself: `--redis URL` (chat).
+const EXAMPLE_OPTIONS: &[&str] = &["--redis"];
+
+/// The values given to `option` (an entry of `EXAMPLE_OPTIONS`), in order.
+#[allow(dead_code)] // Only the examples with options of their own call it.
+pub(crate) fn option_values(option: &str) -> Vec<String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    args.windows(2)
+        .filter(|pair| pair[0] == option)
+        .map(|pair| pair[1].clone())
+        .collect()
 }
 
 /// Parses the command line, sets up logging, and serves `app` until SIGINT/SIGTERM.
