@@ -9,6 +9,7 @@
 //! cargo bench --bench load -- ws           # WebSocket echo, 10,000 idle sockets
 //! cargo bench --bench load -- wsgi         # the WSGI adapter's hello and 1 GiB upload
 //! cargo bench --bench load -- tower        # asgi-tower's adapters against axum (tower.rs)
+//! cargo bench --bench load -- channels     # group_send fan-out over Redis and in memory (channels.rs)
 //! ```
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per run, default 10), `LOAD_ROUNDS`
@@ -27,6 +28,7 @@
 //! (`--serve hyper|axum|tungstenite`), on a tokio multi-thread runtime like the example's.
 
 mod baseline;
+mod channels;
 mod client;
 mod process;
 mod tower;
@@ -92,7 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let settings = Settings::from_env();
     let suites: Vec<&str> = if args.is_empty() {
-        vec!["http", "ws", "wsgi", "tower", "callgrind"]
+        vec!["http", "ws", "wsgi", "tower", "callgrind", "channels"]
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -110,9 +112,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "wsgi" => wsgi_suite(&settings).await?,
                 "tower" => tower::suite(&settings).await?,
                 "callgrind" => callgrind_suite(&settings).await?,
+                "channels" => channels::suite(&settings).await?,
                 other => {
                     return Err(format!(
-                        "unknown suite {other:?}: http, ws, wsgi, tower or callgrind"
+                        "unknown suite {other:?}: http, ws, wsgi, tower, callgrind or channels"
                     )
                     .into());
                 }

@@ -87,7 +87,7 @@ pub(crate) struct Server {
     addr: SocketAddr,
 }
 
-fn target_dir() -> BoxResult<PathBuf> {
+pub(crate) fn target_dir() -> BoxResult<PathBuf> {
     // This binary is target/<profile>/deps/load-<hash>.
     let exe = std::env::current_exe()?;
     let dir = exe
@@ -97,7 +97,7 @@ fn target_dir() -> BoxResult<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Builds the `hello` and `testbed` examples in release mode, next to this harness.
+/// Builds the `hello`, `testbed` and `chat` examples in release mode, next to this harness.
 pub(crate) fn build_examples() -> BoxResult<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -108,6 +108,8 @@ pub(crate) fn build_examples() -> BoxResult<()> {
             "hello",
             "--example",
             "testbed",
+            "--example",
+            "chat",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;
@@ -128,7 +130,7 @@ pub(crate) fn raise_fd_limit(wanted: u64) {
 }
 
 /// The CPU the servers run on; the load runs on [`CLIENT_CPU`].
-const SERVER_CPU: &str = "0";
+pub(crate) const SERVER_CPU: &str = "0";
 /// The CPU the load generators run on.
 pub(crate) const CLIENT_CPU: &str = "1";
 

@@ -20,7 +20,7 @@ mod app;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use asgi::core::Shutdown;
+use asgi::core::host::Shutdown;
 use asgi::server::server::DEFAULT_BIND;
 use tracing_subscriber::EnvFilter;
 

@@ -68,7 +68,11 @@ pub(crate) fn handshake<A: App, B>(
     };
     let path = parts.uri.path().to_owned();
     let scope = websocket_scope(parts, config);
-    let outcome = asgi_ws::start(app, scope, &upgrade, &config.websocket);
+    // Under a tower host there is no server to own the app's task: it runs on the runtime,
+    // and ends with its socket.
+    let outcome = asgi_ws::start(app, scope, &upgrade, &config.websocket, |run| {
+        drop(tokio::spawn(run));
+    });
     let config = config.clone();
     Box::pin(async move {
         match outcome.await {
