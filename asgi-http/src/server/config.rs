@@ -12,49 +12,49 @@ use hyper_util::server::conn::auto;
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
 
-/// Default of [`Builder::header_read_timeout`]: 30 seconds, hyper's own default. A client
+/// Default of [`Builder::header_read_timeout`](super::Builder::header_read_timeout): 30 seconds, hyper's own default. A client
 /// that has not sent a complete request head by then is cut off (slowloris protection); a
 /// real client sends its head in one round trip.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default of [`Builder::max_headers`]: 100 request headers, hyper's own default (its parser
+/// Default of [`Builder::max_headers`](super::Builder::max_headers): 100 request headers, hyper's own default (its parser
 /// keeps them on the stack up to that count). More gets `431 Request Header Fields Too Large`.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 
-/// Default of [`Builder::max_request_body`]: 100 MiB. The server never holds a body (it
+/// Default of [`Builder::max_request_body`](super::Builder::max_request_body): 100 MiB. The server never holds a body (it
 /// streams to the app as the app reads), so this protects apps that buffer bodies in memory;
 /// raise it for an upload service.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 100 * 1024 * 1024;
 
-/// Default of [`Builder::keep_alive_timeout`]: 5 seconds, uvicorn's `timeout_keep_alive`.
+/// Default of [`Builder::keep_alive_timeout`](super::Builder::keep_alive_timeout): 5 seconds, uvicorn's `timeout_keep_alive`.
 /// Long enough for a browser's next request, short enough that idle connections do not pile
 /// up.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Default of [`Builder::max_connections`]: 10,000 open connections. Below the file
+/// Default of [`Builder::max_connections`](super::Builder::max_connections): 10,000 open connections. Below the file
 /// descriptor limit of a tuned server, far above what one process serves well.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// Default of [`Builder::http2_max_concurrent_streams`]: 128 streams per HTTP/2 connection,
+/// Default of [`Builder::http2_max_concurrent_streams`](super::Builder::http2_max_concurrent_streams): 128 streams per HTTP/2 connection,
 /// nginx's default: each stream runs an app task, so this bounds one client's share.
 pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
-/// Default of [`Builder::http2_max_pending_accept_reset_streams`]: 20, the `h2` crate's
+/// Default of [`Builder::http2_max_pending_accept_reset_streams`](super::Builder::http2_max_pending_accept_reset_streams): 20, the `h2` crate's
 /// default. Bounds streams a client opens and resets before the server accepts them (the
 /// "rapid reset" attack, CVE-2023-44487).
 pub const DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 
-/// Default of [`Builder::http2_max_local_error_reset_streams`]: 1024, hyper's default.
+/// Default of [`Builder::http2_max_local_error_reset_streams`](super::Builder::http2_max_local_error_reset_streams): 1024, hyper's default.
 /// Bounds how many streams the server may reset for a client's protocol errors before it
 /// closes the connection (a reset flood).
 pub const DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 
-/// Default of [`Builder::drain_timeout`]: 30 seconds, gunicorn's `graceful_timeout`. Enough
+/// Default of [`Builder::drain_timeout`](super::Builder::drain_timeout): 30 seconds, gunicorn's `graceful_timeout`. Enough
 /// for ordinary requests to finish; long-lived ones (SSE, WebSockets) should end on the
 /// scope's shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default of [`Builder::unix_socket_mode`]: `0o666`, uvicorn's default, so that a reverse
+/// Default of [`Builder::unix_socket_mode`](super::Builder::unix_socket_mode): `0o666`, uvicorn's default, so that a reverse
 /// proxy running as another user can connect.
 pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o666;
 
