@@ -261,20 +261,13 @@ fn merge(into: &mut HeaderMap, more: HeaderMap) {
 #[async_trait]
 impl EventSink for ResponseSink {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
+        // The start and a whole response never wait: `send_now` handles them.
+        let event = match self.send_now(event) {
+            Ok(result) => return result,
+            Err(event) => event,
+        };
         self.admit(&event)?;
         match event {
-            SendEvent::HttpResponseStart {
-                status,
-                headers,
-                trailers,
-            } => {
-                self.state = State::Started {
-                    status,
-                    headers,
-                    trailers,
-                };
-                Ok(())
-            }
             SendEvent::HttpResponseBody { body, more_body } => self.body(body, more_body).await,
             SendEvent::HttpResponseTrailers {
                 headers,
