@@ -142,29 +142,52 @@ impl Counting {
 // ---------------------------------------------------------------------------------------------
 // 1. HTTP/2 rapid reset.
 
-/// Writes `pairs` HEADERS + RST_STREAM pairs, `per_write` to a write, to `path`, and returns
-/// what the server sent until it closed the connection (or `PATIENCE` passed).
+/// How a flood of resets is written.
+#[derive(Debug, Clone, Copy)]
+enum Pattern {
+    /// HEADERS + RST_STREAM pairs, this many to a write.
+    PairsPerWrite(u32),
+    /// Each HEADERS, then its RST_STREAM in a later write: the app is called before the
+    /// reset comes.
+    ResetAfterTheAppStarted,
+}
+
+/// Writes `pairs` HEADERS + RST_STREAM pairs to `path` in `pattern`, and returns what the
+/// server sent until it closed the connection (or `PATIENCE` passed).
 async fn reset_flood(
     server: &TestServer,
     pairs: u32,
-    per_write: u32,
+    pattern: Pattern,
     path: &'static str,
 ) -> (Vec<(u8, u8, Option<u32>)>, bool) {
+    const PACE: Duration = Duration::from_millis(1);
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let (mut reader, mut writer) = stream.into_split();
     writer.write_all(&preface()).await.unwrap();
     let writing = tokio::spawn(async move {
         let mut id = 1;
         while id < 1 + 2 * pairs {
-            let mut batch = Vec::new();
-            for _ in 0..per_write {
-                batch.extend(rapid_reset(id, path));
-                id += 2;
-            }
-            if writer.write_all(&batch).await.is_err() {
+            let written = match pattern {
+                Pattern::PairsPerWrite(per_write) => {
+                    let mut batch = Vec::new();
+                    for _ in 0..per_write {
+                        batch.extend(rapid_reset(id, path));
+                        id += 2;
+                    }
+                    writer.write_all(&batch).await
+                }
+                Pattern::ResetAfterTheAppStarted => {
+                    let headers = writer.write_all(&get_headers(id, path)).await;
+                    tokio::time::sleep(PACE).await;
+                    let reset = frame(RST_STREAM, 0, id, &CANCEL.to_be_bytes());
+                    id += 2;
+                    headers.and(writer.write_all(&reset).await)
+                }
+            };
+            if written.is_err() {
                 break;
             }
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            tokio::time::sleep(PACE).await;
         }
         writer
     });
@@ -179,24 +202,29 @@ async fn reset_flood(
 #[tokio::test]
 async fn http2_rapid_reset_gets_enhance_your_calm_whatever_the_write_pattern() {
     const BUDGET: u32 = 100;
-    for per_write in [1, 10, 100] {
+    for pattern in [
+        Pattern::PairsPerWrite(1),
+        Pattern::PairsPerWrite(10),
+        Pattern::PairsPerWrite(100),
+        Pattern::ResetAfterTheAppStarted,
+    ] {
         let counting = Counting::default();
         let server = start(counting.app(Duration::ZERO), |b| {
             b.http2_max_client_resets(Some(BUDGET))
         })
         .await;
-        let (frames, closed) = reset_flood(&server, 10_000, per_write, "/").await;
-        assert!(closed, "{per_write} per write: the connection stayed open");
+        let (frames, closed) = reset_flood(&server, 10_000, pattern, "/").await;
+        assert!(closed, "{pattern:?}: the connection stayed open");
         assert!(
             frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),
-            "{per_write} per write: {frames:?}"
+            "{pattern:?}: {frames:?}"
         );
-        // A bounded number of the 10,000 reached the app: the budget, plus what one read of
-        // the socket brings before the GOAWAY.
+        // A bounded number of the 10,000 reached the app: at most the allowance, plus what
+        // the reads before the GOAWAY bring.
         let calls = counting.calls.load(Ordering::SeqCst);
         assert!(
             calls < 2_000,
-            "{per_write} per write: {calls} requests reached the app"
+            "{pattern:?}: {calls} requests reached the app"
         );
         // Honest clients are served all along.
         assert_eq!(fetch(server.addr, "/").await.text(), "ok");
@@ -210,14 +238,20 @@ async fn http2_reset_streams_still_running_count_against_the_stream_limit() {
     let counting = Counting::default();
     let server = start(counting.app(Duration::from_millis(500)), |b| {
         b.http2_max_concurrent_streams(Some(STREAMS))
+            .http2_max_client_resets(Some(50))
     })
     .await;
-    // Paced pairs: each reset stream's app call goes on (it sleeps) after its stream is gone.
-    let (frames, _) = reset_flood(&server, 2_000, 1, "/sleep").await;
+    // Each stream is reset after its app was called: the app call goes on (it sleeps) after
+    // its stream is gone.
+    let (frames, _) = reset_flood(&server, 2_000, Pattern::ResetAfterTheAppStarted, "/sleep").await;
+    let most = counting.most.load(Ordering::SeqCst);
     assert!(
-        counting.most.load(Ordering::SeqCst) <= STREAMS as usize,
-        "{} app calls ran at once on one connection limited to {STREAMS} streams",
-        counting.most.load(Ordering::SeqCst)
+        most <= STREAMS as usize,
+        "{most} app calls ran at once on one connection limited to {STREAMS} streams"
+    );
+    assert!(
+        most > 0,
+        "no app call ran: the pattern did not reach the app"
     );
     assert!(
         frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),

@@ -138,9 +138,11 @@ impl Builder {
         self
     }
 
-    /// How long an HTTP/1 client may take to send a request head; the connection is closed
-    /// after that. hyper also applies it to an idle keep-alive connection waiting for its next
-    /// request, so it caps [`keep_alive_timeout`](Builder::keep_alive_timeout) too.
+    /// How long a client may take to send a request head; the connection is closed after
+    /// that (slowloris protection). The connection's idle timer enforces it: a connection
+    /// with no request in flight is closed once it has been so for this long (counted from
+    /// the end of its last request), whether it sits idle or trickles a head in, so it caps
+    /// [`keep_alive_timeout`](Builder::keep_alive_timeout) too.
     ///
     /// Default is 30 seconds ([`DEFAULT_HEADER_READ_TIMEOUT`](super::DEFAULT_HEADER_READ_TIMEOUT)). Pass `None` to disable.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {
@@ -171,7 +173,9 @@ impl Builder {
     }
 
     /// How long a connection may sit with no request in flight before the server closes it
-    /// (HTTP/1 keep-alive; HTTP/2 gets a GOAWAY).
+    /// (HTTP/1 keep-alive; HTTP/2 gets a GOAWAY), counted from the end of its last request.
+    /// A connection that does not close by itself then (an HTTP/2 client that does not
+    /// answer the GOAWAY's PING) is dropped a second later.
     ///
     /// Default is 5 seconds ([`DEFAULT_KEEP_ALIVE_TIMEOUT`](super::DEFAULT_KEEP_ALIVE_TIMEOUT)). Pass `None` to disable (the
     /// [`header_read_timeout`](Builder::header_read_timeout) still closes idle HTTP/1
@@ -191,7 +195,11 @@ impl Builder {
         self
     }
 
-    /// The most concurrent streams (requests) a client may open on one HTTP/2 connection.
+    /// The most concurrent streams (requests) a client may open on one HTTP/2 connection,
+    /// and the most app calls one HTTP/2 connection has running: an app call whose stream the
+    /// client reset counts until the app returns, and a request over the limit waits for one
+    /// to return before its app is called (see
+    /// [`http2_max_client_resets`](Builder::http2_max_client_resets)).
     ///
     /// Default is 128 ([`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`](super::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)). Pass `None` for no limit.
     pub fn http2_max_concurrent_streams(mut self, max: Option<u32>) -> Self {
@@ -284,7 +292,10 @@ impl Builder {
     /// with 1001 (going away) and up to
     /// [`WebSocketConfig::close_timeout`](asgi_ws::WebSocketConfig::close_timeout) for the
     /// client's answer; apps that want to end them sooner watch the scope's `shutdown`
-    /// signal, which fires when the drain starts.
+    /// signal, which fires when the drain starts. Connections with no request in flight
+    /// (idle, silent, or with a request head not yet complete) are closed when the drain
+    /// starts, within a second; responses in flight over HTTP/1.1 carry
+    /// `Connection: close`, HTTP/2 connections get a GOAWAY.
     ///
     /// Default is 30 seconds ([`DEFAULT_DRAIN_TIMEOUT`](super::DEFAULT_DRAIN_TIMEOUT)). Pass `None` to wait as long as it
     /// takes (a second SIGINT/SIGTERM, or [`ServerHandle::shutdown_now`](super::ServerHandle::shutdown_now),

@@ -15,72 +15,72 @@ use crate::middleware::proxy_headers::TrustedProxies;
 pub const DEFAULT_BIND: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 8000);
 
-/// Default of [`Builder::header_read_timeout`]: 30 seconds, hyper's own default. A client
+/// Default of [`Builder::header_read_timeout`](super::Builder::header_read_timeout): 30 seconds, hyper's own default. A client
 /// that has not sent a complete request head by then is cut off (slowloris protection); a
 /// real client sends its head in one round trip.
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default of [`Builder::max_headers`]: 100 request headers, hyper's own default (its parser
+/// Default of [`Builder::max_headers`](super::Builder::max_headers): 100 request headers, hyper's own default (its parser
 /// keeps them on the stack up to that count). More gets `431 Request Header Fields Too Large`.
 pub const DEFAULT_MAX_HEADERS: usize = 100;
 
-/// Default of [`Builder::max_request_body`]: 100 MiB. The server never holds a body (it
+/// Default of [`Builder::max_request_body`](super::Builder::max_request_body): 100 MiB. The server never holds a body (it
 /// streams to the app as the app reads), so this protects apps that buffer bodies in memory;
 /// raise it for an upload service.
 pub const DEFAULT_MAX_REQUEST_BODY: u64 = 100 * 1024 * 1024;
 
-/// Default of [`Builder::keep_alive_timeout`]: 5 seconds, uvicorn's `timeout_keep_alive`.
+/// Default of [`Builder::keep_alive_timeout`](super::Builder::keep_alive_timeout): 5 seconds, uvicorn's `timeout_keep_alive`.
 /// Long enough for a browser's next request, short enough that idle connections do not pile
 /// up.
 pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Default of [`Builder::max_connections`]: 10,000 open connections. Below the file
+/// Default of [`Builder::max_connections`](super::Builder::max_connections): 10,000 open connections. Below the file
 /// descriptor limit of a tuned server, far above what one process serves well.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
-/// Default of [`Builder::http2_max_concurrent_streams`]: 128 streams per HTTP/2 connection,
+/// Default of [`Builder::http2_max_concurrent_streams`](super::Builder::http2_max_concurrent_streams): 128 streams per HTTP/2 connection,
 /// nginx's default: each stream runs an app task, so this bounds one client's share.
 pub const DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS: u32 = 128;
 
-/// Default of [`Builder::http2_max_pending_accept_reset_streams`]: 20, the `h2` crate's
+/// Default of [`Builder::http2_max_pending_accept_reset_streams`](super::Builder::http2_max_pending_accept_reset_streams): 20, the `h2` crate's
 /// default. Bounds streams a client opens and resets before the server accepts them (the
 /// "rapid reset" attack, CVE-2023-44487).
 pub const DEFAULT_HTTP2_MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
 
-/// Default of [`Builder::http2_max_local_error_reset_streams`]: 1024, hyper's default.
+/// Default of [`Builder::http2_max_local_error_reset_streams`](super::Builder::http2_max_local_error_reset_streams): 1024, hyper's default.
 /// Bounds how many streams the server may reset for a client's protocol errors before it
 /// closes the connection (a reset flood).
 pub const DEFAULT_HTTP2_MAX_LOCAL_ERROR_RESET_STREAMS: usize = 1024;
 
-/// Default of [`Builder::http2_max_client_resets`]: 1000 streams, nghttp2's burst for
+/// Default of [`Builder::http2_max_client_resets`](super::Builder::http2_max_client_resets): 1000 streams, nghttp2's burst for
 /// `RST_STREAM` from a client. Browsers cancel a few streams when a page is left, gRPC
 /// clients one per deadline; a client that resets streams by the thousand is attacking (the
 /// "rapid reset" attack, CVE-2023-44487).
 pub const DEFAULT_HTTP2_MAX_CLIENT_RESETS: u32 = 1000;
 
-/// How long the allowance of [`Builder::http2_max_client_resets`] takes to refill whole:
+/// How long the allowance of [`Builder::http2_max_client_resets`](super::Builder::http2_max_client_resets) takes to refill whole:
 /// 30 seconds, so that the default allows about 33 resets a second for good, nghttp2's rate.
 pub const HTTP2_CLIENT_RESETS_REFILL: Duration = Duration::from_secs(30);
 
-/// Default of [`Builder::http2_keep_alive_interval`]: 20 seconds, as the WebSocket ping. A
+/// Default of [`Builder::http2_keep_alive_interval`](super::Builder::http2_keep_alive_interval): 20 seconds, as the WebSocket ping. A
 /// connection that has sent nothing for that long gets a PING.
 pub const DEFAULT_HTTP2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
 
-/// Default of [`Builder::http2_keep_alive_timeout`]: 20 seconds, hyper's default, for the
+/// Default of [`Builder::http2_keep_alive_timeout`](super::Builder::http2_keep_alive_timeout): 20 seconds, hyper's default, for the
 /// client to answer the keep-alive PING before the connection is closed.
 pub const DEFAULT_HTTP2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Default of [`Builder::write_timeout`]: 60 seconds, nginx's `send_timeout`. A client that
+/// Default of [`Builder::write_timeout`](super::Builder::write_timeout): 60 seconds, nginx's `send_timeout`. A client that
 /// takes none of the response for that long is gone or hostile; a slow but live one takes
 /// some bytes every few seconds.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Default of [`Builder::drain_timeout`]: 30 seconds, gunicorn's `graceful_timeout`. Enough
+/// Default of [`Builder::drain_timeout`](super::Builder::drain_timeout): 30 seconds, gunicorn's `graceful_timeout`. Enough
 /// for ordinary requests to finish; long-lived ones (SSE, WebSockets) should end on the
 /// scope's shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Default of [`Builder::unix_socket_mode`]: `0o666`, uvicorn's default, so that a reverse
+/// Default of [`Builder::unix_socket_mode`](super::Builder::unix_socket_mode): `0o666`, uvicorn's default, so that a reverse
 /// proxy running as another user can connect.
 pub const DEFAULT_UNIX_SOCKET_MODE: u32 = 0o666;
 
@@ -141,15 +141,29 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How long a connection may have no request in flight before it is closed: the
+    /// keep-alive timeout, capped by the header read timeout. An HTTP/1 request head is only
+    /// read while no request is in flight, so a client that sends its head slowly is cut off
+    /// by this timer too.
+    pub(crate) fn idle_timeout(&self) -> Option<std::time::Duration> {
+        match (self.keep_alive_timeout, self.header_read_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// hyper's connection builder with these settings: HTTP/1.1 and HTTP/2 (h2c prior
     /// knowledge) on one listener, hyper's tokio timer installed for its timeouts, and
     /// WebSockets over both.
     pub(crate) fn http(&self) -> auto::Builder<TokioExecutor> {
         let mut http = auto::Builder::new(TokioExecutor::new());
+        // The header read timeout is the connection's idle timer (see `idle_timeout`), not
+        // hyper's: hyper arms a timer of its own for every request head it reads, an
+        // allocation and two timer-wheel updates per request.
         http.http1()
             .timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(self.header_read_timeout);
+            .header_read_timeout(None);
         // hyper keeps up to its default count of headers on the stack; setting any count moves
         // them to the heap, so only a changed limit is passed on.
         if self.max_headers != DEFAULT_MAX_HEADERS {

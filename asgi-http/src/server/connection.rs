@@ -47,10 +47,10 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
 }
 
 /// How long a connection with no request in flight has to close by itself once it was
-/// asked to (the drain started, or its keep-alive idle timeout passed), before it is
-/// dropped: an HTTP/1 connection closes at once, an HTTP/2 client needs a round trip to
-/// answer the GOAWAY's PING. A client that never answers (a silent HTTP/2 connection, a
-/// half-sent request head) holds nothing longer than this.
+/// asked to (the drain started, or its idle timeout passed), before it is dropped: an idle
+/// HTTP/1 connection closes at once, an HTTP/2 client needs a round trip to answer the
+/// GOAWAY's PING. A client that never answers (a silent HTTP/2 connection) or never finishes
+/// its request head (one half-sent, or trickled in) holds nothing longer than this.
 pub(crate) const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// How long a connection whose HTTP/2 client reset more streams than its allowance is not
@@ -128,8 +128,8 @@ fn serving<'a>(
                 shared.graceful.cancelled().await;
                 first_request(activity, DRAIN_FIRST_REQUEST_WAIT).await;
             } => Event::Close("the server is draining"),
-            () = idle_for(activity, shared.config.keep_alive_timeout) => {
-                Event::Close("idle keep-alive connection")
+            () = idle_for(activity, shared.config.idle_timeout()) => {
+                Event::Close("idle connection")
             }
             () = activity.reset_flood.notified() => Event::Pause,
         }

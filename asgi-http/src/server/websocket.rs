@@ -157,14 +157,22 @@ async fn run(
         }
     };
     let deadline = shared.force_close.clone().cancelled_owned();
-    let closed = tokio::select! {
-        closed = accepted.run(TokioIo::new(upgraded), deadline) => closed,
-        // A forced stop drops the connection without waiting for a close handshake; the
-        // app's `recv` returns `websocket.disconnect` (1006).
-        () = shared.immediate.cancelled() => {
-            tracing::debug!(path, "forced stop: WebSocket dropped");
-            return;
+    let run = accepted.run(TokioIo::new(upgraded), deadline);
+    let mut run = std::pin::pin!(run);
+    // A forced stop (`shutdown_now`) drops the WebSocket without waiting for its close
+    // handshake; the app's `recv` returns `websocket.disconnect` (1006). It is checked on
+    // every wake-up (an atomic load, no lock): a forced stop also fires the drain deadline,
+    // which wakes the connection.
+    let closed = std::future::poll_fn(|cx| {
+        if shared.immediate.is_cancelled() {
+            return std::task::Poll::Ready(None);
         }
+        run.as_mut().poll(cx).map(Some)
+    })
+    .await;
+    let Some(closed) = closed else {
+        tracing::debug!(path, "forced stop: WebSocket dropped");
+        return;
     };
     let initiator = match closed.initiator {
         CloseInitiator::Client => "client",
