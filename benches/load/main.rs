@@ -1,31 +1,46 @@
 //! The load harness: the project's server against a bare hyper server (and axum, and a bare
 //! tokio-tungstenite server for WebSocket) on this machine, in one run, under the same load,
 //! in turns. It prints throughput for each and the ratio project / baseline, and the servers'
-//! peak memory while streaming.
+//! peak memory while streaming; and it counts instructions per request with callgrind.
 //!
 //! ```text
 //! cargo bench --bench load                 # every suite
-//! cargo bench --bench load -- http         # hello, 1 GiB download, 1 GiB upload
+//! cargo bench --bench load -- http         # hello over HTTP/1.1 and h2c, 1 GiB down and up
 //! cargo bench --bench load -- ws           # WebSocket echo, 10,000 idle sockets
 //! cargo bench --bench load -- wsgi         # the WSGI adapter's hello and 1 GiB upload
 //! cargo bench --bench load -- tower        # asgi-tower's adapters against axum (tower.rs)
 //! cargo bench --bench load -- channels     # group_send fan-out over Redis and in memory (channels.rs)
+//! cargo bench --bench load -- callgrind    # instructions per request (valgrind)
 //! ```
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per run, default 10), `LOAD_ROUNDS`
-//! (turns per server, default 2), `LOAD_CONNECTIONS` (default 64), `LOAD_IDLE_SOCKETS`
-//! (default 10000), `LOAD_STREAM_BYTES` (default 1 GiB). The HTTP load comes from `wrk`
-//! (`apt-get install wrk`); everything else from clients in this harness.
+//! (turns per server, default 2), `LOAD_CONNECTIONS` (wrk's, default 64),
+//! `LOAD_H2_CONNECTIONS` and `LOAD_H2_STREAMS` (h2load's, default 16 x 32),
+//! `LOAD_IDLE_SOCKETS` (default 10000), `LOAD_STREAM_BYTES` (default 1 GiB),
+//! `LOAD_CALLGRIND_REQUESTS` (N, default 2000). The HTTP/1.1 load comes from `wrk`
+//! (`apt-get install wrk`), the HTTP/2 load from `h2load` (`apt-get install nghttp2-client`),
+//! the instruction counts from `valgrind` (`apt-get install valgrind`); everything else from
+//! clients in this harness.
 //!
-//! With two or more CPUs, the servers run pinned to CPU 0 and the load (wrk and this harness's
-//! clients) to CPU 1 (`taskset`), so that the server and its load never fight for one core:
-//! on a small machine that fight, not the server, would decide the numbers. `LOAD_PIN=0`
-//! turns pinning off.
+//! With two or more CPUs, the servers run pinned to CPU 0 and the load (wrk, h2load and this
+//! harness's clients) to CPU 1 (`taskset`), so that the server and its load never fight for
+//! one core: on a small machine that fight, not the server, would decide the numbers.
+//! `LOAD_PIN=0` turns pinning off.
 //!
 //! The project's server is the `hello` example binary for the hello rows and the `testbed`
-//! example binary for everything else (both built in release mode by the harness), run with `RUST_LOG=warn` so that the access log is off, as it would be for a
-//! benchmark of any server. The baselines run in a child process of this harness
-//! (`--serve hyper|axum|tungstenite`), on a tokio multi-thread runtime like the example's.
+//! example binary for everything else (both built in release mode by the harness), with the
+//! examples' logging (`logging::init`): `RUST_LOG=warn` for the access log off, and
+//! `RUST_LOG=info` (the default) for the `asgi+log` row, its lines going to the server's
+//! standard output, which is `/dev/null` (not a terminal, so no colour). The baselines log
+//! nothing in either row: the access-log row prices the log against servers that write none.
+//! They run in a child process of this harness (`--serve hyper|axum|tungstenite`), on a tokio
+//! multi-thread runtime like the example's.
+//!
+//! The `callgrind` suite runs each server under `valgrind --tool=callgrind` twice, serving N
+//! and then 2N keep-alive `GET`s from the same client (one connection, one request at a
+//! time), and prints `(instructions(2N) - instructions(N)) / N`: start-up and shutdown cancel
+//! out. Only the server process's user-space instructions count, all its threads (the access
+//! log's writer thread too); the client runs outside valgrind.
 
 mod baseline;
 mod channels;
