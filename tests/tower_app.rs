@@ -313,3 +313,58 @@ async fn trailers_pass_through_when_the_request_asks_for_them() {
     assert_eq!(trailers["grpc-status"], "0");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn service_error_gives_500() {
+    let service = tower::service_fn(|_: Request<asgi::tower::ReceiverBody>| async {
+        Err::<http::Response<String>, _>(std::io::Error::other("the service is down"))
+    });
+    let server = start(TowerApp::new(service), |b| b).await;
+    let answer = fetch(server.addr, "/").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    server.stop().await.unwrap();
+}
+
+/// What the lifespan below puts into the state.
+#[derive(Clone)]
+struct Greeting(&'static str);
+
+#[tokio::test]
+async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions() {
+    use asgi::core::{ShutdownSignal, State};
+    use axum::Extension;
+
+    let lifespan = |scope: Scope, mut receive: Receiver, mut send: Sender| async move {
+        let Scope::Lifespan(lifespan) = scope else {
+            return Ok(());
+        };
+        loop {
+            match receive.recv().await {
+                ReceiveEvent::LifespanStartup => {
+                    lifespan.state.insert(Greeting("hello from the lifespan"))?;
+                    send.send(SendEvent::LifespanStartupComplete).await?;
+                }
+                _ => {
+                    send.send(SendEvent::LifespanShutdownComplete).await?;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let router = axum::Router::new().route(
+        "/state",
+        get(
+            |Extension(state): Extension<State>, Extension(shutdown): Extension<ShutdownSignal>| async move {
+                let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
+                format!("{greeting}; draining={}", shutdown.is_triggered())
+            },
+        ),
+    );
+    let app = Mount::new()
+        .lifespan(lifespan)
+        .mount("/axum", TowerApp::new(router));
+    let server = start(app, |b| b).await;
+    let answer = fetch(server.addr, "/axum/state").await;
+    assert_eq!(answer.text(), "hello from the lifespan; draining=false");
+    server.stop().await.unwrap();
+}
