@@ -17,9 +17,9 @@
 
 pub use asgi_core as core;
 pub use asgi_http as http;
+pub use asgi_tower as tower;
 pub use asgi_ws as ws;
 pub use asgi_wsgi_compat as wsgi;
-pub use asgi_tower as tower;
 
 /// What most applications import: `use asgi::prelude::*;`.
 pub mod prelude {

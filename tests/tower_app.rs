@@ -32,11 +32,10 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let local = stream.local_addr().unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let response = sender
         .send_request(get_request("/axum/whoami?x=1"))
@@ -62,11 +61,20 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 
     // The neighbours answer beside it.
     let asgi = fetch(server.addr, "/asgi/hello").await;
-    assert_eq!(asgi.text(), "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n");
+    assert_eq!(
+        asgi.text(),
+        "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n"
+    );
     let wsgi = fetch(server.addr, "/legacy/").await;
-    assert_eq!(wsgi.text(), "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n");
+    assert_eq!(
+        wsgi.text(),
+        "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n"
+    );
     // An axum 404 is the router's own answer.
-    assert_eq!(fetch(server.addr, "/axum/nothing").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(server.addr, "/axum/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
     server.stop().await.unwrap();
 }
 
@@ -74,9 +82,11 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 async fn escaped_paths_reach_axum_as_they_came() {
     let router = axum::Router::new().route(
         "/files/{name}",
-        get(|axum::extract::Path(name): axum::extract::Path<String>, uri: http::Uri| async move {
-            format!("{name} {uri}")
-        }),
+        get(
+            |axum::extract::Path(name): axum::extract::Path<String>, uri: http::Uri| async move {
+                format!("{name} {uri}")
+            },
+        ),
     );
     let server = start(Mount::new().mount("/api", TowerApp::new(router)), |b| b).await;
     let answer = fetch(server.addr, "/api/files/a%20b%2Fc").await;
@@ -221,7 +231,10 @@ async fn client_leaving_mid_upload_is_a_body_error_for_the_handler() {
     stream.write_all(&[b'x'; 1000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(stream);
-    let what = tokio::time::timeout(PATIENCE, reported).await.unwrap().unwrap();
+    let what = tokio::time::timeout(PATIENCE, reported)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         what.starts_with("error after 1000 bytes"),
         "the handler saw: {what}"
@@ -351,15 +364,17 @@ async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions()
             }
         }
     };
-    let router = axum::Router::new().route(
-        "/state",
-        get(
-            |Extension(state): Extension<State>, Extension(shutdown): Extension<ShutdownSignal>| async move {
-                let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
-                format!("{greeting}; draining={}", shutdown.is_triggered())
-            },
-        ),
-    );
+    let router =
+        axum::Router::new().route(
+            "/state",
+            get(
+                |Extension(state): Extension<State>,
+                 Extension(shutdown): Extension<ShutdownSignal>| async move {
+                    let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
+                    format!("{greeting}; draining={}", shutdown.is_triggered())
+                },
+            ),
+        );
     let app = Mount::new()
         .lifespan(lifespan)
         .mount("/axum", TowerApp::new(router));

@@ -171,9 +171,8 @@ pub(crate) async fn suite(settings: &Settings) -> BoxResult<()> {
         for (i, kind) in kinds.iter().enumerate() {
             let server = start(*kind).await?;
             let cpu_before = cpu_seconds(&server.child)?;
-            let rate =
-                crate::client::wrk(server.addr, "/", settings.connections, settings.seconds)
-                    .await?;
+            let rate = crate::client::wrk(server.addr, "/", settings.connections, settings.seconds)
+                .await?;
             let cpu = cpu_seconds(&server.child)? - cpu_before;
             rates[i] += rate;
             per_cpu[i] += rate * settings.seconds as f64 / cpu.max(0.01);
@@ -187,7 +186,12 @@ pub(crate) async fn suite(settings: &Settings) -> BoxResult<()> {
     // Requests per CPU-second of the server process: on a shared machine the rate follows
     // whatever else runs on the server's CPU, the CPU cost per request much less so.
     for (name, label, ours, ours_cpu) in [
-        ("AsgiService under axum::serve", "asgi-service", service, service_cpu),
+        (
+            "AsgiService under axum::serve",
+            "asgi-service",
+            service,
+            service_cpu,
+        ),
         ("axum Router via TowerApp", "tower-app", app, app_cpu),
     ] {
         println!(

@@ -131,7 +131,8 @@ pub struct AppBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Streaming(Streaming),
+    // Boxed: a streaming body is worth one allocation; the full one stays small.
+    Streaming(Box<Streaming>),
     Denial(DenialBody),
 }
 
@@ -161,13 +162,13 @@ impl AppBody {
         trailers_declared: bool,
     ) -> Self {
         AppBody {
-            kind: Kind::Streaming(Streaming {
+            kind: Kind::Streaming(Box::new(Streaming {
                 running,
                 peeked,
                 trailers_declared,
                 trailers: HeaderMap::new(),
                 done: false,
-            }),
+            })),
         }
     }
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait};
+use asgi_core::{
+    BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait,
+};
 use bytes::{Buf, Bytes};
 use http_body::Body;
 

@@ -150,13 +150,11 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_become_data_frames_and_end_with_the_last() {
-        let (body, _tx) = body_of(
-            vec![
-                ReceiveEvent::request("ab", true),
-                ReceiveEvent::request("", true),
-                ReceiveEvent::request("cd", false),
-            ],
-        );
+        let (body, _tx) = body_of(vec![
+            ReceiveEvent::request("ab", true),
+            ReceiveEvent::request("", true),
+            ReceiveEvent::request("cd", false),
+        ]);
         let collected = body.collect().await.unwrap().to_bytes();
         assert_eq!(&collected[..], b"abcd");
     }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use asgi_core::extensions::HTTP_RESPONSE_TRAILERS;
 use asgi_core::{
-    App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent,
-    Sender, async_trait,
+    App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
+    async_trait,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
@@ -151,11 +151,7 @@ impl<S> fmt::Debug for TowerApp<S> {
 #[async_trait]
 impl<S, ResBody> App for TowerApp<S>
 where
-    S: Service<Request<ReceiverBody>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     ResBody: Body + Send + 'static,
