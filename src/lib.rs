@@ -25,9 +25,9 @@
 pub use asgi_channels as channels;
 pub use asgi_core as core;
 pub use asgi_http as server;
+pub use asgi_tower as tower;
 pub use asgi_ws as ws;
 pub use asgi_wsgi_compat as wsgi;
-pub use asgi_tower as tower;
 
 /// The old name of [`server`] (`asgi-http`), kept so that existing code builds.
 #[deprecated(

@@ -32,11 +32,10 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 
     let stream = TcpStream::connect(server.addr).await.unwrap();
     let local = stream.local_addr().unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let response = sender
         .send_request(get_request("/axum/whoami?x=1"))
@@ -62,11 +61,20 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 
     // The neighbours answer beside it.
     let asgi = fetch(server.addr, "/asgi/hello").await;
-    assert_eq!(asgi.text(), "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n");
+    assert_eq!(
+        asgi.text(),
+        "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n"
+    );
     let wsgi = fetch(server.addr, "/legacy/").await;
-    assert_eq!(wsgi.text(), "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n");
+    assert_eq!(
+        wsgi.text(),
+        "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n"
+    );
     // An axum 404 is the router's own answer.
-    assert_eq!(fetch(server.addr, "/axum/nothing").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        fetch(server.addr, "/axum/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
     server.stop().await.unwrap();
 }
 
@@ -74,9 +82,11 @@ async fn axum_router_under_a_mount_sees_its_route_path_the_client_and_the_body()
 async fn escaped_paths_reach_axum_as_they_came() {
     let router = axum::Router::new().route(
         "/files/{name}",
-        get(|axum::extract::Path(name): axum::extract::Path<String>, uri: http::Uri| async move {
-            format!("{name} {uri}")
-        }),
+        get(
+            |axum::extract::Path(name): axum::extract::Path<String>, uri: http::Uri| async move {
+                format!("{name} {uri}")
+            },
+        ),
     );
     let server = start(Mount::new().mount("/api", TowerApp::new(router)), |b| b).await;
     let answer = fetch(server.addr, "/api/files/a%20b%2Fc").await;
@@ -221,7 +231,10 @@ async fn client_leaving_mid_upload_is_a_body_error_for_the_handler() {
     stream.write_all(&[b'x'; 1000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(stream);
-    let what = tokio::time::timeout(PATIENCE, reported).await.unwrap().unwrap();
+    let what = tokio::time::timeout(PATIENCE, reported)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(
         what.starts_with("error after 1000 bytes"),
         "the handler saw: {what}"
@@ -311,5 +324,62 @@ async fn trailers_pass_through_when_the_request_asks_for_them() {
     assert_eq!(answer.text(), "payload");
     let trailers = answer.trailers.expect("trailers arrive");
     assert_eq!(trailers["grpc-status"], "0");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn service_error_gives_500() {
+    let service = tower::service_fn(|_: Request<asgi::tower::ReceiverBody>| async {
+        Err::<http::Response<String>, _>(std::io::Error::other("the service is down"))
+    });
+    let server = start(TowerApp::new(service), |b| b).await;
+    let answer = fetch(server.addr, "/").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    server.stop().await.unwrap();
+}
+
+/// What the lifespan below puts into the state.
+#[derive(Clone)]
+struct Greeting(&'static str);
+
+#[tokio::test]
+async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions() {
+    use asgi::core::{ShutdownSignal, State};
+    use axum::Extension;
+
+    let lifespan = |scope: Scope, mut receive: Receiver, mut send: Sender| async move {
+        let Scope::Lifespan(lifespan) = scope else {
+            return Ok(());
+        };
+        loop {
+            match receive.recv().await {
+                ReceiveEvent::LifespanStartup => {
+                    lifespan.state.insert(Greeting("hello from the lifespan"))?;
+                    send.send(SendEvent::LifespanStartupComplete).await?;
+                }
+                _ => {
+                    send.send(SendEvent::LifespanShutdownComplete).await?;
+                    return Ok(());
+                }
+            }
+        }
+    };
+    let router =
+        axum::Router::new().route(
+            "/state",
+            get(
+                |Extension(state): Extension<State>,
+                 Extension(shutdown): Extension<ShutdownSignal>| async move {
+                    let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
+                    format!("{greeting}; draining={}", shutdown.is_triggered())
+                },
+            ),
+        );
+    let app = Mount::new()
+        .lifespan(lifespan)
+        .mount("/axum", TowerApp::new(router));
+    let server = start(app, |b| b).await;
+    let answer = fetch(server.addr, "/axum/state").await;
+    assert_eq!(answer.text(), "hello from the lifespan; draining=false");
     server.stop().await.unwrap();
 }

@@ -57,9 +57,7 @@ async fn gigabyte_upload_and_download_stream_through_an_axum_router_with_bounded
             "/download",
             get(move || {
                 let chunk = served.clone();
-                async move {
-                    AxumBody::from_stream(chunks(chunk, TOTAL).map(Ok::<_, Infallible>))
-                }
+                async move { AxumBody::from_stream(chunks(chunk, TOTAL).map(Ok::<_, Infallible>)) }
             }),
         )
         .route(
@@ -81,7 +79,10 @@ async fn gigabyte_upload_and_download_stream_through_an_axum_router_with_bounded
         .mount("/asgi", interop::asgi_hello);
     let server = common::start(app, |b| b.max_request_body(None)).await;
     // Warm up (first connection, first request), then take the baseline.
-    assert_eq!(common::fetch(server.addr, "/asgi/hello").await.status, StatusCode::OK);
+    assert_eq!(
+        common::fetch(server.addr, "/asgi/hello").await.status,
+        StatusCode::OK
+    );
     let before = peak_rss_kib();
 
     let (mut sender, _conn) = common::h1(server.addr).await;

@@ -50,20 +50,34 @@ async fn nested_asgi_app_sees_its_root_path_and_the_client() {
     let server = serve(interop::served_by_axum(ShutdownSignal::never())).await;
     let answer = fetch(server.addr, "/asgi/hello").await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert_eq!(answer.text(), "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n");
+    assert_eq!(
+        answer.text(),
+        "Hello from ASGI\nroot_path=/asgi path=/asgi/hello\n"
+    );
     let wsgi = fetch(server.addr, "/legacy/").await;
-    assert_eq!(wsgi.text(), "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n");
-    assert_eq!(fetch(server.addr, "/axum/hello").await.text(), "Hello from axum");
+    assert_eq!(
+        wsgi.text(),
+        "legacy WSGI app\nSCRIPT_NAME=/legacy\nPATH_INFO=/\n"
+    );
+    assert_eq!(
+        fetch(server.addr, "/axum/hello").await.text(),
+        "Hello from axum"
+    );
 
     let (report, reported) = Report::<(String, String, Option<SocketAddr>, Bytes)>::new();
     let app = common::http_only(move |scope, mut receive, mut send| {
         let report = report.clone();
         async move {
-            let Scope::Http(http) = scope else { unreachable!() };
+            let Scope::Http(http) = scope else {
+                unreachable!()
+            };
             let mut body = Vec::new();
             loop {
                 match receive.recv().await {
-                    ReceiveEvent::HttpRequest { body: chunk, more_body } => {
+                    ReceiveEvent::HttpRequest {
+                        body: chunk,
+                        more_body,
+                    } => {
                         body.extend_from_slice(&chunk);
                         if !more_body {
                             break;
@@ -73,8 +87,11 @@ async fn nested_asgi_app_sees_its_root_path_and_the_client() {
                 }
             }
             report.send((http.root_path, http.path, http.client, body.into()));
-            send.send(SendEvent::response_start(StatusCode::CREATED, HeaderMap::new()))
-                .await?;
+            send.send(SendEvent::response_start(
+                StatusCode::CREATED,
+                HeaderMap::new(),
+            ))
+            .await?;
             send.send(SendEvent::response_body("stored", false)).await?;
             Ok(())
         }
@@ -106,10 +123,9 @@ async fn nested_asgi_app_sees_its_root_path_and_the_client() {
 #[tokio::test]
 async fn asgi_websocket_echo_works_through_axum() {
     let server = serve(interop::served_by_axum(ShutdownSignal::never())).await;
-    let (mut ws, response) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
-            .await
-            .unwrap();
+    let (mut ws, response) = tokio_tungstenite::connect_async(format!("ws://{}/ws", server.addr))
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     for text in ["one", "two", "three"] {
         ws.send(Message::text(text)).await.unwrap();
@@ -170,7 +186,8 @@ async fn dropping_the_response_delivers_http_disconnect_to_the_app() {
         async move {
             send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new()))
                 .await?;
-            send.send(SendEvent::response_body("first chunk", true)).await?;
+            send.send(SendEvent::response_body("first chunk", true))
+                .await?;
             // The body was read (it is empty); the next event is the end of the request.
             let _ = receive.recv().await;
             match receive.recv().await {
@@ -233,7 +250,10 @@ async fn client_leaving_mid_upload_gives_the_app_http_disconnect() {
     stream.write_all(&[b'x'; 1000]).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
     drop(stream);
-    let what = tokio::time::timeout(PATIENCE, reported).await.unwrap().unwrap();
+    let what = tokio::time::timeout(PATIENCE, reported)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(what, "http.disconnect after 1000 bytes");
 }
 

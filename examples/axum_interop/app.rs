@@ -60,12 +60,18 @@ pub(crate) async fn asgi_hello(scope: Scope, _: Receiver, mut send: Sender) -> R
 }
 
 /// WebSocket `/ws`: accepts, then sends every message back.
-pub(crate) async fn ws_echo(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
+pub(crate) async fn ws_echo(
+    scope: Scope,
+    mut receive: Receiver,
+    mut send: Sender,
+) -> Result<(), Error> {
     if !matches!(scope, Scope::WebSocket(_)) {
         let headers = HeaderMap::new();
         send.send(SendEvent::response_start(StatusCode::NOT_FOUND, headers))
             .await?;
-        return Ok(send.send(SendEvent::response_body("Not Found\n", false)).await?);
+        return Ok(send
+            .send(SendEvent::response_body("Not Found\n", false))
+            .await?);
     }
     loop {
         match receive.recv().await {

@@ -5,7 +5,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use asgi_core::{Error, SendEvent};
 use asgi_ws::DenialBody;
@@ -44,29 +44,29 @@ impl Running {
     /// The app's next event, polling the app while there is none; `None` once the app
     /// dropped its sender (it returned) and every event was taken.
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Option<SendEvent>> {
-        loop {
-            if let Poll::Ready(event) = self.exchange.poll_event(cx) {
-                return Poll::Ready(event);
-            }
-            let Some(app) = &mut self.app else {
-                // The app returned but gave its sender to a task that still holds it.
-                return Poll::Pending;
-            };
+        if let Some(app) = &mut self.app {
+            // Polled inline: what the app sends now is seen below without a wake-up.
+            self.exchange.clear_taker();
             let polled = std::panic::catch_unwind(AssertUnwindSafe(|| app.as_mut().poll(cx)));
             let result = match polled {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(result)) => result,
-                Err(payload) => Err(Error::from_panic(payload)),
+                Ok(Poll::Pending) => None,
+                Ok(Poll::Ready(result)) => Some(result),
+                Err(payload) => Some(Err(Error::from_panic(payload))),
             };
-            self.app = None;
-            match result {
-                Err(e) if e.is_disconnected() => {
-                    tracing::debug!("ASGI app ended: client disconnected");
+            if let Some(result) = result {
+                self.app = None;
+                match result {
+                    Err(e) if e.is_disconnected() => {
+                        tracing::debug!("ASGI app ended: client disconnected");
+                    }
+                    Err(e) => self.failure = Some(e),
+                    Ok(()) => {}
                 }
-                Err(e) => self.failure = Some(e),
-                Ok(()) => {}
             }
         }
+        // Takes the event, or registers this task's waker for events the app sends from
+        // elsewhere (a task it gave its sender to); `None` once the sender is gone.
+        self.exchange.poll_event(cx)
     }
 
     /// The app's failure, or a description of the premature end.
@@ -76,15 +76,16 @@ impl Running {
             .unwrap_or_else(|| Error::msg(format!("the app returned {what}")))
     }
 
-    /// Ends the request for the app (see [`Exchange::end`]).
-    pub(crate) fn end(&self) {
-        self.exchange.end();
+    /// Ends the request for the app (see [`Exchange::end`]); `polling` is the waker of a
+    /// task that polls the app next.
+    pub(crate) fn end(&self, polling: Option<&Waker>) {
+        self.exchange.end(polling);
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.exchange.end();
+        self.exchange.end(None);
         let Some(app) = self.app.take() else {
             return;
         };
@@ -130,7 +131,8 @@ pub struct AppBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Streaming(Streaming),
+    // Boxed: a streaming body is worth one allocation; the full one stays small.
+    Streaming(Box<Streaming>),
     Denial(DenialBody),
 }
 
@@ -160,13 +162,13 @@ impl AppBody {
         trailers_declared: bool,
     ) -> Self {
         AppBody {
-            kind: Kind::Streaming(Streaming {
+            kind: Kind::Streaming(Box::new(Streaming {
                 running,
                 peeked,
                 trailers_declared,
                 trailers: HeaderMap::new(),
                 done: false,
-            }),
+            })),
         }
     }
 
@@ -240,7 +242,7 @@ impl Streaming {
     fn finish(&mut self) {
         self.done = true;
         // The response is complete: the app's `recv` may return `http.disconnect` now.
-        self.running.end();
+        self.running.end(None);
     }
 }
 

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait};
+use asgi_core::{
+    BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait,
+};
 use bytes::{Buf, Bytes};
 use http_body::Body;
 
@@ -45,11 +47,18 @@ impl Exchange {
     }
 
     /// The app's next event; `None` once its sender is gone and the slot is empty.
+    ///
+    /// A `send` waiting for the slot is woken, unless it waits with this very task's waker:
+    /// the app is then polled inline by this task, which polls it again before it needs
+    /// another event (a self-wake would only make the connection's task run once more for
+    /// nothing).
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<SendEvent>> {
         let mut slots = self.lock();
         if let Some(event) = slots.event.take() {
             if let Some(waker) = slots.sender.take() {
-                waker.wake();
+                if !waker.will_wake(cx.waker()) {
+                    waker.wake();
+                }
             }
             return Poll::Ready(Some(event));
         }
@@ -60,16 +69,26 @@ impl Exchange {
         Poll::Pending
     }
 
+    /// Forgets the waker of the side that takes events: the caller is about to poll the app
+    /// inline and will look at the slot afterwards, so the app's `send` (and the drop of its
+    /// sender) need not wake it.
+    pub(crate) fn clear_taker(&self) {
+        self.lock().taker = None;
+    }
+
     /// Ends the request for the app: its `recv` returns `http.disconnect` once the body is
-    /// read, its `send` returns `Disconnected`. Idempotent.
-    pub(crate) fn end(&self) {
+    /// read, its `send` returns `Disconnected`. Idempotent. Wakers that would wake
+    /// `polling` (the task that is about to poll the app itself) are not woken.
+    pub(crate) fn end(&self, polling: Option<&Waker>) {
         let mut slots = self.lock();
         slots.over = true;
         slots.event = None;
         let wakers = [slots.sender.take(), slots.receiver.take()];
         drop(slots);
         for waker in wakers.into_iter().flatten() {
-            waker.wake();
+            if !polling.is_some_and(|p| waker.will_wake(p)) {
+                waker.wake();
+            }
         }
     }
 }
@@ -194,7 +213,7 @@ where
                         let e: BoxError = e.into();
                         tracing::debug!(error = %e, "reading the request body failed: client gone");
                         self.body = Reading::Disconnected;
-                        self.exchange.end();
+                        self.exchange.end(Some(cx.waker()));
                         return Poll::Ready(ReceiveEvent::HttpDisconnect);
                     }
                     Poll::Pending => break,

@@ -287,7 +287,7 @@ impl Future for ResponseFuture {
                 body,
                 more_body: false,
             })) if !trailers => {
-                app.end();
+                app.end(Some(cx.waker()));
                 let _ = app.poll_event(cx);
                 AppBody::full(body)
             }

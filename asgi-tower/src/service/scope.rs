@@ -119,7 +119,11 @@ fn client(extensions: &http::Extensions) -> Option<SocketAddr> {
 }
 
 fn split(uri: &Uri) -> Target {
-    split_target(uri.path_and_query().map_or("/", PathAndQuery::as_str).as_bytes())
+    split_target(
+        uri.path_and_query()
+            .map_or("/", PathAndQuery::as_str)
+            .as_bytes(),
+    )
 }
 
 /// The full target and the `root_path`. A router that nests a service strips the prefix

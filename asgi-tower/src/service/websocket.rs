@@ -113,7 +113,12 @@ async fn run(on_upgrade: OnUpgrade, accepted: Accepted, config: Arc<Config>, pat
     let closed = accepted
         .run(TokioIo::new(upgraded), async move { shutdown.wait().await })
         .await;
-    tracing::debug!(path, code = closed.code, reason = closed.reason, "WebSocket closed");
+    tracing::debug!(
+        path,
+        code = closed.code,
+        reason = closed.reason,
+        "WebSocket closed"
+    );
 }
 
 /// Content type of the plain-text answers.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use asgi_core::extensions::HTTP_RESPONSE_TRAILERS;
 use asgi_core::{
-    App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent,
-    Sender, async_trait,
+    App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
+    async_trait,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
@@ -50,10 +50,10 @@ const PATH: &AsciiSet = &CONTROLS
 ///   [`Mount`](asgi_http::mount::Mount) at `/api` sees `/users` for `/api/users`, as a router
 ///   nested with axum's `nest` does; with the `axum` feature, the full URI is in axum's
 ///   `OriginalUri` extension;
-/// - extensions: the client address as `SocketAddr` and (with the `axum` feature) as axum's
-///   `ConnectInfo<SocketAddr>`, so that `ConnectInfo` extractors work; the lifespan
-///   [`State`](asgi_core::State); the server's [`ShutdownSignal`](asgi_core::ShutdownSignal);
-///   the scope's `root_path` as [`RootPath`].
+/// - extensions: the client address as axum's `ConnectInfo<SocketAddr>` (with the `axum`
+///   feature, so that `ConnectInfo` extractors work; without it, as a `SocketAddr`); the
+///   lifespan [`State`](asgi_core::State); the server's
+///   [`ShutdownSignal`](asgi_core::ShutdownSignal); a non-empty `root_path` as [`RootPath`].
 ///
 /// The body streams from the scope's `http.request` events as the service reads it; a client
 /// that leaves makes it fail with a disconnect error.
@@ -151,11 +151,7 @@ impl<S> fmt::Debug for TowerApp<S> {
 #[async_trait]
 impl<S, ResBody> App for TowerApp<S>
 where
-    S: Service<Request<ReceiverBody>, Response = Response<ResBody>>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Into<BoxError>,
     ResBody: Body + Send + 'static,
@@ -339,10 +335,13 @@ fn request_from_scope(scope: HttpScope, receive: Receiver) -> Option<Request<Rec
     *request.version_mut() = version;
     *request.headers_mut() = scope.headers;
     let extensions = request.extensions_mut();
+    // Each extension is an allocation: the client goes in once, in the form its users
+    // look for.
     if let Some(client) = scope.client {
-        extensions.insert(client);
         #[cfg(feature = "axum")]
         extensions.insert(axum::extract::ConnectInfo(client));
+        #[cfg(not(feature = "axum"))]
+        extensions.insert(client);
     }
     #[cfg(feature = "axum")]
     if !scope.root_path.is_empty() {
@@ -352,7 +351,9 @@ fn request_from_scope(scope: HttpScope, receive: Receiver) -> Option<Request<Rec
     }
     extensions.insert(scope.state);
     extensions.insert(scope.shutdown);
-    extensions.insert(RootPath(scope.root_path));
+    if !scope.root_path.is_empty() {
+        extensions.insert(RootPath(scope.root_path));
+    }
     *request.uri_mut() = uri;
     Some(request)
 }
