@@ -220,7 +220,6 @@ fn middleware(c: &mut Criterion) {
         "static_files",
         &StaticFiles::new(&dir).expect("the directory"),
     );
-    drop(run);
     group.finish();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -149,7 +149,11 @@ async fn a_second_origin_calls_the_api_and_a_foreign_one_is_blocked() {
     let pages = common::start(page, |b| b).await;
     let allowed_origin = format!("http://127.0.0.1:{}", pages.addr.port());
     let secret = b"the browser test's session secret, long enough";
-    let server = common::start(api::api(&[allowed_origin.clone()], secret).unwrap(), |b| b).await;
+    let server = common::start(
+        api::api(std::slice::from_ref(&allowed_origin), secret).unwrap(),
+        |b| b,
+    )
+    .await;
     let api_base = format!("http://127.0.0.1:{}", server.addr.port());
     let (_driver, webdriver) = start_driver().await;
     let client = browser(&webdriver).await;

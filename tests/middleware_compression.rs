@@ -28,13 +28,14 @@ fn text(len: usize) -> String {
 }
 
 /// Inflates a stream as it arrives: `push` gives what the bytes so far decode to.
-struct Inflater(Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>);
+/// Takes the next compressed bytes, gives what they decode to.
+type Feed = Box<dyn FnMut(&[u8]) -> Vec<u8> + Send>;
+
+struct Inflater(Feed);
 
 impl Inflater {
     fn new(coding: &str) -> Self {
-        fn run<D: Decode + Send + 'static>(
-            mut decoder: D,
-        ) -> Box<dyn FnMut(&[u8]) -> Vec<u8> + Send> {
+        fn run<D: Decode + Send + 'static>(mut decoder: D) -> Feed {
             Box::new(move |chunk: &[u8]| {
                 let mut out = Vec::new();
                 let mut input = PartialBuffer::new(chunk);

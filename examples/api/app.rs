@@ -162,7 +162,7 @@ fn session(scope: &Scope) -> Result<Session, Error> {
 
 fn error(status: StatusCode, message: &str) -> Response {
     Response::json(&serde_json::json!({ "error": message }))
-        .map_or_else(|_| Response::text(message.to_owned()), |r| r)
+        .unwrap_or_else(|_| Response::text(message.to_owned()))
         .status(status)
 }
 

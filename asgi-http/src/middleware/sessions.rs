@@ -25,7 +25,8 @@
 //!
 //! # The cookie
 //!
-//! On `http.response.start`, a non-empty session is written into a `Set-Cookie` with the
+//! On `http.response.start`, a non-empty session is written (again, so its max-age restarts,
+//! as in Starlette) into a `Set-Cookie` with the
 //! settings (name, path, domain, max-age, `SameSite`, `Secure` when
 //! [`https_only`](SessionLayer::https_only)), and `HttpOnly`. A session that was loaded but
 //! is empty now (`clear()`) expires the cookie. The payload is the session as JSON with its
@@ -87,7 +88,6 @@ pub struct Session {
 #[derive(Default)]
 struct SessionData {
     values: Map<String, Value>,
-    changed: bool,
 }
 
 impl fmt::Debug for Session {
@@ -119,25 +119,18 @@ impl Session {
         let Ok(value) = serde_json::to_value(value) else {
             return false;
         };
-        let mut data = self.data();
-        data.values.insert(key.into(), value);
-        data.changed = true;
+        self.data().values.insert(key.into(), value);
         true
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
-        let mut data = self.data();
-        let old = data.values.remove(key);
-        data.changed |= old.is_some();
-        old
+        self.data().values.remove(key)
     }
 
     /// Empties the session (a logout): the cookie is expired on the response.
     pub fn clear(&self) {
-        let mut data = self.data();
-        data.changed |= !data.values.is_empty();
-        data.values.clear();
+        self.data().values.clear();
     }
 
     /// True when the session holds nothing.
@@ -393,10 +386,7 @@ impl<A: App> App for Sessions<A> {
         };
         let (values, presented) = self.config.load(headers);
         let session = Session {
-            inner: Arc::new(Mutex::new(SessionData {
-                values,
-                changed: false,
-            })),
+            inner: Arc::new(Mutex::new(SessionData { values })),
         };
         let is_http = matches!(scope, Scope::Http(_));
         if let Some(extensions) = scope.extensions_mut() {
