@@ -476,6 +476,13 @@ impl DeflateCodec {
             self.scratch
                 .truncate(self.scratch.len() - SYNC_FLUSH_TAIL.len());
         }
+        if self.scratch.is_empty() {
+            // An empty message right after another one: zlib has nothing to flush and
+            // writes nothing, but the client appends the tail to the payload and needs a
+            // block before it. A single 0x00 makes it an empty stored block (RFC 7692
+            // 7.2.3.6).
+            self.scratch.push(0x00);
+        }
         Ok(&self.scratch)
     }
 
@@ -738,6 +745,23 @@ mod tests {
             let payload = sender.compress(message.as_bytes()).unwrap().to_vec();
             let mut out = Vec::new();
             receiver.decompress(&payload, true, &mut out, None).unwrap();
+            assert_eq!(out, message.as_bytes());
+        }
+    }
+
+    #[test]
+    fn empty_message_after_another_inflates_for_any_client() {
+        let p = params(DeflateConfig::default(), "permessage-deflate");
+        let mut sender = DeflateCodec::new(p);
+        // A client's own decompressor, not this crate's: it appends the tail and inflates.
+        let mut client = Decompress::new(false);
+        for message in ["first", "", "", "after"] {
+            let mut payload = sender.compress(message.as_bytes()).unwrap().to_vec();
+            payload.extend_from_slice(&SYNC_FLUSH_TAIL);
+            let mut out = Vec::with_capacity(64);
+            client
+                .decompress_vec(&payload, &mut out, FlushDecompress::Sync)
+                .unwrap_or_else(|e| panic!("{message:?}: {e}"));
             assert_eq!(out, message.as_bytes());
         }
     }

@@ -72,15 +72,22 @@
 //! the timers from a single `poll` with no lock on the socket, and start idle connections
 //! with a 4 KiB read buffer and no compressor (created at the first compressed message).
 //!
+//! # When the client breaks the protocol
+//!
+//! A malformed frame, invalid UTF-8 or a message over the limit fails the connection (RFC
+//! 6455 7.1.7), but what was read before it is not lost: the server stops reading, the app
+//! receives the messages that came before the bad frame (often in the same read), then
+//! `websocket.disconnect` with the failure's code, and what it sends before it reads the
+//! disconnect (its answers to those messages) goes out before the close frame. The server
+//! waits for that at most [`WebSocketConfig::failure_grace`]. Text is checked for UTF-8 as it
+//! arrives, inside a frame and across fragments, so invalid text fails at its first bad byte,
+//! not when its frame or message ends (compressed text: when each frame is inflated).
+//!
 //! # Conformance
 //!
-//! Against the Autobahn|Testsuite fuzzing client (`examples/autobahn_server.rs`, an echo
-//! app), all 517 cases pass: 505 OK, 9 NON-STRICT, 3 INFORMATIONAL, none FAILED or
-//! UNIMPLEMENTED, permessage-deflate (categories 12 and 13) included. The NON-STRICT ones
-//! are by design: in 3.2, 3.3, 4.1.3, 4.1.4, 4.2.3, 4.2.4 and 5.15 a bad frame follows a
-//! valid message in the same read, and the connection fails before the app (in its own
-//! task) has echoed that message; in 6.4.3 and 6.4.4 invalid UTF-8 is found when its frame
-//! is complete, not while the frame is still arriving.
+//! Against the Autobahn|Testsuite fuzzing client (the testbed example's `/ws/echo`, an echo
+//! app), all 517 cases pass strictly: OK or INFORMATIONAL, none NON-STRICT, FAILED or
+//! UNIMPLEMENTED, permessage-deflate (categories 12 and 13) included.
 //!
 //! # Layout
 //!

@@ -106,6 +106,7 @@ pub struct Session {
 }
 
 /// The app of every session: accepts, records and echoes each message until the disconnect.
+/// An echo that fails (the connection is closing) does not stop it from receiving.
 fn echo_app(received: Arc<Mutex<Vec<WebSocketMessage>>>) -> impl asgi_core::App {
     move |_scope: Scope, mut receive: Receiver, mut send: Sender| {
         let received = received.clone();
@@ -123,7 +124,9 @@ fn echo_app(received: Arc<Mutex<Vec<WebSocketMessage>>>) -> impl asgi_core::App 
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .push(message.clone());
-                        send.send(SendEvent::WebSocketSend(message)).await?;
+                        // After the client's close frame the echo fails, but the
+                        // messages before it are still to be received.
+                        let _ = send.send(SendEvent::WebSocketSend(message)).await;
                     }
                     _ => return Ok::<(), Error>(()),
                 }
