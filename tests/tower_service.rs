@@ -10,7 +10,8 @@ mod interop;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use asgi::core::{Shutdown, ShutdownSignal};
+use asgi::core::ShutdownSignal;
+use asgi::core::host::Shutdown;
 use asgi::prelude::*;
 use asgi::tower::AsgiService;
 use bytes::Bytes;
