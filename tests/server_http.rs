@@ -441,17 +441,16 @@ async fn pathsend_streams_the_file() {
 }
 
 #[tokio::test]
-async fn pathsend_of_a_missing_file_gives_500_and_an_error_to_the_app() {
+async fn pathsend_of_a_missing_file_gives_500_and_an_io_error_to_the_app() {
     let path = temp_path("does-not-exist.bin");
     let (report, result) = Report::new();
     let server = start(pathsend_app(path, report), |b| b).await;
     let answer = fetch(server.addr, "/").await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     let err = result.await.unwrap().unwrap_err();
-    let SendError::Protocol(protocol) = err else {
-        panic!("expected a protocol error, got {err:?}");
-    };
-    assert_eq!(protocol.received(), "http.response.pathsend");
+    // The file cannot be opened: an I/O error, not the app's protocol mistake.
+    assert_eq!(err, SendError::Io(std::io::ErrorKind::NotFound));
+    assert!(!asgi::core::Error::from(err).is_protocol());
     server.stop().await.unwrap();
 }
 

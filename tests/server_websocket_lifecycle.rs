@@ -443,3 +443,109 @@ async fn an_open_websocket_keeps_its_place_under_max_connections() {
     assert_eq!(answer.body, Bytes::from_static(b"ok"));
     server.stop().await.unwrap();
 }
+
+/// An app with lifespan support whose WebSocket app goes on for `linger` after its
+/// `websocket.disconnect`; `order` records when lifespan shutdown starts and when a
+/// WebSocket app returns.
+fn lingering_app(order: Arc<std::sync::Mutex<Vec<&'static str>>>, linger: Duration) -> impl App {
+    move |scope: Scope, mut receive: Receiver, mut send: Sender| {
+        let order = order.clone();
+        async move {
+            match scope {
+                Scope::Lifespan(_) => loop {
+                    match receive.recv().await {
+                        ReceiveEvent::LifespanStartup => {
+                            send.send(SendEvent::LifespanStartupComplete).await?;
+                        }
+                        _ => {
+                            order.lock().unwrap().push("lifespan.shutdown");
+                            send.send(SendEvent::LifespanShutdownComplete).await?;
+                            return Ok(());
+                        }
+                    }
+                },
+                Scope::WebSocket(_) => {
+                    assert_eq!(receive.recv().await, ReceiveEvent::WebSocketConnect);
+                    send.send(SendEvent::WebSocketAccept {
+                        subprotocol: None,
+                        headers: HeaderMap::new(),
+                    })
+                    .await?;
+                    while !matches!(
+                        receive.recv().await,
+                        ReceiveEvent::WebSocketDisconnect { .. }
+                    ) {}
+                    // Cleaning up after the client left.
+                    tokio::time::sleep(linger).await;
+                    order.lock().unwrap().push("websocket app returned");
+                    Ok(())
+                }
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn lifespan_shutdown_starts_after_every_websocket_app_returned() {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = start(
+        lingering_app(order.clone(), Duration::from_millis(300)),
+        |b| b,
+    )
+    .await;
+    let mut ws = connect(server.addr, "/").await;
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap() {}
+    server.stop().await.unwrap();
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["websocket app returned", "lifespan.shutdown"]
+    );
+}
+
+#[tokio::test]
+async fn lifespan_shutdown_starts_at_the_drain_deadline_when_a_websocket_app_lingers() {
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let server = start(
+        lingering_app(order.clone(), Duration::from_secs(3600)),
+        |b| b.drain_timeout(Some(Duration::from_millis(200))),
+    )
+    .await;
+    let mut ws = connect(server.addr, "/").await;
+    ws.close(None).await.unwrap();
+    while let Some(Ok(_)) = tokio::time::timeout(PATIENCE, ws.next()).await.unwrap() {}
+    let stopping = std::time::Instant::now();
+    server.stop().await.unwrap();
+    assert!(
+        stopping.elapsed() < PATIENCE,
+        "the drain deadline was not kept"
+    );
+    assert_eq!(*order.lock().unwrap(), ["lifespan.shutdown"]);
+}
+
+#[tokio::test]
+async fn shutdown_now_stops_at_once_over_http2_websockets_without_a_close_timeout() {
+    let (report, rx) = Report::new();
+    let mut websocket = WebSocketConfig::default();
+    websocket.close_timeout = None;
+    let server = start(recording_app(report), |b| {
+        b.drain_timeout(None).websocket(websocket)
+    })
+    .await;
+    let (status, _, ws) = connect_h2(server.addr, "/", &[]).await;
+    assert_eq!(status, 200);
+    // The client never reads, so it never answers a close frame.
+    let _ws = ws.unwrap();
+    server.handle.shutdown_now();
+    tokio::time::timeout(Duration::from_secs(5), server.task)
+        .await
+        .expect("shutdown_now stops the server at once")
+        .unwrap()
+        .unwrap();
+    // The app still gets its one `websocket.disconnect`.
+    let record = record(rx).await;
+    assert_eq!(record[0], "websocket.connect");
+    assert!(record[1].starts_with("websocket.disconnect"), "{record:?}");
+    assert_eq!(record.len(), 2);
+}

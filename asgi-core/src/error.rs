@@ -64,6 +64,7 @@ impl Error {
             match send {
                 SendError::Disconnected => Kind::Disconnected,
                 SendError::Protocol(_) => Kind::Protocol,
+                SendError::Io(_) => Kind::App,
             }
         } else {
             Kind::App
@@ -140,7 +141,7 @@ impl Error {
             .and_then(|s| s.downcast_ref::<SendError>())
             .and_then(|s| match s {
                 SendError::Protocol(p) => Some(p),
-                SendError::Disconnected => None,
+                SendError::Disconnected | SendError::Io(_) => None,
             })
             .or_else(|| {
                 self.source
@@ -198,6 +199,10 @@ impl From<SendError> for Error {
                 kind: Kind::Protocol,
                 source: Some(Box::new(p)),
             },
+            io @ SendError::Io(_) => Error {
+                kind: Kind::App,
+                source: Some(Box::new(io)),
+            },
         }
     }
 }
@@ -235,7 +240,8 @@ impl From<String> for Error {
 /// Why [`Sender::send`](crate::Sender::send) did not deliver an event.
 ///
 /// `Disconnected` is the normal end of a connection whose client left; `Protocol` is a bug in
-/// the app (an event the protocol does not allow at this point), and names both events.
+/// the app (an event the protocol does not allow at this point), and names both events; `Io`
+/// is a failure of the server's I/O in carrying the event out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -245,6 +251,11 @@ pub enum SendError {
     /// The event is not allowed at this point of the protocol.
     #[error(transparent)]
     Protocol(#[from] ProtocolError),
+    /// The server could not carry the event out because an I/O operation failed: the file of
+    /// an `http.response.pathsend` cannot be opened, for one. Not a mistake in the protocol;
+    /// the kind says what failed (the server logs the whole error).
+    #[error("the server could not carry the event out: {0}")]
+    Io(std::io::ErrorKind),
 }
 
 impl SendError {

@@ -34,10 +34,27 @@ pub trait EventSource: Send + 'static {
 /// client makes `send` wait (backpressure) rather than grow memory. After the peer left it
 /// returns `Err(SendError::Disconnected)`; an event the protocol does not allow at this point
 /// gets `Err(SendError::Protocol(..))`.
+///
+/// # Sending without waiting
+///
+/// [`send_now`](EventSink::send_now) is an optional fast path: a sink that can deliver an
+/// event without waiting (a server storing a response head) does it there and returns
+/// `Ok(result)`, so that [`Sender::send`] needs no boxed future for it. The default hands the
+/// event back (`Err(event)`), and `send` is used. Middleware written with `async fn send`
+/// alone is correct as it is; a middleware that only wraps another sink may forward
+/// `send_now` to keep the fast path.
 #[async_trait]
 pub trait EventSink: Send + 'static {
     /// Delivers one event to the peer.
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError>;
+
+    /// Delivers `event` at once when that needs no waiting, with the same result `send`
+    /// would give; otherwise hands it back untouched (`Err(event)`) for `send`.
+    ///
+    /// The default hands every event back.
+    fn send_now(&mut self, event: SendEvent) -> Result<Result<(), SendError>, SendEvent> {
+        Err(event)
+    }
 }
 
 /// ASGI's `receive`: the events from the server to the app, one at a time.
@@ -189,7 +206,10 @@ impl Sender {
     /// [`SendError::Disconnected`] once the client is gone; [`SendError::Protocol`] for an
     /// event out of order.
     pub async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
-        self.sink.send(event).await
+        match self.sink.send_now(event) {
+            Ok(result) => result,
+            Err(event) => self.sink.send(event).await,
+        }
     }
 
     /// A sender that passes each event through `f` before this one sends it, e.g. to add a
@@ -212,6 +232,10 @@ impl fmt::Debug for Sender {
 impl EventSink for Sender {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
         self.sink.send(event).await
+    }
+
+    fn send_now(&mut self, event: SendEvent) -> Result<Result<(), SendError>, SendEvent> {
+        self.sink.send_now(event)
     }
 }
 

@@ -142,7 +142,8 @@ async fn handle<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> io::Result
     };
     let mut scope = WebSocketScope::new(parts.uri.path());
     scope.headers = parts.headers.clone();
-    match asgi_ws::start(echo, scope, &upgrade, &WebSocketConfig::default()).await {
+    let spawn = |run| drop(tokio::spawn(run));
+    match asgi_ws::start(echo, scope, &upgrade, &WebSocketConfig::default(), spawn).await {
         HandshakeOutcome::Accept(accepted) => {
             respond_head(
                 stream,

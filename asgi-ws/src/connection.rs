@@ -21,7 +21,7 @@ use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use crate::close;
 use crate::config::WebSocketConfig;
@@ -52,11 +52,12 @@ pub(crate) enum Outgoing {
     Violation(ProtocolError),
 }
 
-/// The app's task, and what it returned once it did (a `JoinHandle` must not be polled after
-/// it completed).
+/// The app's run, as the pump sees it: what it returned once it did. The run itself is an
+/// [`AppRun`] that the caller of [`start`] spawns.
 #[derive(Debug)]
 pub(crate) struct AppTask {
-    handle: JoinHandle<Result<(), Error>>,
+    /// Resolves with what the app returned; closed unanswered when the run was dropped.
+    returned: oneshot::Receiver<Result<(), Error>>,
     exit: Option<Result<(), Error>>,
 }
 
@@ -64,9 +65,13 @@ impl AppTask {
     /// Resolves once the app returned, with what it returned.
     pub(crate) fn poll_exit(&mut self, cx: &mut Context<'_>) -> Poll<&Result<(), Error>> {
         if self.exit.is_none() {
-            let joined = std::task::ready!(Pin::new(&mut self.handle).poll(cx));
-            // The task catches panics itself; a join error means the runtime cancelled it.
-            self.exit = Some(joined.unwrap_or_else(|e| Err(Error::new(e))));
+            let returned = std::task::ready!(Pin::new(&mut self.returned).poll(cx));
+            // The run catches panics itself; no answer means it was dropped unfinished.
+            self.exit = Some(returned.unwrap_or_else(|_| {
+                Err(Error::msg(
+                    "the WebSocket app was dropped before it returned",
+                ))
+            }));
         }
         match &self.exit {
             Some(exit) => Poll::Ready(exit),
@@ -313,8 +318,31 @@ pub struct Closed {
     pub initiator: CloseInitiator,
 }
 
-/// Starts `app` for one WebSocket connection: spawns its task with `scope`, delivers
-/// `websocket.connect`, and returns a future of the app's answer.
+/// The app's run for one WebSocket connection: the app's `call`, its panics caught, its
+/// failure logged. [`start`] hands it to the caller's spawner, so that the server decides
+/// where it runs and can wait for it when it drains.
+///
+/// Dropping it unfinished ends the app where it waits; the connection then sees the app as
+/// gone.
+#[must_use = "the app only runs when this future is spawned or awaited"]
+pub struct AppRun(Pin<Box<dyn Future<Output = ()> + Send>>);
+
+impl std::fmt::Debug for AppRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppRun").finish_non_exhaustive()
+    }
+}
+
+impl Future for AppRun {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// Starts `app` for one WebSocket connection: hands its run (with `scope`) to `spawn`,
+/// delivers `websocket.connect`, and returns a future of the app's answer.
 ///
 /// The scope's `subprotocols` are set from `request`, and the `websocket.http.response`
 /// extension (denial responses) is declared in its `extensions`. permessage-deflate is
@@ -328,9 +356,9 @@ pub struct Closed {
 /// Dropping the future before it resolves (the client left) ends the app's side: its `recv`
 /// returns `websocket.disconnect` with 1006, its `send` returns `Disconnected`.
 ///
-/// # Panics
-///
-/// Outside a tokio runtime (the app's task is spawned at once).
+/// `spawn` gets the app's [`AppRun`] at once and decides where it runs: a server spawns it
+/// in a task it tracks, so that its drain waits for the app. This crate makes no runtime
+/// decision of its own.
 ///
 /// # Example
 ///
@@ -357,7 +385,10 @@ pub struct Closed {
 /// let (parts, ()) = request.into_parts();
 /// let upgrade = UpgradeRequest::from_parts(&parts).unwrap();
 /// let scope = WebSocketScope::new("/ws");
-/// match asgi_ws::start(app, scope, &upgrade, &WebSocketConfig::default()).await {
+/// let spawn = |run| {
+///     tokio::spawn(run);
+/// };
+/// match asgi_ws::start(app, scope, &upgrade, &WebSocketConfig::default(), spawn).await {
 ///     HandshakeOutcome::Accept(accepted) => {
 ///         let headers = accepted.response_headers();
 ///         assert_eq!(headers["sec-websocket-accept"], "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
@@ -373,6 +404,7 @@ pub fn start(
     scope: WebSocketScope,
     request: &UpgradeRequest,
     config: &WebSocketConfig,
+    spawn: impl FnOnce(AppRun),
 ) -> impl Future<Output = HandshakeOutcome> + Send + 'static {
     let mut scope = scope;
     scope.subprotocols = request.subprotocols().to_vec();
@@ -398,7 +430,8 @@ pub fn start(
         offered: request.subprotocols().to_vec(),
     };
     let task_path = path.clone();
-    let app = tokio::spawn(async move {
+    let (report, returned) = oneshot::channel();
+    spawn(AppRun(Box::pin(async move {
         let call = app.call(scope, Receiver::new(source), Sender::new(sink));
         let result = match AssertUnwindSafe(call).catch_unwind().await {
             Ok(result) => result,
@@ -411,14 +444,15 @@ pub fn start(
             Err(e) => tracing::error!(path = %task_path, error = %e, "WebSocket app failed"),
             Ok(()) => {}
         }
-        result
-    });
+        // The connection may be gone already: then nobody needs the answer.
+        let _ = report.send(result);
+    })));
     let link = Link {
         to_app,
         from_app,
         tail,
         app: AppTask {
-            handle: app,
+            returned,
             exit: None,
         },
     };

@@ -15,7 +15,8 @@
 //!    [`UpgradeRequest::extended_connect`](handshake::UpgradeRequest::extended_connect) and
 //!    accepted with `200` instead of 101.
 //! 2. Build the [`WebSocketScope`](asgi_core::WebSocketScope) (path, headers, client, scheme
-//!    from [`handshake::scheme`]) and call [`start`], which spawns the app, delivers
+//!    from [`handshake::scheme`]) and call [`start`], which hands the app's [`AppRun`] to
+//!    your spawner (the crate makes no runtime decision of its own), delivers
 //!    `websocket.connect` and resolves with the app's answer, a [`HandshakeOutcome`]:
 //!    `Accept` (answer 101 with [`Accepted::response_headers`]), `Close` (answer 403),
 //!    `Deny` (answer the app's own response, body streamed from [`DenialBody`]) or `Failed`
@@ -105,7 +106,7 @@ pub mod websocket;
 
 pub use config::WebSocketConfig;
 pub use connection::{
-    Accepted, CloseInitiator, Closed, Denial, DenialBody, HandshakeOutcome, start,
+    Accepted, AppRun, CloseInitiator, Closed, Denial, DenialBody, HandshakeOutcome, start,
 };
 pub use handshake::{HandshakeError, UpgradeRequest};
 pub use websocket::{Message, WebSocket};

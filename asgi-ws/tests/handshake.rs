@@ -23,6 +23,7 @@ async fn outcome_of(
         WebSocketScope::new("/ws"),
         &upgrade(extra),
         &WebSocketConfig::default(),
+        |run| drop(tokio::spawn(run)),
     ))
     .await
 }
@@ -328,6 +329,7 @@ async fn dropping_the_handshake_disconnects_the_app_with_1006() {
         WebSocketScope::new("/ws"),
         &upgrade(&[]),
         &WebSocketConfig::default(),
+        |run| drop(tokio::spawn(run)),
     );
     // The client left before the app answered.
     drop(start);

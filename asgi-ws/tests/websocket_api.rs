@@ -161,6 +161,7 @@ async fn deny_through_the_server_gives_a_denial_outcome() {
         WebSocketScope::new("/ws"),
         &upgrade(&[]),
         &WebSocketConfig::default(),
+        |run| drop(tokio::spawn(run)),
     ))
     .await;
     let HandshakeOutcome::Deny(denial) = outcome else {

@@ -7,7 +7,8 @@
 //! curl http://127.0.0.1:8000/scope/anything?x=1
 //! curl -N 'http://127.0.0.1:8000/sse?n=5&interval_ms=500'
 //! curl http://127.0.0.1:8000/wsgi/environ/anything?x=1
-//! ../shared/tools/autobahn ws://127.0.0.1:8000/ws/echo   # WebSocket conformance (Autobahn)
+//! # WebSocket conformance: point the Autobahn|Testsuite fuzzing client at
+//! # ws://127.0.0.1:8000/ws/echo
 //! TESTBED_STARTUP_FAIL=1 cargo run --example testbed; echo $?   # 3: startup failed
 //! ```
 

@@ -138,9 +138,11 @@ impl Builder {
         self
     }
 
-    /// How long an HTTP/1 client may take to send a request head; the connection is closed
-    /// after that. hyper also applies it to an idle keep-alive connection waiting for its next
-    /// request, so it caps [`keep_alive_timeout`](Builder::keep_alive_timeout) too.
+    /// How long a client may take to send a request head; the connection is closed after
+    /// that (slowloris protection). The connection's idle timer enforces it: a connection
+    /// with no request in flight is closed once it has been so for this long (at most twice
+    /// as long when a request came and went meanwhile), whether it sits idle or trickles a
+    /// head in, so it caps [`keep_alive_timeout`](Builder::keep_alive_timeout) too.
     ///
     /// Default is 30 seconds ([`DEFAULT_HEADER_READ_TIMEOUT`](super::DEFAULT_HEADER_READ_TIMEOUT)). Pass `None` to disable.
     pub fn header_read_timeout(mut self, timeout: Option<Duration>) -> Self {

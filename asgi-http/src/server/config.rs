@@ -110,15 +110,29 @@ impl Default for Config {
 }
 
 impl Config {
+    /// How long a connection may have no request in flight before it is closed: the
+    /// keep-alive timeout, capped by the header read timeout. An HTTP/1 request head is only
+    /// read while no request is in flight, so a client that sends its head slowly is cut off
+    /// by this timer too.
+    pub(crate) fn idle_timeout(&self) -> Option<std::time::Duration> {
+        match (self.keep_alive_timeout, self.header_read_timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
     /// hyper's connection builder with these settings: HTTP/1.1 and HTTP/2 (h2c prior
     /// knowledge) on one listener, hyper's tokio timer installed for its timeouts, and
     /// WebSockets over both.
     pub(crate) fn http(&self) -> auto::Builder<TokioExecutor> {
         let mut http = auto::Builder::new(TokioExecutor::new());
+        // The header read timeout is the connection's idle timer (see `idle_timeout`), not
+        // hyper's: hyper arms a timer of its own for every request head it reads, an
+        // allocation and two timer-wheel updates per request.
         http.http1()
             .timer(TokioTimer::new())
             .keep_alive(true)
-            .header_read_timeout(self.header_read_timeout);
+            .header_read_timeout(None);
         // hyper keeps up to its default count of headers on the stack; setting any count moves
         // them to the heap, so only a changed limit is passed on.
         if self.max_headers != DEFAULT_MAX_HEADERS {

@@ -114,7 +114,7 @@ pub(crate) async fn serve<I>(
         task: AtomicWaker::new(),
     });
     let control_waker = Waker::from(wake.clone());
-    let keep_alive = shared.config.keep_alive_timeout;
+    let idle_timeout = shared.config.idle_timeout();
     // True once the drain deadline gave WebSocket streams time to close.
     let mut grace = false;
     let mut control: Pin<Box<dyn Future<Output = Event> + Send + '_>> = Box::pin(async {
@@ -125,7 +125,7 @@ pub(crate) async fn serve<I>(
                 shared.graceful.cancelled().await;
                 first_request(&activity, DRAIN_FIRST_REQUEST_WAIT).await;
             } => Event::Close("the server is draining"),
-            () = idle_for(&activity, keep_alive) => Event::Close("idle keep-alive connection"),
+            () = idle_for(&activity, idle_timeout) => Event::Close("idle connection"),
         }
     });
     loop {
@@ -177,8 +177,14 @@ pub(crate) async fn serve<I>(
                 tracing::debug!("shutting down a connection: {why}");
                 conn.as_mut().graceful_shutdown();
                 control = Box::pin(async {
-                    shared.force_close.cancelled().await;
-                    Event::Force
+                    tokio::select! {
+                        biased;
+                        () = shared.force_close.cancelled() => Event::Force,
+                        // hyper goes on reading a request head that a client trickles in
+                        // (slowloris): a connection that stays without a request in flight
+                        // for another idle period is dropped.
+                        () = idle_for(&activity, idle_timeout) => Event::Force,
+                    }
                 });
                 wake.signaled.store(true, Ordering::Release);
             }

@@ -455,8 +455,12 @@ async fn drain(shared: &Shared, control: &Control) {
     }
     shared.force_close.cancel();
     // Dropping a connection is immediate; app tasks still running learn of it through
-    // `recv` (a disconnect) and `send` (an error), and are not waited for.
-    shared.connections.wait().await;
+    // `recv` (a disconnect) and `send` (an error), and are not waited for. WebSockets get
+    // their close handshake (up to the close timeout), unless the stop is forced.
+    tokio::select! {
+        () = shared.connections.wait() => {}
+        () = control.immediate.cancelled() => {}
+    }
 }
 
 /// Binds what the builder asked for (a listener handed over is used as it is), and where it

@@ -24,10 +24,6 @@ use crate::file::FileChunks;
 /// only trades a little memory per response for throughput.
 const RESPONSE_BODY_CHANNEL_CAPACITY: usize = 4;
 
-/// What the expected-side of a `pathsend` protocol error says when the file cannot be sent.
-const PATHSEND_EXPECTED: &str =
-    "`http.response.pathsend` with the absolute path of a readable file";
-
 enum State {
     /// Nothing sent yet.
     Waiting,
@@ -87,18 +83,55 @@ impl ResponseSink {
         }
     }
 
+    /// Checks that `event` may be sent now: the client is still there, and the protocol
+    /// allows it (a violation is logged).
+    fn admit(&mut self, event: &SendEvent) -> Result<(), SendError> {
+        if !matches!(self.state, State::Done) && self.exchange.is_client_gone() {
+            return Err(SendError::Disconnected);
+        }
+        if let Err(e) = self.protocol.check(event) {
+            tracing::error!(
+                event = e.received(),
+                expected = e.expected(),
+                "ASGI protocol error: {e}"
+            );
+            return Err(SendError::Protocol(e));
+        }
+        Ok(())
+    }
+
+    /// The fast path: the start and this final body are the whole response, handed to the
+    /// connection at once, with no channel.
+    fn whole_response(&mut self, body: Bytes) -> Result<(), SendError> {
+        let State::Started {
+            status, headers, ..
+        } = std::mem::replace(&mut self.state, State::Done)
+        else {
+            // The protocol check admits a final body only after the start.
+            return Ok(());
+        };
+        let response = response(status, headers, ResponseBody::full(body));
+        sent(self.exchange.send_head(response, true))
+    }
+
     async fn body(&mut self, body: Bytes, more_body: bool) -> Result<(), SendError> {
+        if !more_body
+            && matches!(
+                self.state,
+                State::Started {
+                    trailers: false,
+                    ..
+                }
+            )
+        {
+            return self.whole_response(body);
+        }
         match std::mem::replace(&mut self.state, State::Done) {
             State::Started {
                 status,
                 headers,
                 trailers,
             } => {
-                if !more_body && !trailers {
-                    // The fast path: the whole response at once, no channel.
-                    let response = response(status, headers, ResponseBody::full(body));
-                    return sent(self.exchange.send_head(response, true));
-                }
                 let (tx, rx) = mpsc::channel(RESPONSE_BODY_CHANNEL_CAPACITY);
                 let stream = ResponseBody::stream(None, Some(rx), self.trailers_allowed);
                 sent(
@@ -159,10 +192,7 @@ impl ResponseSink {
                     error = %e,
                     "http.response.pathsend: cannot send the file"
                 );
-                return Err(SendError::Protocol(ProtocolError::new(
-                    "http.response.pathsend",
-                    PATHSEND_EXPECTED,
-                )));
+                return Err(SendError::Io(e.kind()));
             }
         };
         let State::Started {
@@ -231,30 +261,13 @@ fn merge(into: &mut HeaderMap, more: HeaderMap) {
 #[async_trait]
 impl EventSink for ResponseSink {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
-        if !matches!(self.state, State::Done) && self.exchange.is_client_gone() {
-            return Err(SendError::Disconnected);
-        }
-        if let Err(e) = self.protocol.check(&event) {
-            tracing::error!(
-                event = e.received(),
-                expected = e.expected(),
-                "ASGI protocol error: {e}"
-            );
-            return Err(SendError::Protocol(e));
-        }
+        // The start and a whole response never wait: `send_now` handles them.
+        let event = match self.send_now(event) {
+            Ok(result) => return result,
+            Err(event) => event,
+        };
+        self.admit(&event)?;
         match event {
-            SendEvent::HttpResponseStart {
-                status,
-                headers,
-                trailers,
-            } => {
-                self.state = State::Started {
-                    status,
-                    headers,
-                    trailers,
-                };
-                Ok(())
-            }
             SendEvent::HttpResponseBody { body, more_body } => self.body(body, more_body).await,
             SendEvent::HttpResponseTrailers {
                 headers,
@@ -267,6 +280,48 @@ impl EventSink for ResponseSink {
                 "an HTTP response event",
             ))),
         }
+    }
+
+    /// The start, and a final body that makes the whole response (the fast path), never
+    /// wait: they are handled here, without a boxed future. Everything else goes to `send`.
+    fn send_now(&mut self, event: SendEvent) -> Result<Result<(), SendError>, SendEvent> {
+        let whole = matches!(
+            (&event, &self.state),
+            (SendEvent::HttpResponseStart { .. }, _)
+                | (
+                    SendEvent::HttpResponseBody {
+                        more_body: false,
+                        ..
+                    },
+                    State::Started {
+                        trailers: false,
+                        ..
+                    }
+                )
+        );
+        if !whole {
+            return Err(event);
+        }
+        if let Err(e) = self.admit(&event) {
+            return Ok(Err(e));
+        }
+        Ok(match event {
+            SendEvent::HttpResponseStart {
+                status,
+                headers,
+                trailers,
+            } => {
+                self.state = State::Started {
+                    status,
+                    headers,
+                    trailers,
+                };
+                Ok(())
+            }
+            SendEvent::HttpResponseBody { body, .. } => self.whole_response(body),
+            // `whole` admits only the two events above.
+            other => return Err(other),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! WebSocket upgrades: a handshake request is validated, its scope built, and the app's answer
 //! to `websocket.connect` becomes the HTTP response; an accepted connection then runs in a
-//! task of the server's connections, so that a drain waits for it.
+//! task of the server's connections, and the app in a task of the server's app tasks, so
+//! that a drain waits for both.
 //!
 //! | the app's answer | the response |
 //! | --- | --- |
@@ -80,11 +81,15 @@ pub(crate) fn handshake(
     };
     let path = parts.uri.path().to_owned();
     let scope = websocket_scope(parts, conn, shared);
+    // The app runs in a task the server tracks: the drain waits for it, and lifespan
+    // shutdown starts only after it returned.
+    let tasks = &shared.app_tasks;
     let outcome = asgi_ws::start(
         shared.app.clone(),
         scope,
         &upgrade,
         &shared.config.websocket,
+        |run| drop(tasks.spawn(run)),
     );
     let shared = shared.clone();
     Box::pin(async move {
@@ -152,14 +157,22 @@ async fn run(
         }
     };
     let deadline = shared.force_close.clone().cancelled_owned();
-    let closed = tokio::select! {
-        closed = accepted.run(TokioIo::new(upgraded), deadline) => closed,
-        // A forced stop drops the connection without waiting for a close handshake; the
-        // app's `recv` returns `websocket.disconnect` (1006).
-        () = shared.immediate.cancelled() => {
-            tracing::debug!(path, "forced stop: WebSocket dropped");
-            return;
+    let run = accepted.run(TokioIo::new(upgraded), deadline);
+    let mut run = std::pin::pin!(run);
+    // A forced stop (`shutdown_now`) drops the WebSocket without waiting for its close
+    // handshake; the app's `recv` returns `websocket.disconnect` (1006). It is checked on
+    // every wake-up (an atomic load, no lock): a forced stop also fires the drain deadline,
+    // which wakes the connection.
+    let closed = std::future::poll_fn(|cx| {
+        if shared.immediate.is_cancelled() {
+            return std::task::Poll::Ready(None);
         }
+        run.as_mut().poll(cx).map(Some)
+    })
+    .await;
+    let Some(closed) = closed else {
+        tracing::debug!(path, "forced stop: WebSocket dropped");
+        return;
     };
     let initiator = match closed.initiator {
         CloseInitiator::Client => "client",

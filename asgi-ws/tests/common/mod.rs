@@ -79,6 +79,7 @@ where
         WebSocketScope::new("/ws"),
         request,
         &config,
+        |run| drop(tokio::spawn(run)),
     ))
     .await;
     let HandshakeOutcome::Accept(accepted) = outcome else {
