@@ -3,9 +3,11 @@
 //! passes it to each server process as file descriptor 3 (`LISTEN_FDS=1`; the `testbed`
 //! example runs with `--fd 3`). Under a steady load, a new process starts on the same
 //! socket, then the old one gets SIGTERM and drains. Every request must succeed: none
-//! refused, reset or lost.
+//! refused, reset or lost. And the other live change, a certificate reload by SIGHUP, on the
+//! same kind of process.
 
 mod common;
+mod tls_common;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -28,6 +30,17 @@ fn testbed_binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             let mut build = Command::new(env!("CARGO"));
+            // The variables cargo sets for a running test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`) are
+            // seen by build scripts (ring's): with them, this build and the next plain `cargo build`
+            // would each rebuild those crates.
+            for (name, _) in std::env::vars_os() {
+                let name = name.to_string_lossy();
+                if name.starts_with("CARGO_")
+                    && !["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS"].contains(&&*name)
+                {
+                    build.env_remove(&*name);
+                }
+            }
             build
                 .args(["build", "--message-format=json", "--example", "testbed"])
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -54,11 +67,12 @@ struct Process {
 
 impl Process {
     /// Starts the testbed on `socket` (as file descriptor 3) and waits until it listens.
-    fn start(socket: &std::net::TcpListener) -> Process {
+    fn start(socket: &std::net::TcpListener, args: &[&std::ffi::OsStr]) -> Process {
         let fd: OwnedFd = socket.try_clone().unwrap().into();
         let mut command = Command::new(testbed_binary());
         command
             .args(["--fd", "3"])
+            .args(args)
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
             .env("NO_COLOR", "1")
@@ -86,8 +100,12 @@ impl Process {
 
     /// SIGTERM, as systemd stops a service: the process drains and exits.
     fn terminate(&mut self) {
+        self.signal("-TERM");
+    }
+
+    fn signal(&self, signal: &str) {
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(signal)
             .arg(self.child.id().to_string())
             .status()
             .unwrap();
@@ -148,7 +166,7 @@ async fn restart_on_an_inherited_socket_loses_no_request() {
     // The supervisor's socket: it stays open across the restart.
     let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
-    let mut old = Process::start(&socket);
+    let mut old = Process::start(&socket, &[]);
 
     const CLIENTS: usize = 8;
     let counts = Arc::new(Counts::default());
@@ -174,7 +192,7 @@ async fn restart_on_an_inherited_socket_loses_no_request() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = counts.ok.load(Ordering::SeqCst);
     // The new process takes over the socket beside the old one; then the old one drains.
-    let mut new = Process::start(&socket);
+    let mut new = Process::start(&socket, &[]);
     old.terminate();
     assert_eq!(
         old.exited().await,
@@ -202,4 +220,55 @@ async fn restart_on_an_inherited_socket_loses_no_request() {
         ok > during && during >= before && before > 0,
         "the load ran throughout"
     );
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_certificate_of_a_running_example() {
+    use tls_common::*;
+
+    let dir = temp_dir("sighup");
+    let ca = Ca::new("Test CA");
+    let (cert, key) = ca.server("server one").write(&dir, "server");
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut process = Process::start(
+        &socket,
+        &[
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let subject = |tls: &tokio_rustls::client::TlsStream<TcpStream>| {
+        let der = tls.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+        String::from_utf8_lossy(&der).into_owned()
+    };
+    let config = client_config(&ca, &[b"http/1.1"], None);
+    let tls = connect_tls(addr, config.clone()).await.unwrap();
+    assert!(subject(&tls).contains("server one"));
+
+    ca.server("server two").write(&dir, "server");
+    process.signal("-HUP");
+    assert!(
+        eventually(async || {
+            let tls = connect_tls(addr, config.clone()).await.unwrap();
+            subject(&tls).contains("server two")
+        })
+        .await,
+        "after SIGHUP new handshakes get the new certificate"
+    );
+    // The connection made before the reload still works.
+    let (mut open, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let answer = read(open.send_request(get("/")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(answer.text(), "Hello, world!");
+    drop(open);
+    process.terminate();
+    assert_eq!(process.exited().await, Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -265,6 +265,17 @@ fn testbed_binary() -> &'static PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
         let mut build = Command::new(env!("CARGO"));
+        // The variables cargo sets for a running test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`) are
+        // seen by build scripts (ring's): with them, this build and the next plain `cargo build`
+        // would each rebuild those crates.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_")
+                && !["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS"].contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
         build
             .args(["build", "--example", "testbed", "--message-format=json"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))

@@ -25,6 +25,17 @@ fn example_binary(name: &str) -> PathBuf {
     static BINARIES: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
     let binaries = BINARIES.get_or_init(|| {
         let mut build = Command::new(env!("CARGO"));
+        // The variables cargo sets for a running test (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`) are
+        // seen by build scripts (ring's): with them, this build and the next plain `cargo build`
+        // would each rebuild those crates.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_")
+                && !["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_JOBS"].contains(&&*name)
+            {
+                build.env_remove(&*name);
+            }
+        }
         build
             .args(["build", "--message-format=json"])
             .args(["--example", "wsgi_hello", "--example", "testbed"])

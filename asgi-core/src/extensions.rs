@@ -232,10 +232,12 @@ mod tests {
 
     #[test]
     fn tls_extension_serializes_as_the_spec_dict_and_back() {
-        let mut info = TlsInfo::default();
-        info.tls_version = Some(0x0304);
-        info.cipher_suite = Some(0x1301);
-        info.client_cert_chain = vec!["-----BEGIN CERTIFICATE-----\n".to_owned()];
+        let info = TlsInfo {
+            tls_version: Some(0x0304),
+            cipher_suite: Some(0x1301),
+            client_cert_chain: vec!["-----BEGIN CERTIFICATE-----\n".to_owned()],
+            ..TlsInfo::default()
+        };
         let mut ext = Extensions::from_static(&[HTTP_RESPONSE_TRAILERS]);
         ext.set_tls(Arc::new(info.clone()));
         let json = serde_json::to_value(&ext).unwrap();
