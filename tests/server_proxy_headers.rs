@@ -6,8 +6,8 @@
 mod common;
 mod ws_common;
 
-use asgi::server::middleware::proxy_headers::{ProxyHeadersLayer, TrustedProxies};
 use asgi::prelude::*;
+use asgi::server::middleware::proxy_headers::{ProxyHeadersLayer, TrustedProxies};
 use common::*;
 use futures_util::StreamExt;
 use http::Request;

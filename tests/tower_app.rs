@@ -12,9 +12,9 @@ use std::convert::Infallible;
 use std::io::Read;
 use std::time::Duration;
 
-use asgi::core::lifespan::{Lifespan, Startup};
-use asgi::server::mount::Mount;
+use asgi::core::host::lifespan::{Lifespan, Startup};
 use asgi::prelude::*;
+use asgi::server::mount::Mount;
 use asgi::tower::{AsgiService, TowerApp};
 use axum::body::Body as AxumBody;
 use axum::routing::{get, post};

@@ -21,8 +21,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message as WireMessage;
 
-use crate::Settings;
 use crate::BoxResult;
+use crate::Settings;
 use crate::process;
 
 #[path = "../../asgi-channels/tests/support/redis_server.rs"]
@@ -99,7 +99,9 @@ async fn fan_out(servers: &[SocketAddr], members: usize, messages: usize) -> Box
             let mut mine = Vec::with_capacity(messages);
             while mine.len() < messages {
                 let next = tokio::time::timeout(FAN_OUT_PATIENCE, socket.next()).await;
-                let Ok(Some(Ok(WireMessage::Text(text)))) = next else { break };
+                let Ok(Some(Ok(WireMessage::Text(text)))) = next else {
+                    break;
+                };
                 if let Some(sent) = text.split(' ').nth(1).and_then(|t| t.parse::<u64>().ok()) {
                     let now = epoch.elapsed().as_nanos() as u64;
                     mine.push(Duration::from_nanos(now.saturating_sub(sent)));
@@ -113,7 +115,9 @@ async fn fan_out(servers: &[SocketAddr], members: usize, messages: usize) -> Box
     let started = Instant::now();
     for n in 0..messages {
         let sent = epoch.elapsed().as_nanos() as u64;
-        sender.send(WireMessage::text(format!("{n} {sent}"))).await?;
+        sender
+            .send(WireMessage::text(format!("{n} {sent}")))
+            .await?;
         // A member's channel holds 100 messages: pace the sender so that a fair reader keeps
         // up, as a chat's senders would, rather than measure the capacity limit.
         if n % 50 == 49 {
@@ -162,13 +166,20 @@ fn redis_benchmark(port: u16) -> BoxResult<f64> {
 pub(crate) async fn suite(_settings: &Settings) -> BoxResult<()> {
     let redis = redis_server::RedisServer::start();
     let url = redis.url();
-    let port: u16 = url.rsplit(':').next().and_then(|p| p.parse().ok()).ok_or("redis port")?;
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .ok_or("redis port")?;
     let redis_rate = redis_benchmark(port)?;
     println!(
         "channels: redis-benchmark ZADD {redis_rate:.0} commands/s, so at most {:.0} group_sends/s over two processes",
         redis_rate / COMMANDS_PER_GROUP_SEND
     );
-    for (label, shared) in [("redis, 2 processes", true), ("in-memory, 1 process", false)] {
+    for (label, shared) in [
+        ("redis, 2 processes", true),
+        ("in-memory, 1 process", false),
+    ] {
         let chats = if shared {
             vec![start_chat(Some(&url)).await?, start_chat(Some(&url)).await?]
         } else {

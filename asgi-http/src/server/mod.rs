@@ -109,12 +109,12 @@ pub use error::ServerError;
 pub use inherited::{FIRST_INHERITED_FD, InheritedListener, InheritedStream};
 pub use listener::{Listener, Peer};
 pub use run::{Server, ServerHandle};
+#[doc(hidden)]
+pub use scope::http_scope_from_head;
 pub use tls::{
     ClientAuth, DEFAULT_MAX_TLS_HANDSHAKES, DEFAULT_TLS_HANDSHAKE_TIMEOUT, HandshakeFailures,
     TlsConfig, TlsError, TlsListener, TlsReloadHandle, TlsVersion,
 };
-#[doc(hidden)]
-pub use scope::http_scope_from_head;
 
 use asgi_core::App;
 
