@@ -141,23 +141,3 @@ async fn the_id_reaches_a_client_over_a_socket() {
     assert_eq!(answer.headers["x-request-id"], "from-proxy-1");
     server.stop().await.unwrap();
 }
-
-#[tokio::test]
-async fn the_access_log_line_names_the_request_id() {
-    let (logs, _guard) = common::LogCapture::install();
-    let server = common::start(show.with(RequestIdLayer::new()), |b| b).await;
-    let request = http::Request::get("/logged")
-        .header("host", "test")
-        .header("x-request-id", "log-me-7")
-        .body(common::empty())
-        .unwrap();
-    let answer = common::send(server.addr, request).await;
-    assert_eq!(answer.status, 200);
-    server.stop().await.unwrap();
-    let text = logs.text();
-    let line = text
-        .lines()
-        .find(|l| l.contains("GET /logged"))
-        .unwrap_or_else(|| panic!("no access log line in {text}"));
-    assert!(line.contains("id=log-me-7"), "{line}");
-}

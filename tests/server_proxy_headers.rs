@@ -143,22 +143,6 @@ async fn websocket_scope_gets_wss_and_the_forwarded_client() {
 }
 
 #[tokio::test]
-async fn access_log_names_the_forwarded_client() {
-    let (logs, _guard) = LogCapture::install();
-    let server = start_testbed().await;
-    let answer = get_with(&server, "/", FORWARDED_TO_HTTPS).await;
-    assert_eq!(answer.status, 200);
-    server.stop().await.unwrap();
-    let line = logs
-        .text()
-        .lines()
-        .find(|line| line.contains("asgi_http::access"))
-        .map(str::to_owned)
-        .expect("an access log line");
-    assert!(line.contains("203.0.113.9:0 - \"GET /"), "{line}");
-}
-
-#[tokio::test]
 async fn middleware_wraps_any_app() {
     // The middleware alone, around an app served with the server's own proxy handling off.
     let app = http_only(|scope: Scope, _: Receiver, mut send: Sender| async move {

@@ -40,6 +40,10 @@ pub(crate) struct Tail {
     /// The app's `recv` returned the disconnect, or the app dropped its `receive`: it is
     /// done with every message read before it. A failing pump waits for this.
     pub(crate) disconnect_seen: bool,
+    /// The app's `recv` returned the disconnect: what it sends after that is refused with
+    /// `Disconnected`. (An app that merely dropped its `receive` may still send: an app may
+    /// answer `websocket.connect` with a close without reading anything.)
+    pub(crate) disconnect_read: bool,
     /// The pump to wake when `disconnect_seen` is set.
     pub(crate) waker: Option<Waker>,
 }
@@ -628,6 +632,7 @@ impl EventSource for AppSource {
                 reason: String::new(),
             });
         tail.mark_disconnect_seen();
+        tail.disconnect_read = true;
         self.done = Some(disconnect.clone());
         disconnect
     }
@@ -653,7 +658,7 @@ struct AppSink {
 #[async_trait]
 impl EventSink for AppSink {
     async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
-        if self.tx.is_closed() || lock(&self.tail).disconnect_seen {
+        if self.tx.is_closed() || lock(&self.tail).disconnect_read {
             return Err(SendError::Disconnected);
         }
         match &event {
