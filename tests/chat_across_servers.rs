@@ -177,6 +177,7 @@ async fn a_client_that_never_reads_holds_up_nobody() {
 }
 
 /// nginx on a loopback port of its own, balancing over `upstreams` with WebSocket proxying.
+/// One process (`master_process off`), so that killing it leaves no worker behind.
 struct Nginx {
     child: Child,
     port: u16,
@@ -205,6 +206,7 @@ impl Nginx {
             .collect();
         let config = format!(
             "daemon off;
+master_process off;
 pid {dir}/nginx.pid;
 error_log {dir}/logs/error.log warn;
 events {{ worker_connections 256; }}
