@@ -51,7 +51,7 @@ impl Drop for Chat {
 
 async fn start_chat(redis: Option<&str>) -> BoxResult<Chat> {
     let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-    let binary = process::target_dir()?.join("release/examples/chat");
+    let binary = process::target_dir()?.join("examples").join("chat");
     let mut command = if process::pinning() {
         let mut c = Command::new("taskset");
         c.args(["-c", process::SERVER_CPU]).arg(&binary);
@@ -148,17 +148,20 @@ async fn fan_out(servers: &[SocketAddr], members: usize, messages: usize) -> Box
 
 /// Redis's own rate for the sorted-set commands a `group_send` is made of.
 fn redis_benchmark(port: u16) -> BoxResult<f64> {
+    // `-r` makes redis-benchmark replace `__rand_int__` with random numbers (without it the
+    // score is the literal text, which ZADD refuses); `--csv` gives a line to parse.
     let output = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-q", "-n", "200000", "-c", "50"])
-        .args(["zadd", "bench:zset", "__rand_int__", "member:__rand_int__"])
+        .args(["-p", &port.to_string(), "-n", "200000", "-c", "50", "-r", "1000000"])
+        .args(["--csv", "zadd", "bench:zset", "__rand_int__", "member:__rand_int__"])
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout);
-    // "zadd bench:zset ...: 123456.79 requests per second, p50=0.2 msec"
+    // "test","rps",...\n"zadd bench:zset ...","123456.79",...
     let rate = text
-        .split("requests per second")
-        .next()
-        .and_then(|head| head.rsplit(' ').nth(1).or_else(|| head.rsplit(": ").next()))
-        .and_then(|v| v.trim().trim_start_matches(':').trim().parse::<f64>().ok())
+        .lines()
+        .find(|line| line.starts_with("\"zadd"))
+        .and_then(|line| line.split("\",\"").nth(1))
+        .and_then(|rps| rps.parse::<f64>().ok())
+        .filter(|rps| *rps > 0.0)
         .ok_or_else(|| format!("cannot read redis-benchmark's output: {text}"))?;
     Ok(rate)
 }
