@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use asgi_core::{App, Error, Receiver, Scope, Sender, async_trait};
 
-use crate::router::{answer_lifespan, not_found, route_path, unsupported_scope};
+use crate::lifespan::{self, Part};
+use crate::router::{not_found, route_path, unsupported_scope};
 
 /// Dispatches HTTP requests and WebSocket connections to apps by path prefix.
 ///
@@ -55,6 +56,8 @@ use crate::router::{answer_lifespan, not_found, route_path, unsupported_scope};
 pub struct Mount {
     // Longest prefix first, so the first match is the most specific one.
     mounts: Vec<(String, Arc<dyn App>)>,
+    // The prefixes in the order they were first mounted: lifespans start in this order.
+    mount_order: Vec<String>,
     fallback: Option<Arc<dyn App>>,
     lifespan: Option<Arc<dyn App>>,
 }
@@ -80,6 +83,7 @@ impl Mount {
         match self.mounts.iter_mut().find(|(p, _)| *p == prefix) {
             Some(entry) => entry.1 = app,
             None => {
+                self.mount_order.push(prefix.clone());
                 self.mounts.push((prefix, app));
                 self.mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
             }
@@ -98,6 +102,22 @@ impl Mount {
     pub fn lifespan(mut self, app: impl App) -> Self {
         self.lifespan = Some(Arc::new(app));
         self
+    }
+
+    /// The apps whose lifespans make up the mount's: its own lifespan app, the mounted apps
+    /// in the order they were mounted, then the fallback.
+    fn lifespan_parts(&self) -> Vec<Part> {
+        let own = self.lifespan.iter().map(Part::own);
+        let mounted = self.mount_order.iter().filter_map(|prefix| {
+            let (_, app) = self.mounts.iter().find(|(p, _)| p == prefix)?;
+            let shown = if prefix.is_empty() { "/" } else { prefix };
+            Some(Part::named(format!("mount `{shown}`"), app))
+        });
+        let fallback = self
+            .fallback
+            .iter()
+            .map(|app| Part::named("the fallback".to_owned(), app));
+        own.chain(mounted).chain(fallback).collect()
     }
 
     /// The mounted app and its prefix for a path relative to the current `root_path`.
@@ -141,11 +161,9 @@ impl App for Mount {
         let (path, root_path) = match &mut scope {
             Scope::Http(http) => (&http.path, &mut http.root_path),
             Scope::WebSocket(ws) => (&ws.path, &mut ws.root_path),
-            Scope::Lifespan(_) => {
-                return match &self.lifespan {
-                    Some(app) => app.call(scope, receive, send).await,
-                    None => answer_lifespan(receive, send).await,
-                };
+            Scope::Lifespan(scope) => {
+                let scope = scope.clone();
+                return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
             }
             _ => return Err(unsupported_scope(&scope)),
         };

@@ -19,8 +19,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
-use asgi_core::{App, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender, async_trait};
+use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender, async_trait};
 
+use crate::lifespan::{self, Part};
 use crate::response::Response;
 
 /// The path parameters of the matched route, stored in the scope's typed
@@ -415,6 +416,20 @@ impl fmt::Debug for Router {
     }
 }
 
+impl Router {
+    /// The apps whose lifespans make up the router's: its own lifespan app, then the
+    /// fallback (a sub-app: a mount, a nested router). Route apps are handlers and never see
+    /// the lifespan scope.
+    fn lifespan_parts(&self) -> Vec<Part> {
+        let own = self.lifespan.iter().map(Part::own);
+        let fallback = self
+            .fallback
+            .iter()
+            .map(|app| Part::named("the fallback".to_owned(), app));
+        own.chain(fallback).collect()
+    }
+}
+
 enum Dispatch<'r> {
     App(&'r Arc<dyn App>, PathParams),
     MethodNotAllowed(String),
@@ -461,11 +476,8 @@ impl App for Router {
         receive: Receiver,
         mut send: Sender,
     ) -> Result<(), Error> {
-        if let Scope::Lifespan(_) = scope {
-            return match &self.lifespan {
-                Some(app) => app.call(scope, receive, send).await,
-                None => answer_lifespan(receive, send).await,
-            };
+        if let Scope::Lifespan(scope) = scope {
+            return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
         }
         if !matches!(scope, Scope::Http(_) | Scope::WebSocket(_)) {
             return Err(unsupported_scope(&scope));
@@ -550,27 +562,6 @@ pub(crate) async fn not_found(scope: &Scope, send: &mut Sender) -> Result<(), Er
                 .status(StatusCode::NOT_FOUND)
                 .send(send)
                 .await
-        }
-    }
-}
-
-/// Answers the lifespan protocol with no work: `startup.complete`, then `shutdown.complete`.
-pub(crate) async fn answer_lifespan(mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
-    loop {
-        match receive.recv().await {
-            ReceiveEvent::LifespanStartup => {
-                send.send(SendEvent::LifespanStartupComplete).await?;
-            }
-            ReceiveEvent::LifespanShutdown => {
-                send.send(SendEvent::LifespanShutdownComplete).await?;
-                return Ok(());
-            }
-            other => {
-                return Err(Error::msg(format!(
-                    "unexpected `{}` on the lifespan scope",
-                    other.type_name()
-                )));
-            }
         }
     }
 }
