@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use asgi_core::host::lifespan::{Lifespan, Startup};
-use asgi_core::{App, Error, LifespanState, ReceiveEvent, Receiver, SendEvent, Sender};
 use asgi_core::scope::LifespanScope;
+use asgi_core::{App, Error, LifespanState, ReceiveEvent, Receiver, SendEvent, Sender};
 
 /// An app whose lifespan is part of its container's.
 pub(crate) struct Part {
