@@ -24,9 +24,19 @@ use crate::router::{not_found, route_path, unsupported_scope};
 ///   mounts nest.
 /// - Nothing matches: the [`fallback`](Mount::fallback) app, else `404 Not Found` (for a
 ///   WebSocket: a `404` denial when the server supports it, else `websocket.close`).
-/// - Lifespan: like Starlette's router, the mount answers the lifespan scope itself
-///   (`startup.complete`, `shutdown.complete`); mounted apps do not see it. Give the app
-///   whose startup should run to [`lifespan`](Mount::lifespan).
+/// - Lifespan: the mount runs the lifespans of its [`lifespan`](Mount::lifespan) app, of
+///   every mounted app (in the order of the [`mount`](Mount::mount) calls) and of the
+///   [`fallback`](Mount::fallback), and answers for them all, so a mounted
+///   [`Router`](crate::router::Router) with a lifespan, or a mounted mount, keeps it.
+///   Startup runs in that order, shutdown in reverse. Each app fills a state of its own, and
+///   the states are merged into the one every request sees: a type stored by two apps fails
+///   the startup with a message naming the type and both (``mount `/api` ``). A failed
+///   startup fails the mount's startup with that app's message, prefixed with its name
+///   (``mount `/api`: database unreachable``), after the apps already started are shut down
+///   again. A mounted app without lifespan support (it returns, or fails, on the lifespan
+///   scope, as a WSGI app or [`StaticFiles`](crate::middleware::static_files::StaticFiles)
+///   does) is left out, as a server goes on without lifespan for such an app. With nothing
+///   to run, the mount answers `startup.complete` and `shutdown.complete` itself.
 ///
 /// # Example
 ///
@@ -98,7 +108,10 @@ impl Mount {
         self
     }
 
-    /// The app that handles the lifespan scope, instead of the mount's own answer.
+    /// An app whose lifespan is the mount's own, started before those of the mounted apps
+    /// and shut down after them (see [`Mount`]'s lifespan rules). Mounted apps and the
+    /// fallback run their own lifespans: do not give one of them here as well, or its
+    /// lifespan runs twice (and the state it stores is refused as stored twice).
     pub fn lifespan(mut self, app: impl App) -> Self {
         self.lifespan = Some(Arc::new(app));
         self
