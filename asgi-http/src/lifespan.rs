@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use asgi_core::host::lifespan::{Lifespan, Startup};
 use asgi_core::scope::LifespanScope;
-use asgi_core::{App, Error, LifespanState, ReceiveEvent, Receiver, SendEvent, Sender};
+use asgi_core::{App, Error, LifespanState, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 
 /// An app whose lifespan is part of its container's.
 pub(crate) struct Part {
@@ -67,13 +67,20 @@ struct Started {
 /// part in order and answers `startup.complete`, or `startup.failed` with the failing part's
 /// message once the parts already started are shut down again; `lifespan.shutdown` shuts the
 /// parts down in reverse order and answers `shutdown.complete`, or `shutdown.failed` with the
-/// messages of the parts that failed. With no parts, it answers both at once.
+/// messages of the parts that failed. With no parts, it answers both at once; with only the
+/// container's own lifespan app, that app answers.
 pub(crate) async fn run(
     scope: LifespanScope,
     mut receive: Receiver,
     mut send: Sender,
-    parts: Vec<Part>,
+    mut parts: Vec<Part>,
 ) -> Result<(), Error> {
+    if let [Part { name: None, .. }] = parts.as_slice() {
+        // Only the container's own lifespan app: it answers the lifespan scope as if it were
+        // the top-level app, with no task or merge in between.
+        let own = parts.remove(0);
+        return own.app.call(Scope::Lifespan(scope), receive, send).await;
+    }
     match receive.recv().await {
         ReceiveEvent::LifespanStartup => {}
         // Shut down before any startup: nothing to stop.
