@@ -119,22 +119,22 @@ pub(crate) async fn run(
     Ok(send.send(answer).await?)
 }
 
-/// Starts `parts` in order and merges their states into `state`. On a failure (a part's
+/// Starts `parts` in order and merges their states into the scope's. On a failure (a part's
 /// `startup.failed`, or a type stored twice), shuts down the parts already started, in
 /// reverse order, and returns the message to answer `startup.failed` with.
 async fn start(scope: &LifespanScope, parts: Vec<Part>) -> Result<Vec<Started>, String> {
     let mut started: Vec<Started> = Vec::with_capacity(parts.len());
     for part in parts {
-        let own = LifespanState::new();
+        let part_state = LifespanState::new();
         let mut part_scope = scope.clone();
-        part_scope.state = own.clone();
+        part_scope.state = part_state.clone();
         match Lifespan::startup_with(part.app.clone(), part_scope).await {
             Startup::Complete(lifespan) => {
-                let conflict = merge(&scope.state, &own, &part, &started);
+                let conflict = merge(&scope.state, &part_state, &part, &started);
                 started.push(Started {
                     part,
                     lifespan,
-                    state: own,
+                    state: part_state,
                 });
                 if let Err(message) = conflict {
                     stop(started).await;
