@@ -1,5 +1,6 @@
 //! Lifespan state: filled by the app during `lifespan.startup`, then frozen and shared.
 
+use std::any::TypeId;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -103,6 +104,9 @@ pub struct LifespanState {
 #[derive(Default)]
 struct Building {
     map: http::Extensions,
+    // The types stored, in the order they were first inserted, with their names: the map
+    // cannot list its keys, and a merge must name the type that two apps both wrote.
+    types: Vec<(TypeId, &'static str)>,
     frozen: Option<State>,
 }
 
@@ -122,7 +126,70 @@ impl LifespanState {
         if building.frozen.is_some() {
             return Err(Error::state_frozen());
         }
+        let id = TypeId::of::<T>();
+        if !building.types.iter().any(|(t, _)| *t == id) {
+            building.types.push((id, std::any::type_name::<T>()));
+        }
         Ok(building.map.insert(value))
+    }
+
+    /// The names of the types stored, in the order they were first inserted (for messages
+    /// and debugging: the names are [`std::any::type_name`]'s, not an API).
+    pub fn type_names(&self) -> Vec<&'static str> {
+        self.lock().types.iter().map(|(_, name)| *name).collect()
+    }
+
+    /// Copies every value of `other` into this state, and freezes `other`.
+    ///
+    /// This is how an app that runs the lifespans of several apps (a mount, a router with
+    /// sub-apps) gives each of them a state of its own and then gathers what they stored
+    /// into the one state the server shares. `other` stays readable through its own handles.
+    ///
+    /// # Errors
+    ///
+    /// When this state is frozen, or already holds a value of a type that `other` holds too:
+    /// the message names the type, and nothing is copied. Two apps that both store a `Db`
+    /// would otherwise have one of them silently replace the other's.
+    ///
+    /// ```
+    /// use asgi_core::LifespanState;
+    ///
+    /// let (users, orders) = (LifespanState::new(), LifespanState::new());
+    /// users.insert(String::from("users db")).unwrap();
+    /// orders.insert(7u32).unwrap();
+    /// let shared = LifespanState::new();
+    /// shared.merge(&users).unwrap();
+    /// shared.merge(&orders).unwrap();
+    /// assert_eq!(shared.type_names(), ["alloc::string::String", "u32"]);
+    ///
+    /// let again = LifespanState::new();
+    /// again.insert(String::from("another db")).unwrap();
+    /// let err = shared.merge(&again).unwrap_err();
+    /// assert!(err.to_string().contains("`alloc::string::String`"), "{err}");
+    /// ```
+    pub fn merge(&self, other: &LifespanState) -> Result<(), Error> {
+        if Arc::ptr_eq(&self.inner, &other.inner) {
+            return Err(Error::msg("a lifespan state cannot be merged into itself"));
+        }
+        let values = other.freeze();
+        let types = other.lock().types.clone();
+        let mut building = self.lock();
+        if building.frozen.is_some() {
+            return Err(Error::state_frozen());
+        }
+        if let Some((_, name)) = types
+            .iter()
+            .find(|(id, _)| building.types.iter().any(|(t, _)| t == id))
+        {
+            return Err(Error::msg(format!(
+                "`{name}` is already in the lifespan state"
+            )));
+        }
+        if let Some(map) = values.map.as_deref() {
+            building.map.extend(map.clone());
+        }
+        building.types.extend(types);
+        Ok(())
     }
 
     /// A clone of the stored value of type `T`, if any.
@@ -209,6 +276,43 @@ mod tests {
              state: the app's lifespan must insert one at `lifespan.startup`"
         );
         assert!(!err.is_disconnected());
+    }
+
+    #[test]
+    fn merge_copies_values_and_keeps_the_source_readable() {
+        let child = LifespanState::new();
+        child.insert(5u16).unwrap();
+        let parent = LifespanState::new();
+        parent.insert(String::from("config")).unwrap();
+        parent.merge(&child).unwrap();
+        assert!(child.is_frozen());
+        assert_eq!(child.get::<u16>(), Some(5));
+        let state = parent.freeze();
+        assert_eq!(state.get::<u16>(), Some(&5));
+        assert_eq!(state.get::<String>().map(String::as_str), Some("config"));
+        assert_eq!(parent.type_names(), ["alloc::string::String", "u16"]);
+    }
+
+    #[test]
+    fn merge_rejects_a_type_stored_twice_and_copies_nothing() {
+        let parent = LifespanState::new();
+        parent.insert(1u8).unwrap();
+        let child = LifespanState::new();
+        child.insert(2u32).unwrap();
+        child.insert(3u8).unwrap();
+        let err = parent.merge(&child).unwrap_err();
+        assert_eq!(err.to_string(), "`u8` is already in the lifespan state");
+        let state = parent.freeze();
+        assert_eq!(state.get::<u8>(), Some(&1));
+        assert!(state.get::<u32>().is_none());
+    }
+
+    #[test]
+    fn merge_into_a_frozen_state_is_rejected() {
+        let parent = LifespanState::new();
+        parent.freeze();
+        let err = parent.merge(&LifespanState::new()).unwrap_err();
+        assert!(err.is_state_frozen());
     }
 
     #[test]

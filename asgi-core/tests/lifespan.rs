@@ -139,3 +139,19 @@ async fn shutdown_failed_is_an_error_with_the_message() {
     let err = lifespan.shutdown().await.unwrap_err();
     assert_eq!(err.to_string(), "lifespan shutdown failed: pool stuck");
 }
+
+#[tokio::test]
+async fn startup_with_fills_and_freezes_the_callers_state() {
+    let mine = LifespanState::new();
+    let scope = asgi_core::scope::LifespanScope::new(mine.clone());
+    let Startup::Complete(lifespan) = Lifespan::startup_with(with_state, scope).await else {
+        panic!("startup did not complete");
+    };
+    assert!(mine.is_frozen());
+    assert_eq!(mine.type_names(), [std::any::type_name::<Pool>()]);
+    assert_eq!(
+        lifespan.state().get::<Pool>().map(|p| p.url.as_str()),
+        Some("postgres://db")
+    );
+    assert!(lifespan.shutdown().await.is_ok());
+}

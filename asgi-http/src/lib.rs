@@ -20,6 +20,7 @@
 //!   of the examples, with the access log written off the request path.
 
 mod file;
+mod lifespan;
 #[cfg(feature = "logging")]
 pub mod logging;
 pub mod middleware;

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use asgi_core::{App, Error, Receiver, Scope, Sender, async_trait};
 
-use crate::router::{answer_lifespan, not_found, route_path, unsupported_scope};
+use crate::lifespan::{self, Part};
+use crate::router::{not_found, route_path, unsupported_scope};
 
 /// Dispatches HTTP requests and WebSocket connections to apps by path prefix.
 ///
@@ -23,9 +24,19 @@ use crate::router::{answer_lifespan, not_found, route_path, unsupported_scope};
 ///   mounts nest.
 /// - Nothing matches: the [`fallback`](Mount::fallback) app, else `404 Not Found` (for a
 ///   WebSocket: a `404` denial when the server supports it, else `websocket.close`).
-/// - Lifespan: like Starlette's router, the mount answers the lifespan scope itself
-///   (`startup.complete`, `shutdown.complete`); mounted apps do not see it. Give the app
-///   whose startup should run to [`lifespan`](Mount::lifespan).
+/// - Lifespan: the mount runs the lifespans of its [`lifespan`](Mount::lifespan) app, of
+///   every mounted app (in the order of the [`mount`](Mount::mount) calls) and of the
+///   [`fallback`](Mount::fallback), and answers for them all, so a mounted
+///   [`Router`](crate::router::Router) with a lifespan, or a mounted mount, keeps it.
+///   Startup runs in that order, shutdown in reverse. Each app fills a state of its own, and
+///   the states are merged into the one every request sees: a type stored by two apps fails
+///   the startup with a message naming the type and both (``mount `/api` ``). A failed
+///   startup fails the mount's startup with that app's message, prefixed with its name
+///   (``mount `/api`: database unreachable``), after the apps already started are shut down
+///   again. A mounted app without lifespan support (it returns, or fails, on the lifespan
+///   scope, as a WSGI app or [`StaticFiles`](crate::middleware::static_files::StaticFiles)
+///   does) is left out, as a server goes on without lifespan for such an app. With nothing
+///   to run, the mount answers `startup.complete` and `shutdown.complete` itself.
 ///
 /// # Example
 ///
@@ -55,6 +66,8 @@ use crate::router::{answer_lifespan, not_found, route_path, unsupported_scope};
 pub struct Mount {
     // Longest prefix first, so the first match is the most specific one.
     mounts: Vec<(String, Arc<dyn App>)>,
+    // The prefixes in the order they were first mounted: lifespans start in this order.
+    mount_order: Vec<String>,
     fallback: Option<Arc<dyn App>>,
     lifespan: Option<Arc<dyn App>>,
 }
@@ -80,6 +93,7 @@ impl Mount {
         match self.mounts.iter_mut().find(|(p, _)| *p == prefix) {
             Some(entry) => entry.1 = app,
             None => {
+                self.mount_order.push(prefix.clone());
                 self.mounts.push((prefix, app));
                 self.mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
             }
@@ -94,10 +108,29 @@ impl Mount {
         self
     }
 
-    /// The app that handles the lifespan scope, instead of the mount's own answer.
+    /// An app whose lifespan is the mount's own, started before those of the mounted apps
+    /// and shut down after them (see [`Mount`]'s lifespan rules). Mounted apps and the
+    /// fallback run their own lifespans: do not give one of them here as well, or its
+    /// lifespan runs twice (and the state it stores is refused as stored twice).
     pub fn lifespan(mut self, app: impl App) -> Self {
         self.lifespan = Some(Arc::new(app));
         self
+    }
+
+    /// The apps whose lifespans make up the mount's: its own lifespan app, the mounted apps
+    /// in the order they were mounted, then the fallback.
+    fn lifespan_parts(&self) -> Vec<Part> {
+        let own = self.lifespan.iter().map(Part::own);
+        let mounted = self.mount_order.iter().filter_map(|prefix| {
+            let (_, app) = self.mounts.iter().find(|(p, _)| p == prefix)?;
+            let shown = if prefix.is_empty() { "/" } else { prefix };
+            Some(Part::named(format!("mount `{shown}`"), app))
+        });
+        let fallback = self
+            .fallback
+            .iter()
+            .map(|app| Part::named("the fallback".to_owned(), app));
+        own.chain(mounted).chain(fallback).collect()
     }
 
     /// The mounted app and its prefix for a path relative to the current `root_path`.
@@ -141,11 +174,9 @@ impl App for Mount {
         let (path, root_path) = match &mut scope {
             Scope::Http(http) => (&http.path, &mut http.root_path),
             Scope::WebSocket(ws) => (&ws.path, &mut ws.root_path),
-            Scope::Lifespan(_) => {
-                return match &self.lifespan {
-                    Some(app) => app.call(scope, receive, send).await,
-                    None => answer_lifespan(receive, send).await,
-                };
+            Scope::Lifespan(scope) => {
+                let scope = scope.clone();
+                return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
             }
             _ => return Err(unsupported_scope(&scope)),
         };

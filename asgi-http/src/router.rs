@@ -11,16 +11,18 @@
 //! - WebSocket connections route by path alone, to the route's
 //!   [`websocket`](MethodRouter::websocket) app; with none, they get the not-found answer
 //!   (and HTTP requests to a route that only has a WebSocket app get `404`);
-//! - the lifespan scope is answered by the router itself (`lifespan.startup.complete`,
-//!   `lifespan.shutdown.complete`), as Starlette's router does, unless an app is given with
-//!   [`Router::lifespan`]: route apps never see the lifespan scope.
+//! - the lifespan scope runs the lifespan of the router's [`lifespan`](Router::lifespan)
+//!   app, then that of its [`fallback`](Router::fallback) (a sub-app: a
+//!   [`Mount`](crate::mount::Mount), a nested router), and answers for them all; route apps
+//!   are handlers and never see the lifespan scope. See [`Router::lifespan`].
 
 use std::fmt;
 use std::sync::Arc;
 
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
-use asgi_core::{App, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender, async_trait};
+use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender, async_trait};
 
+use crate::lifespan::{self, Part};
 use crate::response::Response;
 
 /// The path parameters of the matched route, stored in the scope's typed
@@ -398,7 +400,68 @@ impl Router {
         self
     }
 
-    /// The app that handles the lifespan scope, instead of the router's own answer.
+    /// The app that runs the router's lifespan: it fills the state at `lifespan.startup`
+    /// and cleans up at `lifespan.shutdown`, as a top-level app would.
+    ///
+    /// The router answers the lifespan scope for its sub-apps as one app, so a router with a
+    /// lifespan works the same served alone, mounted in a [`Mount`](crate::mount::Mount), or
+    /// set as another router's fallback:
+    ///
+    /// - startup runs this app's lifespan, then the [`fallback`](Router::fallback)'s (each in
+    ///   a task of its own); shutdown runs in reverse order. Route apps never see the lifespan
+    ///   scope.
+    /// - Each one fills a state of its own; the states are merged into the one the server
+    ///   shares with every request. A type stored by both fails the startup, with a message
+    ///   that names the type and both (`the lifespan app`, `the fallback`).
+    /// - A failed startup fails the router's startup with that message (prefixed with
+    ///   `the fallback: ` when the fallback failed), after the ones already started are shut
+    ///   down again.
+    /// - An app without lifespan support (it returns, or fails, on the lifespan scope) is left
+    ///   out, as a server goes on without lifespan for such an app.
+    ///
+    /// Without a lifespan app and a fallback, the router answers `startup.complete` and
+    /// `shutdown.complete` itself, as Starlette's router does.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use asgi_core::{Error, LifespanState, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+    /// use asgi_http::mount::Mount;
+    /// use asgi_http::request::Request;
+    /// use asgi_http::response::Response;
+    /// use asgi_http::router::{get, Router};
+    /// use asgi_http::test_client::TestClient;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db(&'static str);
+    ///
+    /// async fn lifespan(scope: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    ///     let Scope::Lifespan(scope) = scope else { return Ok(()) };
+    ///     while let ReceiveEvent::LifespanStartup = receive.recv().await {
+    ///         scope.state.insert(Db("orders"))?;
+    ///         send.send(SendEvent::LifespanStartupComplete).await?;
+    ///     }
+    ///     send.send(SendEvent::LifespanShutdownComplete).await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// async fn list(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    ///     let request = Request::from_scope(scope, receive)?;
+    ///     let db = request.state().try_get::<Db>()?;
+    ///     Response::text(db.0).send(&mut send).await
+    /// }
+    ///
+    /// let api = Router::new().route("/orders", get(list)).lifespan(lifespan);
+    /// // Mounted, the router's lifespan still runs: the mount runs its sub-apps' lifespans.
+    /// let app = Mount::new().mount("/api", api);
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = TestClient::with_lifespan(app).await?;
+    /// assert_eq!(client.get("/api/orders").await?.text(), "orders");
+    /// client.shutdown().await?;
+    /// # Ok::<(), Error>(())
+    /// # }).unwrap();
+    /// ```
     pub fn lifespan(mut self, app: impl App) -> Self {
         self.lifespan = Some(Arc::new(app));
         self
@@ -412,6 +475,20 @@ impl fmt::Debug for Router {
             .field("fallback", &self.fallback.is_some())
             .field("lifespan", &self.lifespan.is_some())
             .finish()
+    }
+}
+
+impl Router {
+    /// The apps whose lifespans make up the router's: its own lifespan app, then the
+    /// fallback (a sub-app: a mount, a nested router). Route apps are handlers and never see
+    /// the lifespan scope.
+    fn lifespan_parts(&self) -> Vec<Part> {
+        let own = self.lifespan.iter().map(Part::own);
+        let fallback = self
+            .fallback
+            .iter()
+            .map(|app| Part::named("the fallback".to_owned(), app));
+        own.chain(fallback).collect()
     }
 }
 
@@ -461,11 +538,8 @@ impl App for Router {
         receive: Receiver,
         mut send: Sender,
     ) -> Result<(), Error> {
-        if let Scope::Lifespan(_) = scope {
-            return match &self.lifespan {
-                Some(app) => app.call(scope, receive, send).await,
-                None => answer_lifespan(receive, send).await,
-            };
+        if let Scope::Lifespan(scope) = scope {
+            return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
         }
         if !matches!(scope, Scope::Http(_) | Scope::WebSocket(_)) {
             return Err(unsupported_scope(&scope));
@@ -550,27 +624,6 @@ pub(crate) async fn not_found(scope: &Scope, send: &mut Sender) -> Result<(), Er
                 .status(StatusCode::NOT_FOUND)
                 .send(send)
                 .await
-        }
-    }
-}
-
-/// Answers the lifespan protocol with no work: `startup.complete`, then `shutdown.complete`.
-pub(crate) async fn answer_lifespan(mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
-    loop {
-        match receive.recv().await {
-            ReceiveEvent::LifespanStartup => {
-                send.send(SendEvent::LifespanStartupComplete).await?;
-            }
-            ReceiveEvent::LifespanShutdown => {
-                send.send(SendEvent::LifespanShutdownComplete).await?;
-                return Ok(());
-            }
-            other => {
-                return Err(Error::msg(format!(
-                    "unexpected `{}` on the lifespan scope",
-                    other.type_name()
-                )));
-            }
         }
     }
 }

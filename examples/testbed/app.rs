@@ -96,16 +96,15 @@ impl Testbed {
 /// `/bytes/<n>`), run on the blocking pool by [`WsgiToAsgi`](asgi::wsgi::WsgiToAsgi), is
 /// mounted at `/wsgi`, so it sees `SCRIPT_NAME` `/wsgi` and `PATH_INFO` below it. Every other
 /// request and WebSocket goes to [`Testbed`] with the scope exactly as the server built it
-/// (`/scope/...` shows it untouched), and so does the lifespan scope.
+/// (`/scope/...` shows it untouched); the mount runs the lifespan of its fallback, so the
+/// [`Testbed`]'s lifespan is the server's (the WSGI side has none).
 pub(crate) fn served_app(fail_startup: bool) -> asgi::server::mount::Mount {
-    let testbed = Testbed::new(fail_startup);
     asgi::server::mount::Mount::new()
         .mount(
             "/wsgi",
             asgi::wsgi::WsgiToAsgi::new(asgi::wsgi::testbed::testbed),
         )
-        .fallback(testbed.clone())
-        .lifespan(testbed)
+        .fallback(Testbed::new(fail_startup))
 }
 
 #[async_trait]

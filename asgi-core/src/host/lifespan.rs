@@ -98,8 +98,20 @@ impl Lifespan {
     ///
     /// Outside a tokio runtime.
     pub async fn startup(app: impl App) -> Startup {
-        let building = LifespanState::new();
-        let scope = Scope::Lifespan(LifespanScope::new(building.clone()));
+        Lifespan::startup_with(app, LifespanScope::new(LifespanState::new())).await
+    }
+
+    /// [`startup`](Lifespan::startup) with a lifespan scope of the caller's: the app fills
+    /// `scope.state`, which is frozen on `lifespan.startup.complete`. An app that runs the
+    /// lifespans of the apps it contains uses this to give each one a state of its own (see
+    /// [`LifespanState::merge`]).
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub async fn startup_with(app: impl App, scope: LifespanScope) -> Startup {
+        let building = scope.state.clone();
+        let scope = Scope::Lifespan(scope);
         let mut app = AppTask::spawn(app, scope);
         if !app.send(ReceiveEvent::LifespanStartup).await {
             return Startup::Unsupported {
