@@ -264,7 +264,8 @@ mod tests {
 
     #[test]
     fn removed_extension_is_no_longer_supported_and_the_rest_keep_their_order() {
-        let mut ext = Extensions::from_static(&[HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS]);
+        let mut ext =
+            Extensions::from_static(&[HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS]);
         ext.insert(7_u32);
         ext.remove_supported(HTTP_RESPONSE_PATHSEND);
         assert!(!ext.supports(HTTP_RESPONSE_PATHSEND));
