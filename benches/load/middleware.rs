@@ -82,16 +82,21 @@ pub(crate) async fn middleware_suite(settings: &Settings) -> BoxResult<()> {
     );
     let dir = std::env::temp_dir().join(format!("asgi-load-middleware-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let names: Vec<&str> = {
+    // The names, from the list itself; on a thread of its own, since building the stacks
+    // runs a runtime and this suite already runs on one.
+    let names: Vec<&str> = std::thread::spawn(|| -> Result<Vec<&'static str>, String> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
-            .build()?;
-        Stacks::new(&rt)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Stacks::new(&rt)
             .apps
             .iter()
             .map(|(name, _)| *name)
-            .collect()
-    };
+            .collect())
+    })
+    .join()
+    .map_err(|_| "building the middleware stacks panicked")??;
     let mut bare = f64::NAN;
     for name in names {
         let once = count_calls(name, n, &dir)?;
