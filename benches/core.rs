@@ -10,7 +10,11 @@
 //!   allowed `Origin`, a trusted `Host`, `Accept-Encoding: gzip`, a session cookie); the
 //!   difference to `middleware/bare` is that middleware's cost per request.
 //!
-//! Run with `cargo bench --bench core`.
+//! Run with `cargo bench --bench core`. The middleware stacks are those of
+//! `common/middleware_stacks.rs`, which the load harness's instruction counts share.
+
+#[path = "common/middleware_stacks.rs"]
+mod middleware_stacks;
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -121,107 +125,20 @@ fn layers(c: &mut Criterion) {
     group.finish();
 }
 
-async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
-    asgi::server::response::Response::text("Hello, world!")
-        .send(&mut send)
-        .await
-}
-
 fn middleware(c: &mut Criterion) {
-    use asgi::server::middleware::compression::CompressionLayer;
-    use asgi::server::middleware::concurrency_limit::ConcurrencyLimitLayer;
-    use asgi::server::middleware::cors::CorsLayer;
-    use asgi::server::middleware::https_redirect::HttpsRedirectLayer;
-    use asgi::server::middleware::request_id::RequestIdLayer;
-    use asgi::server::middleware::sessions::SessionLayer;
-    use asgi::server::middleware::static_files::StaticFiles;
-    use asgi::server::middleware::timeout::TimeoutLayer;
-    use asgi::server::middleware::trusted_host::TrustedHostLayer;
-    use asgi::server::test_client::TestClient;
-    use std::time::Duration;
-
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime with timers");
-    let secret = b"a benchmark secret, thirty-two bytes or more";
-    // A session cookie, made by the middleware itself.
-    let cookie = rt.block_on(async {
-        let login = |scope: Scope, _: Receiver, mut send: Sender| async move {
-            if let Some(session) = scope
-                .extensions()
-                .and_then(|e| e.get::<asgi::server::middleware::sessions::Session>())
-            {
-                session.insert("user", "bench");
-            }
-            asgi::server::response::Response::text("in")
-                .send(&mut send)
-                .await
-        };
-        let client = TestClient::new(login.with(SessionLayer::new(secret)));
-        let response = client.get("/").await.expect("login");
-        let set = response.header("set-cookie").expect("a cookie").to_owned();
-        set.split(';').next().unwrap_or_default().to_owned()
-    });
-    let mut http = HttpScope::new(Method::GET, "/hello.txt");
-    http.scheme = "https".into();
-    for (name, value) in [
-        ("host", "127.0.0.1"),
-        ("origin", "http://127.0.0.1:8001"),
-        ("accept-encoding", "gzip, br"),
-        ("cookie", cookie.as_str()),
-    ] {
-        http.headers.insert(
-            asgi::core::http::HeaderName::from_static(name),
-            asgi::core::http::HeaderValue::from_str(value).expect("a header value"),
-        );
-    }
-    let scope = Scope::Http(http);
-    let dir = std::env::temp_dir().join(format!("asgi-bench-static-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temporary directory");
-    std::fs::write(dir.join("hello.txt"), "Hello, world!").expect("a file");
-
+    let stacks = middleware_stacks::Stacks::new(&rt);
     let mut group = c.benchmark_group("middleware");
-    let mut run = |name: &str, app: &dyn App| {
-        group.bench_function(name, |b| {
+    for (name, app) in &stacks.apps {
+        group.bench_function(*name, |b| {
             b.to_async(&rt)
-                .iter(|| async { black_box(testing::call(app, scope.clone(), []).await) })
+                .iter(|| async { black_box(testing::call(&**app, stacks.scope.clone(), []).await) })
         });
-    };
-    run("bare", &hello);
-    run(
-        "cors",
-        &hello.with(CorsLayer::new().allow_origins(["http://127.0.0.1:8001"])),
-    );
-    run(
-        "compression_below_minimum",
-        &hello.with(CompressionLayer::new()),
-    );
-    run(
-        "compression_gzip",
-        &hello.with(CompressionLayer::new().minimum_size(0).br(false)),
-    );
-    run(
-        "trusted_host",
-        &hello.with(TrustedHostLayer::new(["127.0.0.1", "localhost"])),
-    );
-    run("https_redirect", &hello.with(HttpsRedirectLayer::new()));
-    run("request_id", &hello.with(RequestIdLayer::new()));
-    run(
-        "timeout",
-        &hello.with(TimeoutLayer::new(Duration::from_secs(30))),
-    );
-    run(
-        "concurrency_limit",
-        &hello.with(ConcurrencyLimitLayer::new(1024)),
-    );
-    run("sessions", &hello.with(SessionLayer::new(secret)));
-    run(
-        "static_files",
-        &StaticFiles::new(&dir).expect("the directory"),
-    );
+    }
     group.finish();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 criterion_group!(benches, event_round_trip, layers, middleware);

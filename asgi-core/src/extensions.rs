@@ -135,6 +135,18 @@ impl Extensions {
         }
     }
 
+    /// Stops declaring the named ASGI extension as supported, so that the apps inside see it
+    /// missing.
+    ///
+    /// A middleware does this for an extension it cannot pass on: one that rewrites response
+    /// bodies takes `http.response.pathsend` away, and the helpers inside then send the file
+    /// as body events it can read (see the "Writing middleware" guide).
+    pub fn remove_supported(&mut self, name: &str) {
+        if self.supports(name) {
+            self.supported.to_mut().retain(|n| *n != name);
+        }
+    }
+
     /// The ASGI TLS extension's data: `Some` on a TLS connection.
     pub fn tls(&self) -> Option<&TlsInfo> {
         self.tls.as_deref()
@@ -248,5 +260,18 @@ mod tests {
         let back: Extensions = serde_json::from_value(json).unwrap();
         assert_eq!(back.tls(), Some(&info));
         assert!(back.supports(HTTP_RESPONSE_TRAILERS));
+    }
+
+    #[test]
+    fn removed_extension_is_no_longer_supported_and_the_rest_keep_their_order() {
+        let mut ext =
+            Extensions::from_static(&[HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS]);
+        ext.insert(7_u32);
+        ext.remove_supported(HTTP_RESPONSE_PATHSEND);
+        assert!(!ext.supports(HTTP_RESPONSE_PATHSEND));
+        assert_eq!(ext.supported(), &[HTTP_RESPONSE_TRAILERS, TLS]);
+        assert_eq!(ext.get::<u32>(), Some(&7));
+        ext.remove_supported(HTTP_RESPONSE_PATHSEND);
+        assert_eq!(ext.supported(), &[HTTP_RESPONSE_TRAILERS, TLS]);
     }
 }

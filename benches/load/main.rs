@@ -11,6 +11,8 @@
 //! cargo bench --bench load -- tower        # asgi-tower's adapters against axum (tower.rs)
 //! cargo bench --bench load -- channels     # group_send fan-out over Redis and in memory (channels.rs)
 //! cargo bench --bench load -- callgrind    # instructions per request (valgrind)
+//! cargo bench --bench load -- middleware   # instructions per call of each middleware (middleware.rs)
+//! cargo bench --bench load -- api          # the api example's stack vs hello (middleware.rs)
 //! ```
 //!
 //! Settings through the environment: `LOAD_SECONDS` (per run, default 10), `LOAD_ROUNDS`
@@ -45,6 +47,9 @@
 mod baseline;
 mod channels;
 mod client;
+mod middleware;
+#[path = "../common/middleware_stacks.rs"]
+mod middleware_stacks;
 mod process;
 mod tower;
 
@@ -104,6 +109,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return baseline::serve(kind, bind.parse()?);
     }
+    if let Some(i) = args.iter().position(|a| a == "--middleware-calls") {
+        let name = args
+            .get(i + 1)
+            .ok_or("--middleware-calls needs a stack name")?;
+        let calls = args.get(i + 2).ok_or("--middleware-calls needs a count")?;
+        return middleware::run_calls(name, calls.parse()?);
+    }
     if let Some(status) = process::pin_to_client_cpu(&args)? {
         std::process::exit(status);
     }
@@ -114,7 +126,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.iter().map(String::as_str).collect()
     };
     process::raise_fd_limit(settings.idle_sockets as u64 * 2 + 1024);
-    process::build_examples()?;
+    // The in-process `middleware` suite runs no example server.
+    if suites.iter().any(|suite| *suite != "middleware") {
+        process::build_examples()?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -128,9 +143,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "tower" => tower::suite(&settings).await?,
                 "callgrind" => callgrind_suite(&settings).await?,
                 "channels" => channels::suite(&settings).await?,
+                "middleware" => middleware::middleware_suite(&settings).await?,
+                "api" => middleware::api_suite(&settings).await?,
                 other => {
                     return Err(format!(
-                        "unknown suite {other:?}: http, ws, wsgi, tower, callgrind or channels"
+                        "unknown suite {other:?}: http, ws, wsgi, tower, callgrind, channels, middleware or api"
                     )
                     .into());
                 }

@@ -14,6 +14,9 @@ pub(crate) enum ServerKind {
     Hello,
     /// The same, with the access log on (`RUST_LOG=info`, the examples' default).
     HelloLogged,
+    /// The project's server running the `api` example (its whole middleware stack), access
+    /// log off.
+    Api,
     /// The project's server running the `testbed` example.
     Asgi,
     /// The same process, measured on its WSGI routes (`/wsgi/...`).
@@ -31,6 +34,7 @@ impl ServerKind {
         match self {
             ServerKind::Hello => "asgi",
             ServerKind::HelloLogged => "asgi+log",
+            ServerKind::Api => "api",
             ServerKind::Asgi => "asgi",
             ServerKind::AsgiWsgi => "asgi-wsgi",
             ServerKind::Hyper => "hyper",
@@ -42,7 +46,11 @@ impl ServerKind {
     pub(crate) fn is_ours(self) -> bool {
         matches!(
             self,
-            ServerKind::Hello | ServerKind::HelloLogged | ServerKind::Asgi | ServerKind::AsgiWsgi
+            ServerKind::Hello
+                | ServerKind::HelloLogged
+                | ServerKind::Api
+                | ServerKind::Asgi
+                | ServerKind::AsgiWsgi
         )
     }
 
@@ -53,6 +61,8 @@ impl ServerKind {
     pub(crate) fn hello_path(self) -> &'static str {
         match self {
             ServerKind::AsgiWsgi => "/wsgi/hello",
+            // A small JSON answer through every layer of the stack and the router.
+            ServerKind::Api => "/api/items",
             _ => "/",
         }
     }
@@ -97,7 +107,8 @@ pub(crate) fn target_dir() -> BoxResult<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
-/// Builds the `hello`, `testbed` and `chat` examples in release mode, next to this harness.
+/// Builds the `hello`, `testbed`, `chat` and `api` examples in release mode, next to this
+/// harness.
 pub(crate) fn build_examples() -> BoxResult<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
@@ -110,6 +121,8 @@ pub(crate) fn build_examples() -> BoxResult<()> {
             "testbed",
             "--example",
             "chat",
+            "--example",
+            "api",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()?;
@@ -180,6 +193,7 @@ impl Server {
             ServerKind::Asgi | ServerKind::AsgiWsgi => {
                 target_dir()?.join("examples").join("testbed")
             }
+            ServerKind::Api => target_dir()?.join("examples").join("api"),
             _ => std::env::current_exe()?,
         };
         let mut command = if pinning() {
