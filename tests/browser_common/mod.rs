@@ -8,6 +8,7 @@
 // Each test binary uses its own subset of these helpers.
 #![allow(dead_code)]
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,8 @@ const CHROMIUM_FLAGS: [&str; 8] = [
     "--disable-sync",
 ];
 
-/// ChromeDriver, listening on a loopback port of its own; killed when dropped.
+/// ChromeDriver, listening on a loopback port of its own; killed when dropped, with every
+/// browser it started.
 pub(crate) struct Driver {
     child: Child,
     url: String,
@@ -51,6 +53,8 @@ impl Driver {
         let port = free_port();
         let child = Command::new(&binary)
             .arg(format!("--port={port}"))
+            // A process group of its own, which the browsers it starts join: see `drop`.
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -100,6 +104,12 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // Ending the group ends the browsers too, also those of a test that failed before it
+        // closed its sessions.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
