@@ -147,10 +147,10 @@ async fn shows_messages(client: &Client, who: &str, expected: &[&str]) {
 #[ignore = "needs Chromium and ChromeDriver: .ci/run installs them and runs this test"]
 async fn two_tabs_chat_over_wss_with_the_servers_own_certificate() {
     // The server terminates TLS itself, with a certificate of a CA made for this test.
-    let dir = tls_common::temp_dir("browser-wss");
+    let dir = RemovedAtEnd(tls_common::temp_dir("browser-wss"));
     let ca = tls_common::Ca::new("Browser test CA");
     let certificate = ca.server("chat over wss");
-    let (cert, key) = certificate.write(&dir, "server");
+    let (cert, key) = certificate.write(&dir.0, "server");
     let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryChannelLayer::default());
     let server = common::start(chat::chat(layer), |b| b.tls(TlsConfig::new(cert, key))).await;
     let page = format!("https://127.0.0.1:{}/", server.addr.port());
@@ -204,22 +204,45 @@ async fn two_tabs_chat_over_wss_with_the_servers_own_certificate() {
         &["one", "two", "three", "four, from bob"],
     )
     .await;
+
+    // The trust is that key's alone: the same browser refuses another key of the same CA.
+    let (other_cert, other_key) = ca.server("another key").write(&dir.0, "other");
+    let layer: Arc<dyn ChannelLayer> = Arc::new(InMemoryChannelLayer::default());
+    let other = common::start(chat::chat(layer), |b| {
+        b.tls(TlsConfig::new(other_cert, other_key))
+    })
+    .await;
+    let other_page = format!("https://127.0.0.1:{}/", other.addr.port());
+    shows_certificate_warning(&browser, &other_page).await;
     browser.close().await;
+    assert!(common::eventually(async || other.handle.tls_handshake_failures() >= 1).await);
+    other.stop().await.expect("the other server stops cleanly");
 
-    // Without that flag, the same browser refuses the certificate: the trust was that narrow.
+    // And a browser without the flag refuses the chat's own certificate.
     let untrusting = driver.browser(&[]).await;
-    // Chromium shows its certificate warning in place of the page.
-    untrusting.goto(&page).await.expect("the navigation ends");
-    let title = untrusting.title().await.expect("the tab's title");
-    assert_ne!(title, "asgi chat", "an untrusting browser loaded the chat");
-    assert!(
-        untrusting.find(Locator::Id("messages")).await.is_err(),
-        "an untrusting browser shows the chat's messages (the tab's title is {title:?})"
-    );
+    shows_certificate_warning(&untrusting, &page).await;
     untrusting.close().await;
-
-    // The refusal was the browser's, in the handshake.
     assert!(common::eventually(async || server.handle.tls_handshake_failures() >= 1).await);
     server.stop().await.expect("the server stops cleanly");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Goes to `url` and asserts that Chromium shows its certificate warning in place of the
+/// chat.
+async fn shows_certificate_warning(client: &Client, url: &str) {
+    client.goto(url).await.expect("the navigation ends");
+    let title = client.title().await.expect("the tab's title");
+    assert_ne!(title, "asgi chat", "{url} loaded despite its certificate");
+    assert!(
+        client.find(Locator::Id("messages")).await.is_err(),
+        "{url} shows the chat's messages despite its certificate (the tab's title is {title:?})"
+    );
+}
+
+/// A directory removed when the test ends, failed or not.
+struct RemovedAtEnd(std::path::PathBuf);
+
+impl Drop for RemovedAtEnd {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
