@@ -8,82 +8,16 @@
 //! `cargo test --test browser_api -- --ignored`. `CHROMEDRIVER` and `CHROMIUM` override the
 //! binaries' paths.
 
+mod browser_common;
 mod common;
 
 #[path = "../examples/api/app.rs"]
 mod api;
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 use asgi::core::{Error, Receiver, Scope, Sender};
 use asgi::server::response::Response;
-use fantoccini::{Client, ClientBuilder, Locator};
-use serde_json::json;
-
-/// How long the browser may take for each step (start, load, deliver a message).
-const BROWSER_PATIENCE: Duration = Duration::from_secs(30);
-
-/// ChromeDriver, killed when the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-async fn start_driver() -> (Driver, String) {
-    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-    let port = free_port();
-    let child = Command::new(&binary)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): install chromium-driver"));
-    let driver = Driver(child);
-    let deadline = Instant::now() + BROWSER_PATIENCE;
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    (driver, format!("http://127.0.0.1:{port}"))
-}
-
-async fn browser(webdriver: &str) -> Client {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let profile = std::env::temp_dir().join(format!("asgi-api-{}", free_port()));
-    let mut capabilities = serde_json::Map::new();
-    capabilities.insert(
-        "goog:chromeOptions".into(),
-        json!({
-            "binary": chromium,
-            "args": [
-                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        }),
-    );
-    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(webdriver)
-        .await
-        .expect("a Chromium session")
-}
+use browser_common::{BROWSER_PATIENCE, Driver};
+use fantoccini::{Client, Locator};
 
 /// The page of the second origin: it calls the API named by `?api=` and writes what it saw
 /// into `data-*` attributes of its body.
@@ -155,8 +89,8 @@ async fn a_second_origin_calls_the_api_and_a_foreign_one_is_blocked() {
     )
     .await;
     let api_base = format!("http://127.0.0.1:{}", server.addr.port());
-    let (_driver, webdriver) = start_driver().await;
-    let client = browser(&webdriver).await;
+    let driver = Driver::start().await;
+    let client = driver.browser(&[]).await;
 
     let state = visit(&client, &format!("{allowed_origin}/?api={api_base}")).await;
     assert_eq!(state, "done", "error: {}", data(&client, "error").await);
@@ -174,7 +108,7 @@ async fn a_second_origin_calls_the_api_and_a_foreign_one_is_blocked() {
     let foreign = format!("http://localhost:{}/?api={api_base}", pages.addr.port());
     assert_eq!(visit(&client, &foreign).await, "blocked");
 
-    client.close().await.expect("closing the browser");
+    client.close().await;
     server.stop().await.expect("the API stops cleanly");
     pages.stop().await.expect("the page server stops cleanly");
 }

@@ -48,6 +48,24 @@ impl Drop for Pki {
     }
 }
 
+/// Whether a client with `config` is refused: its handshake fails, or (TLS 1.3: the client
+/// learns of a refusal on its first read) its first request gets no response.
+async fn refused(addr: std::net::SocketAddr, config: rustls::ClientConfig) -> bool {
+    match connect_tls(addr, config).await {
+        Err(_) => true,
+        Ok(tls) => {
+            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            tokio::time::timeout(PATIENCE, sender.send_request(get("/")))
+                .await
+                .expect("the refusal comes in time")
+                .is_err()
+        }
+    }
+}
+
 /// `GET path` over HTTP/1.1 on a TLS connection made with `config`.
 async fn get_h1(addr: std::net::SocketAddr, config: rustls::ClientConfig, path: &str) -> Answer {
     let tls = connect_tls(addr, config)
@@ -262,23 +280,8 @@ async fn mutual_tls_refuses_no_certificate_and_a_foreign_one_and_keeps_serving()
     let server = start(testbed::served_app(false), |b| b.tls(tls)).await;
     let stranger = Ca::new("Other CA").client("mallory");
     for client in [None, Some(&stranger)] {
-        let config = client_config(&pki.ca, &[b"http/1.1"], client);
-        // TLS 1.3: the client learns of the refusal on its first read.
-        let refused = match connect_tls(server.addr, config).await {
-            Err(_) => true,
-            Ok(tls) => {
-                let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-                    .await
-                    .unwrap();
-                tokio::spawn(conn);
-                tokio::time::timeout(PATIENCE, sender.send_request(get("/")))
-                    .await
-                    .expect("the refusal comes in time")
-                    .is_err()
-            }
-        };
         assert!(
-            refused,
+            refused(server.addr, client_config(&pki.ca, &[b"http/1.1"], client)).await,
             "a client without a valid certificate gets no response"
         );
     }
@@ -305,6 +308,87 @@ async fn optional_client_certificates_let_a_client_without_one_in() {
         scope["extensions"]["tls"]["client_cert_chain"],
         serde_json::json!([])
     );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn optional_client_certificates_still_refuse_a_foreign_one() {
+    let pki = pki("mtls-optional-foreign");
+    let tls = pki
+        .tls
+        .clone()
+        .client_ca(pki.dir.join("ca.pem"), ClientAuth::Optional);
+    let server = start(testbed::served_app(false), |b| b.tls(tls)).await;
+    let stranger = Ca::new("Other CA").client("mallory");
+    let config = client_config(&pki.ca, &[b"http/1.1"], Some(&stranger));
+    assert!(refused(server.addr, config).await, "mallory got a response");
+    assert!(eventually(async || server.handle.tls_handshake_failures() == 1).await);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn optional_report_errors_lets_a_foreign_certificate_in_and_the_scope_says_why() {
+    let pki = pki("mtls-report");
+    let tls = pki
+        .tls
+        .clone()
+        .client_ca(pki.dir.join("ca.pem"), ClientAuth::OptionalReportErrors);
+    let server = start(testbed::served_app(false), |b| b.tls(tls)).await;
+
+    // A certificate of another CA: let in, shown, and marked as not trusted.
+    let mallory = Ca::new("Other CA").client("mallory");
+    let config = client_config(&pki.ca, &[b"http/1.1"], Some(&mallory));
+    let scope = get_h1(server.addr, config, "/scope/x").await.json();
+    let tls = &scope["extensions"]["tls"];
+    let error = tls["client_cert_error"].as_str().unwrap_or_default();
+    assert!(error.contains("UnknownIssuer"), "client_cert_error: {tls}");
+    assert_eq!(tls["client_cert_name"], "O=Example,CN=mallory");
+    let chain = tls["client_cert_chain"].as_array().unwrap();
+    assert_eq!(chain.len(), 1);
+    assert_eq!(
+        chain[0].as_str().unwrap().replace(['\r', '\n'], ""),
+        mallory.cert_pem.replace(['\r', '\n'], "")
+    );
+
+    // A certificate of the CA: verified, no error.
+    let alice = pki.ca.client("alice");
+    let config = client_config(&pki.ca, &[b"http/1.1"], Some(&alice));
+    let scope = get_h1(server.addr, config, "/scope/x").await.json();
+    let tls = &scope["extensions"]["tls"];
+    assert_eq!(tls["client_cert_error"], serde_json::Value::Null, "{tls}");
+    assert_eq!(tls["client_cert_name"], "O=Example,CN=alice");
+
+    // No certificate: let in, nothing to report.
+    let scope = get_h1(server.addr, client_config(&pki.ca, &[], None), "/scope/x")
+        .await
+        .json();
+    let tls = &scope["extensions"]["tls"];
+    assert_eq!(tls["client_cert_chain"], serde_json::json!([]));
+    assert_eq!(tls["client_cert_error"], serde_json::Value::Null);
+    assert_eq!(server.handle.tls_handshake_failures(), 0);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn optional_report_errors_still_refuses_a_certificate_shown_without_its_key() {
+    let pki = pki("mtls-report-stolen");
+    let tls = pki
+        .tls
+        .clone()
+        .client_ca(pki.dir.join("ca.pem"), ClientAuth::OptionalReportErrors);
+    let server = start(testbed::served_app(false), |b| b.tls(tls)).await;
+    // Alice's certificate (the CA's own) and a foreign one, each signed for with another key.
+    let alice = pki.ca.client("alice");
+    let stranger = Ca::new("Other CA").client("mallory");
+    let thief = Ca::new("Thief CA").client("thief");
+    for shown in [&alice, &stranger] {
+        let config = client_config_with_a_stolen_certificate(&pki.ca, shown, &thief);
+        assert!(
+            refused(server.addr, config).await,
+            "a certificate shown without its key got a response"
+        );
+    }
+    assert!(eventually(async || server.handle.tls_handshake_failures() == 2).await);
     server.stop().await.unwrap();
 }
 

@@ -54,6 +54,11 @@ pub struct TlsInfo {
     pub client_cert_name: Option<String>,
     /// `client_cert_error`: why the client's certificate was not verified; `None` when it
     /// was (or none was sent).
+    ///
+    /// Most servers refuse such a certificate in the handshake, and then this is always
+    /// `None`; a server configured to let it through sets this, and `client_cert_chain` and
+    /// `client_cert_name` then show a certificate nobody vouches for. An app that
+    /// authenticates by certificate checks this is `None` before it trusts the name.
     pub client_cert_error: Option<String>,
     /// `tls_version`: the protocol version, `0x0303` for TLS 1.2, `0x0304` for TLS 1.3.
     pub tls_version: Option<u16>,

@@ -98,6 +98,15 @@ impl Issued {
         (cert, key)
     }
 
+    /// The SHA-256 of the certificate's SubjectPublicKeyInfo, in base64: what Chromium's
+    /// `--ignore-certificate-errors-spki-list` takes to trust this key alone.
+    pub(crate) fn spki_sha256_base64(&self) -> String {
+        use rcgen::PublicKeyData;
+        let key = KeyPair::from_pem(&self.key_pem).unwrap();
+        let digest = ring::digest::digest(&ring::digest::SHA256, &key.subject_public_key_info());
+        data_encoding::BASE64.encode(digest.as_ref())
+    }
+
     fn chain(&self) -> Vec<CertificateDer<'static>> {
         use rustls::pki_types::pem::PemObject;
         CertificateDer::pem_slice_iter(self.cert_pem.as_bytes())
@@ -136,6 +145,48 @@ pub(crate) fn client_config(ca: &Ca, alpn: &[&[u8]], client_cert: Option<&Issued
     };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     config
+}
+
+/// A rustls client that trusts `ca` and shows `cert`'s certificate but signs the handshake
+/// with `key_of`'s key: a client that copied someone's certificate without its key.
+pub(crate) fn client_config_with_a_stolen_certificate(
+    ca: &Ca,
+    cert: &Issued,
+    key_of: &Issued,
+) -> ClientConfig {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let signer = provider
+        .key_provider
+        .load_private_key(key_of.key())
+        .unwrap();
+    // `CertifiedKey::new` does not check that the key matches the certificate, which is the
+    // point here; `with_client_auth_cert` would.
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(cert.chain(), signer));
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_cert_resolver(Arc::new(ShowCertificate(certified)))
+}
+
+/// Always shows the same certificate.
+#[derive(Debug)]
+struct ShowCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for ShowCertificate {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
 }
 
 /// A TLS connection to `addr` for `localhost`.

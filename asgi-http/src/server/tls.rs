@@ -11,11 +11,16 @@ use std::time::Duration;
 
 use asgi_core::ServerAddr;
 use asgi_core::extensions::TlsInfo;
+use rustls::client::danger::HandshakeSignatureValid;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{
+    DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedProtocolVersion,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -37,15 +42,38 @@ pub const DEFAULT_MAX_TLS_HANDSHAKES: usize = 256;
 /// HTTP/1.1.
 const ALPN_PROTOCOLS: [&[u8]; 2] = [b"h2", b"http/1.1"];
 
-/// Whether clients must show a certificate signed by the client CA (mutual TLS).
+/// Whether clients must show a certificate signed by the client CA (mutual TLS), and what
+/// happens to one whose certificate fails verification.
+///
+/// | mode | no certificate | a certificate that fails verification |
+/// |---|---|---|
+/// | [`Required`](ClientAuth::Required) | handshake fails | handshake fails |
+/// | [`Optional`](ClientAuth::Optional) | let in | handshake fails |
+/// | [`OptionalReportErrors`](ClientAuth::OptionalReportErrors) | let in | let in, with `client_cert_error` set |
+///
+/// In the first two modes a connection has a verified certificate or none, so the scope's
+/// `client_cert_error` is always `None`. These are what Python's `ssl.CERT_REQUIRED` and
+/// `ssl.CERT_OPTIONAL` (under uvicorn, hypercorn) and nginx's `ssl_verify_client on` do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ClientAuth {
     /// A client without a valid certificate fails the handshake.
     Required,
     /// A client may send no certificate (the scope's `client_cert_chain` is then empty); one
-    /// that sends an invalid certificate still fails the handshake.
+    /// that sends a certificate the CA did not sign, an expired one or a malformed one still
+    /// fails the handshake.
     Optional,
+    /// A client may send no certificate, or one that fails verification: the handshake goes
+    /// on, and the scope's `client_cert_error` says why the certificate was not trusted
+    /// (`client_cert_chain` and `client_cert_name` still show what the client sent). For a
+    /// page that tells a person what is wrong with their certificate, as nginx's
+    /// `ssl_verify_client optional_no_ca` with `$ssl_client_verify` allows.
+    ///
+    /// The client must still prove it holds the certificate's private key (the handshake's
+    /// signature is checked as in the other modes): what is not established is that the
+    /// CA vouches for it. An app that authenticates by certificate in this mode must check
+    /// that `client_cert_error` is `None` before it trusts `client_cert_name`.
+    OptionalReportErrors,
 }
 
 /// The oldest TLS version the server accepts.
@@ -152,10 +180,19 @@ impl TlsConfig {
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(versions)
             .map_err(|e| TlsError::new("unsupported TLS versions".to_owned(), e))?;
-        let builder = match &self.client_ca {
-            None => builder.with_no_client_auth(),
+        let (builder, report_errors) = match &self.client_ca {
+            None => (builder.with_no_client_auth(), None),
             Some((path, auth)) => {
-                builder.with_client_cert_verifier(client_verifier(path, *auth, &provider)?)
+                let verifier = client_verifier(path, *auth, &provider)?;
+                match auth {
+                    ClientAuth::OptionalReportErrors => (
+                        builder.with_client_cert_verifier(Arc::new(ReportErrors {
+                            verifier: verifier.clone(),
+                        })),
+                        Some(verifier),
+                    ),
+                    _ => (builder.with_client_cert_verifier(verifier), None),
+                }
             }
         };
         let server_cert = chain.first().map(|cert| pem("CERTIFICATE", cert));
@@ -173,6 +210,7 @@ impl TlsConfig {
         Ok(Loaded {
             acceptor: TlsAcceptor::from(Arc::new(config)),
             server_cert,
+            report_errors,
         })
     }
 }
@@ -181,7 +219,7 @@ fn client_verifier(
     path: &Path,
     auth: ClientAuth,
     provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
     let mut roots = RootCertStore::empty();
     for cert in read_certs(path)? {
         roots.add(cert).map_err(|e| {
@@ -194,11 +232,71 @@ fn client_verifier(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     let verifier = match auth {
         ClientAuth::Required => verifier,
-        ClientAuth::Optional => verifier.allow_unauthenticated(),
+        ClientAuth::Optional | ClientAuth::OptionalReportErrors => verifier.allow_unauthenticated(),
     };
     verifier
         .build()
         .map_err(|e| TlsError::new(format!("cannot use the client CA {}", path.display()), e))
+}
+
+/// The verifier of [`ClientAuth::OptionalReportErrors`]: lets a client certificate that
+/// `verifier` refuses through the handshake. Everything else is `verifier`'s: the CA names
+/// offered to clients, the signature schemes, and the check of the handshake's signature,
+/// which proves the client holds the certificate's key.
+///
+/// rustls gives a verifier no handle on the connection, so a failure's reason could not reach
+/// the connection's scope from here: [`tls_info`] verifies the chain with `verifier` once the
+/// handshake is done, and writes the reason into `client_cert_error`.
+#[derive(Debug)]
+struct ReportErrors {
+    verifier: Arc<dyn ClientCertVerifier>,
+}
+
+impl ClientCertVerifier for ReportErrors {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        false
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.verifier.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        // Accepted for the handshake whatever the CA says: `tls_info` verifies the chain and
+        // reports a failure.
+        Ok(ClientCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.verifier.supported_verify_schemes()
+    }
 }
 
 /// Every certificate of a PEM file; none at all is an error.
@@ -240,6 +338,9 @@ struct Loaded {
     acceptor: TlsAcceptor,
     /// The server's certificate in PEM, for the scopes' `server_cert`.
     server_cert: Option<String>,
+    /// Under [`ClientAuth::OptionalReportErrors`], the CA's verifier, to say why a client
+    /// certificate let through the handshake is not trusted.
+    report_errors: Option<Arc<dyn ClientCertVerifier>>,
 }
 
 /// Why TLS could not be set up: a certificate, key or CA file that is missing, unreadable,
@@ -565,7 +666,7 @@ where
     };
     match result {
         Ok(stream) => {
-            let info = tls_info(&stream, loaded.server_cert.clone());
+            let info = tls_info(&stream, &loaded);
             let mut peer = peer.secure(true);
             peer.tls = Some(Arc::new(info));
             Some((stream, peer))
@@ -580,16 +681,23 @@ where
 }
 
 /// The ASGI TLS extension's data for an established connection.
-fn tls_info<Io>(stream: &TlsStream<Io>, server_cert: Option<String>) -> TlsInfo {
+fn tls_info<Io>(stream: &TlsStream<Io>, loaded: &Loaded) -> TlsInfo {
     let (_, connection) = stream.get_ref();
     let chain = connection.peer_certificates().unwrap_or_default();
     let mut info = TlsInfo::default();
-    info.server_cert = server_cert;
+    info.server_cert = loaded.server_cert.clone();
     info.client_cert_chain = chain.iter().map(|cert| pem("CERTIFICATE", cert)).collect();
     info.client_cert_name = chain.first().and_then(|cert| subject_name(cert));
-    // rustls fails the handshake on a certificate it cannot verify: a connection that got
-    // this far has a verified certificate, or none.
-    info.client_cert_error = None;
+    // Under `Required` and `Optional`, rustls fails the handshake on a certificate it cannot
+    // verify: a connection that got this far has a verified certificate, or none. Under
+    // `OptionalReportErrors` the certificate is verified here.
+    info.client_cert_error = match (&loaded.report_errors, chain.split_first()) {
+        (Some(verifier), Some((end_entity, intermediates))) => verifier
+            .verify_client_cert(end_entity, intermediates, UnixTime::now())
+            .err()
+            .map(|e| e.to_string()),
+        _ => None,
+    };
     info.tls_version = connection.protocol_version().map(u16::from);
     info.cipher_suite = connection
         .negotiated_cipher_suite()
