@@ -562,10 +562,11 @@ async fn http2_websocket_app_calls_count_against_the_stream_limit() {
     // Two WebSockets, then their streams go (the client drops them, which resets them):
     // their app calls run on.
     for _ in 0..STREAMS {
-        let mut response = tokio::time::timeout(PATIENCE, sender.send_request(websocket_connect("/")))
-            .await
-            .expect("the CONNECT is answered in time")
-            .unwrap();
+        let mut response =
+            tokio::time::timeout(PATIENCE, sender.send_request(websocket_connect("/")))
+                .await
+                .expect("the CONNECT is answered in time")
+                .unwrap();
         assert_eq!(response.status(), 200);
         drop(hyper::upgrade::on(&mut response).await.unwrap());
     }
@@ -577,7 +578,10 @@ async fn http2_websocket_app_calls_count_against_the_stream_limit() {
     // The streams are free, the app calls are not: a third WebSocket waits for one.
     let third = tokio::spawn(sender.send_request(websocket_connect("/")));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!third.is_finished(), "a WebSocket past the app-call bound was answered");
+    assert!(
+        !third.is_finished(),
+        "a WebSocket past the app-call bound was answered"
+    );
     assert_eq!(calls.load(Ordering::SeqCst), STREAMS as usize);
 
     // One app call returns: the third WebSocket's app is called and it is accepted.

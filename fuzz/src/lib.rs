@@ -171,7 +171,9 @@ async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConf
         config,
         |run| app_run.set(Some(run)),
     );
-    let app_run = app_run.take().expect("asgi_ws::start hands over the app's run");
+    let app_run = app_run
+        .take()
+        .expect("asgi_ws::start hands over the app's run");
     let app_task = tokio::spawn(app_run);
     let outcome = outcome.await;
     let HandshakeOutcome::Accept(accepted) = outcome else {
