@@ -12,6 +12,7 @@ mod mixed;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use asgi::core::http::header::HeaderValue;
 use asgi::core::http::{HeaderMap, StatusCode};
@@ -500,5 +501,104 @@ async fn websocket_over_http2_is_refused_like_over_http1() {
     assert_eq!(status, 401);
     let (status, _, _) = connect_h2(server.addr, "/ws/error", &[]).await;
     assert_eq!(status, 500);
+    server.stop().await.unwrap();
+}
+
+/// An extended CONNECT (RFC 8441) for a WebSocket to `path`, on an HTTP/2 connection.
+fn websocket_connect(path: &str) -> hyper::Request<ClientBody> {
+    let mut request = hyper::Request::connect(format!("http://test{path}"))
+        .header("sec-websocket-version", "13")
+        .body(empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    request
+}
+
+#[tokio::test]
+async fn http2_websocket_app_calls_count_against_the_stream_limit() {
+    const STREAMS: u32 = 2;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let disconnected = Arc::new(AtomicUsize::new(0));
+    // Each app call goes on after its client left, until the test lets it return.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let app = {
+        let (calls, running, most) = (calls.clone(), running.clone(), most.clone());
+        let (disconnected, release) = (disconnected.clone(), release.clone());
+        move |scope: Scope, mut receive: Receiver, mut send: Sender| {
+            let (calls, running, most) = (calls.clone(), running.clone(), most.clone());
+            let (disconnected, release) = (disconnected.clone(), release.clone());
+            async move {
+                if !matches!(scope, Scope::WebSocket(_)) {
+                    return Ok(());
+                }
+                calls.fetch_add(1, Ordering::SeqCst);
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                receive.recv().await;
+                send.send(SendEvent::WebSocketAccept {
+                    subprotocol: None,
+                    headers: HeaderMap::new(),
+                })
+                .await?;
+                while let ReceiveEvent::WebSocketReceive(_) = receive.recv().await {}
+                disconnected.fetch_add(1, Ordering::SeqCst);
+                release.acquire().await.unwrap().forget();
+                running.fetch_sub(1, Ordering::SeqCst);
+                Ok::<(), Error>(())
+            }
+        }
+    };
+    let server = start(app, |b| b.http2_max_concurrent_streams(Some(STREAMS))).await;
+    let mut sender = h2(server.addr).await;
+    tokio::time::timeout(PATIENCE, sender.ready())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Two WebSockets, then their streams go (the client drops them, which resets them):
+    // their app calls run on.
+    for _ in 0..STREAMS {
+        let mut response =
+            tokio::time::timeout(PATIENCE, sender.send_request(websocket_connect("/")))
+                .await
+                .expect("the CONNECT is answered in time")
+                .unwrap();
+        assert_eq!(response.status(), 200);
+        drop(hyper::upgrade::on(&mut response).await.unwrap());
+    }
+    assert!(
+        eventually(async || disconnected.load(Ordering::SeqCst) == STREAMS as usize).await,
+        "the apps heard of the disconnects"
+    );
+
+    // The streams are free, the app calls are not: a third WebSocket waits for one.
+    let third = tokio::spawn(sender.send_request(websocket_connect("/")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !third.is_finished(),
+        "a WebSocket past the app-call bound was answered"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), STREAMS as usize);
+
+    // One app call returns: the third WebSocket's app is called and it is accepted.
+    release.add_permits(1);
+    let response = tokio::time::timeout(PATIENCE, third)
+        .await
+        .expect("the third CONNECT is answered once an app call returned")
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(calls.load(Ordering::SeqCst), STREAMS as usize + 1);
+    let most = most.load(Ordering::SeqCst);
+    assert!(
+        most <= STREAMS as usize,
+        "{most} WebSocket app calls ran at once on a connection limited to {STREAMS}"
+    );
+    drop(response);
+    release.add_permits(STREAMS as usize);
     server.stop().await.unwrap();
 }

@@ -415,6 +415,11 @@ pub(crate) struct DeflateCodec {
     /// Set when the client ended its deflate stream (BFINAL) inside a message: the
     /// decompressor must start afresh for the next one.
     stream_ended: bool,
+    /// Set once a frame of the message being received carried compressed bytes. A message
+    /// whose frames are all empty is an empty message: the sync-flush tail is not fed to
+    /// the decompressor then, since on its own it is the start of a stored block that the
+    /// next message's bytes would complete.
+    message_has_data: bool,
     scratch: Vec<u8>,
 }
 
@@ -435,6 +440,7 @@ impl DeflateCodec {
             compressor: None,
             decompressor: None,
             stream_ended: false,
+            message_has_data: false,
             scratch: Vec::new(),
         }
     }
@@ -496,18 +502,25 @@ impl DeflateCodec {
         out: &mut Vec<u8>,
         limit: Option<usize>,
     ) -> Result<(), InflateError> {
-        if !self.stream_ended {
+        if !self.stream_ended && !input.is_empty() {
+            self.message_has_data = true;
             self.inflate(input, out, limit)?;
-            if fin && !self.stream_ended {
-                self.inflate(&SYNC_FLUSH_TAIL, out, limit)?;
-            }
         }
-        if fin && (self.stream_ended || self.params.client_no_context_takeover) {
+        if !fin {
+            return Ok(());
+        }
+        // A message with no compressed bytes at all is an empty message: the decompressor
+        // stays where the previous message left it, at a block boundary.
+        if !self.stream_ended && self.message_has_data {
+            self.inflate(&SYNC_FLUSH_TAIL, out, limit)?;
+        }
+        if self.stream_ended || self.params.client_no_context_takeover {
             if let Some(decompressor) = &mut self.decompressor {
                 decompressor.reset(false);
             }
             self.stream_ended = false;
         }
+        self.message_has_data = false;
         Ok(())
     }
 

@@ -265,3 +265,42 @@ async fn uncompressed_messages_still_pass_when_deflate_is_on() {
         b"plain"
     );
 }
+
+#[tokio::test]
+async fn empty_compressed_payload_is_an_empty_message_and_later_messages_still_inflate() {
+    let (mut client, _server, mut reports) = open_deflate("permessage-deflate", quiet()).await;
+    // One compressor for the whole connection (context takeover): the messages after the
+    // empty ones refer back to "repeat me, repeat me".
+    let mut compressor = raw_compressor();
+    let first = compress(&mut compressor, b"repeat me, repeat me");
+    write_raw(&mut client, &client_frame(TEXT, true, true, &first)).await;
+    // An RSV1 frame with no payload at all, then the same as two empty fragments.
+    write_raw(&mut client, &client_frame(BINARY, true, true, &[])).await;
+    write_raw(&mut client, &client_frame(TEXT, false, true, &[])).await;
+    write_raw(&mut client, &client_frame(CONTINUATION, true, false, &[])).await;
+    for _ in 0..2 {
+        let again = compress(&mut compressor, b"repeat me, repeat me");
+        write_raw(&mut client, &client_frame(TEXT, true, true, &again)).await;
+    }
+
+    let expected = [
+        WebSocketMessage::Text("repeat me, repeat me".into()),
+        WebSocketMessage::Binary(Vec::new().into()),
+        WebSocketMessage::Text(String::new()),
+        WebSocketMessage::Text("repeat me, repeat me".into()),
+        WebSocketMessage::Text("repeat me, repeat me".into()),
+    ];
+    let mut decompressor = Decompress::new(false);
+    for message in &expected {
+        let Some(Report::Event(event)) = within(reports.recv()).await else {
+            panic!("the app got no {message:?}")
+        };
+        assert_eq!(event, ReceiveEvent::WebSocketReceive(message.clone()));
+        let frame = read_frame(&mut client).await.unwrap();
+        let plain: &[u8] = match message {
+            WebSocketMessage::Text(text) => text.as_bytes(),
+            WebSocketMessage::Binary(bytes) => bytes,
+        };
+        assert_eq!(decompress(&mut decompressor, &frame.payload), plain);
+    }
+}

@@ -160,13 +160,22 @@ async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConf
     let (parts, ()) = request.body(()).expect("a valid request").into_parts();
     let upgrade = UpgradeRequest::from_parts(&parts).expect("a valid handshake");
     let received = Arc::new(Mutex::new(Vec::new()));
+    // The app's run is polled beside the connection, below, and the session ends only once
+    // the app returned: messages still queued for it when the connection closed are received
+    // by then (the app reads them before its `websocket.disconnect`).
+    let app_run = std::cell::Cell::new(None);
     let outcome = asgi_ws::start(
         echo_app(received.clone()),
         WebSocketScope::new("/fuzz"),
         &upgrade,
         config,
-    )
-    .await;
+        |run| app_run.set(Some(run)),
+    );
+    let app_run = app_run
+        .take()
+        .expect("asgi_ws::start hands over the app's run");
+    let app_task = tokio::spawn(app_run);
+    let outcome = outcome.await;
     let HandshakeOutcome::Accept(accepted) = outcome else {
         panic!("the echo app accepts, got {outcome:?}");
     };
@@ -193,6 +202,7 @@ async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConf
         write,
         read
     );
+    app_task.await.expect("the echo app does not panic");
     let frames = parse_server_frames(&output, deflate.is_some());
     if let Some(close) = frames.iter().find(|f| f.opcode == 0x8) {
         if let Some(code) = close_code(&close.payload) {

@@ -196,9 +196,10 @@ impl Builder {
     }
 
     /// The most concurrent streams (requests) a client may open on one HTTP/2 connection,
-    /// and the most app calls one HTTP/2 connection has running: an app call whose stream the
-    /// client reset counts until the app returns, and a request over the limit waits for one
-    /// to return before its app is called (see
+    /// and the most app calls one HTTP/2 connection has running, HTTP requests and WebSockets
+    /// (RFC 8441) alike: an app call whose stream the client reset counts until the app
+    /// returns, and a request over the limit waits for one to return before its app is called
+    /// (see
     /// [`http2_max_client_resets`](Builder::http2_max_client_resets)).
     ///
     /// Default is 128 ([`DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS`](super::DEFAULT_HTTP2_MAX_CONCURRENT_STREAMS)). Pass `None` for no limit.

@@ -123,14 +123,22 @@ impl Service<Request<Incoming>> for ConnService {
 impl ConnService {
     /// Answers a WebSocket handshake: see the `websocket` module.
     fn websocket(&self, request: Request<Incoming>, finish: Finish) -> ResponseFuture {
+        let http2 = request.version() == Version::HTTP_2;
         let holds = Holds {
             permit: self.permit.clone(),
             // An HTTP/2 connection goes on with its other streams: while the WebSocket's
             // stream is open the connection is not idle.
-            stream: (request.version() == Version::HTTP_2)
-                .then(|| WebSocketStreamGuard::new(&self.activity)),
+            stream: http2.then(|| WebSocketStreamGuard::new(&self.activity)),
         };
-        let future = websocket::handshake(request, &self.conn, &self.shared, holds);
+        // An HTTP/2 WebSocket's app call counts among the connection's app calls, as an
+        // HTTP/2 request's does: a client cannot get past the bound by resetting WebSocket
+        // streams whose apps run on.
+        let app_calls = if http2 {
+            self.activity.app_calls.clone()
+        } else {
+            None
+        };
+        let future = websocket::handshake(request, &self.conn, &self.shared, holds, app_calls);
         ResponseFuture {
             state: FutureState::Handshake(future),
             finish: Some(finish),

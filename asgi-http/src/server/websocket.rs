@@ -36,7 +36,7 @@ use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::body::{ResponseBody, response, server_response};
 use super::scope::websocket_scope;
@@ -56,12 +56,14 @@ pub(crate) struct Holds {
 }
 
 /// The future of the answer to a handshake request: the app's answer, or, for an invalid
-/// request, its error response.
+/// request, its error response. `app_calls` are the connection's app-call permits (HTTP/2):
+/// the app is called once it holds one.
 pub(crate) fn handshake(
     mut request: Request<Incoming>,
     conn: &ConnInfo,
     shared: &Arc<Shared>,
     holds: Holds,
+    app_calls: Option<Arc<Semaphore>>,
 ) -> HandshakeFuture {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
@@ -81,18 +83,32 @@ pub(crate) fn handshake(
     };
     let path = parts.uri.path().to_owned();
     let scope = websocket_scope(parts, conn, shared);
-    // The app runs in a task the server tracks: the drain waits for it, and lifespan
-    // shutdown starts only after it returned.
-    let tasks = &shared.app_tasks;
-    let outcome = asgi_ws::start(
-        shared.app.clone(),
-        scope,
-        &upgrade,
-        &shared.config.websocket,
-        |run| drop(tasks.spawn(run)),
-    );
     let shared = shared.clone();
     Box::pin(async move {
+        // Over HTTP/2 the app call takes one of the connection's app-call permits, as an
+        // HTTP request's does, and holds it until the app returns, even after the stream is
+        // gone. Without one, the handshake waits; dropped meanwhile (the client reset the
+        // stream), the app is never called.
+        let permit = match app_calls {
+            // The semaphore is never closed.
+            Some(calls) => calls.acquire_owned().await.ok(),
+            None => None,
+        };
+        // The app runs in a task the server tracks: the drain waits for it, and lifespan
+        // shutdown starts only after it returned.
+        let tasks = &shared.app_tasks;
+        let outcome = asgi_ws::start(
+            shared.app.clone(),
+            scope,
+            &upgrade,
+            &shared.config.websocket,
+            |run| {
+                drop(tasks.spawn(async move {
+                    run.await;
+                    drop(permit);
+                }));
+            },
+        );
         match outcome.await {
             HandshakeOutcome::Accept(accepted) => {
                 let mut response = Response::new(ResponseBody::full(Bytes::new()));
