@@ -151,8 +151,23 @@ fn redis_benchmark(port: u16) -> BoxResult<f64> {
     // `-r` makes redis-benchmark replace `__rand_int__` with random numbers (without it the
     // score is the literal text, which ZADD refuses); `--csv` gives a line to parse.
     let output = Command::new("redis-benchmark")
-        .args(["-p", &port.to_string(), "-n", "200000", "-c", "50", "-r", "1000000"])
-        .args(["--csv", "zadd", "bench:zset", "__rand_int__", "member:__rand_int__"])
+        .args([
+            "-p",
+            &port.to_string(),
+            "-n",
+            "200000",
+            "-c",
+            "50",
+            "-r",
+            "1000000",
+        ])
+        .args([
+            "--csv",
+            "zadd",
+            "bench:zset",
+            "__rand_int__",
+            "member:__rand_int__",
+        ])
         .output()?;
     let text = String::from_utf8_lossy(&output.stdout);
     // "test","rps",...\n"zadd bench:zset ...","123456.79",...
