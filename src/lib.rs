@@ -45,8 +45,10 @@ pub mod http {
 /// ([`StatusCode`](crate::core::http::StatusCode), [`HeaderMap`](crate::core::http::HeaderMap),
 /// [`HeaderValue`](crate::core::http::HeaderValue), [`Method`](crate::core::http::Method)),
 /// and the helpers [`Request`](crate::server::request::Request),
-/// [`Response`](crate::server::response::Response) and
-/// [`Router`](crate::server::router::Router).
+/// [`Response`](crate::server::response::Response),
+/// [`Router`](crate::server::router::Router), and the request handlers'
+/// [`handler`](crate::server::handler::handler), [`HttpError`](crate::server::handler::HttpError)
+/// and [`IntoResponse`](crate::server::handler::IntoResponse).
 ///
 /// ```
 /// use asgi::prelude::*;
@@ -64,6 +66,7 @@ pub mod http {
 pub mod prelude {
     pub use asgi_core::http::{HeaderMap, HeaderValue, Method, StatusCode};
     pub use asgi_core::prelude::*;
+    pub use asgi_http::handler::{HttpError, IntoResponse, handler};
     pub use asgi_http::request::Request;
     pub use asgi_http::response::Response;
     pub use asgi_http::router::Router;
