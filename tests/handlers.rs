@@ -81,7 +81,7 @@ async fn invalid_json_gets_400_naming_the_problem() {
             .unwrap();
         assert_eq!(response.status(), 400, "{body:?}");
         assert_eq!(response.header("content-type"), Some("application/json"));
-        let error = json_of(response.text());
+        let error = json_of(&response.text());
         let message = error["error"].as_str().unwrap();
         assert!(message.starts_with("invalid JSON in the request body"), "{message}");
     }
@@ -95,7 +95,7 @@ async fn json_of_the_wrong_shape_gets_422_naming_the_field() {
         .await
         .unwrap();
     assert_eq!(response.status(), 422);
-    let error = json_of(response.text());
+    let error = json_of(&response.text());
     assert!(
         error["error"].as_str().unwrap().contains("missing field `title`"),
         "{error}"
@@ -116,7 +116,7 @@ async fn body_over_the_handlers_limit_gets_413_as_json() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
-    let error = json_of(response.text());
+    let error = json_of(&response.text());
     assert_eq!(
         error["error"],
         "the request body is larger than the limit of 64 bytes"
@@ -128,7 +128,7 @@ async fn invalid_path_parameter_gets_400_naming_the_parameter() {
     let client = TestClient::new(api());
     let response = client.get("/todos/abc").await.unwrap();
     assert_eq!(response.status(), 400);
-    let error = json_of(response.text());
+    let error = json_of(&response.text());
     assert!(
         error["error"]
             .as_str()
