@@ -68,7 +68,10 @@ async fn handlers_and_raw_apps_are_routes_side_by_side() {
     assert_eq!(created.text(), r#"{"title":"milk"}"#);
     assert_eq!(client.get("/todos").await.unwrap().text(), "raw GET");
     assert_eq!(client.get("/todos/7").await.unwrap().text(), "todo 7");
-    assert_eq!(client.get("/closure").await.unwrap().text(), "closure /closure");
+    assert_eq!(
+        client.get("/closure").await.unwrap().text(),
+        "closure /closure"
+    );
 }
 
 #[tokio::test]
@@ -83,7 +86,10 @@ async fn invalid_json_gets_400_naming_the_problem() {
         assert_eq!(response.header("content-type"), Some("application/json"));
         let error = json_of(&response.text());
         let message = error["error"].as_str().unwrap();
-        assert!(message.starts_with("invalid JSON in the request body"), "{message}");
+        assert!(
+            message.starts_with("invalid JSON in the request body"),
+            "{message}"
+        );
     }
 }
 
@@ -97,7 +103,10 @@ async fn json_of_the_wrong_shape_gets_422_naming_the_field() {
     assert_eq!(response.status(), 422);
     let error = json_of(&response.text());
     assert!(
-        error["error"].as_str().unwrap().contains("missing field `title`"),
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing field `title`"),
         "{error}"
     );
     let response = client
@@ -215,7 +224,10 @@ fn json_router() -> Router {
         .route("/todos", get(raw).post(create))
         .route("/ws", websocket(raw))
         .not_found(|request: Request| async move {
-            Response::json_error(StatusCode::NOT_FOUND, format!("no route {}", request.path()))
+            Response::json_error(
+                StatusCode::NOT_FOUND,
+                format!("no route {}", request.path()),
+            )
         })
         .method_not_allowed(|request: Request| async move {
             Response::json_error(

@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asgi::core::{App, AppExt, Error, Receiver, Scope, SendEvent, Sender};
+use asgi::server::handler::HttpError;
 use asgi::server::middleware::compression::CompressionLayer;
 use asgi::server::middleware::cors::CorsLayer;
 use asgi::server::middleware::request_id::RequestIdLayer;
@@ -57,7 +58,6 @@ use asgi::server::middleware::static_files::StaticFiles;
 use asgi::server::middleware::timeout::TimeoutLayer;
 use asgi::server::middleware::trusted_host::TrustedHostLayer;
 use asgi::server::mount::Mount;
-use asgi::server::handler::HttpError;
 use asgi::server::request::Request;
 use asgi::server::response::Response;
 use asgi::server::router::{Router, get, post};

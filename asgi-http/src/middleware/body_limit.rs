@@ -47,8 +47,8 @@ use std::sync::Arc;
 
 use asgi_core::http::{StatusCode, header};
 use asgi_core::{
-    App, Error, EventSink, EventSource, Layer, ReceiveEvent, Receiver, Scope, SendError,
-    SendEvent, Sender, async_trait,
+    App, Error, EventSink, EventSource, Layer, ReceiveEvent, Receiver, Scope, SendError, SendEvent,
+    Sender, async_trait,
 };
 use tokio::sync::Mutex;
 
