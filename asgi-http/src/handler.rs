@@ -412,7 +412,7 @@ where
     }
 }
 
-/// What the route functions ([`get`](crate::router::get), ...) and the [`Router`]'s
+/// What the route functions ([`get`](crate::router::get), ...) and the [`Router`](crate::router::Router)'s
 /// fallbacks accept: an [`App`], or a request handler (`async fn(Request) -> impl
 /// IntoResponse`, see [`handler`]).
 ///
