@@ -162,9 +162,10 @@ async fn app_errors_from_a_handler_go_to_the_server_as_500() {
         let name: &String = request.state().try_get::<String>()?;
         Ok::<_, HttpError>(Response::text(name.clone()))
     });
-    let raising = TestClient::new(handler(|_: Request| async {
+    // The client takes a handler as it is, as routes do.
+    let raising = TestClient::new(|_: Request| async {
         Err::<Response, _>(HttpError::internal(Error::msg("broken")))
-    }));
+    });
     let err = raising.get("/").await.unwrap_err();
     assert_eq!(err.to_string(), "broken");
 
