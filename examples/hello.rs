@@ -9,30 +9,19 @@ mod common;
 
 use std::process::ExitCode;
 
-use asgi::core::http::header::{CONTENT_TYPE, HeaderValue};
-use asgi::core::http::{HeaderMap, StatusCode};
 use asgi::prelude::*;
 
-async fn hello(scope: Scope, _receive: Receiver, mut send: Sender) -> Result<(), Error> {
-    // Returning at once from the lifespan scope means "no lifespan support": the server goes
-    // on without it.
-    let Scope::Http(http) = scope else {
-        return Ok(());
-    };
-    let (status, body) = if http.path == "/" {
-        (StatusCode::OK, "Hello, world!")
+/// A request handler: the server's lifespan scope, which it cannot serve, is answered with an
+/// error that the server takes as "no lifespan support", and it goes on without.
+async fn hello(request: Request) -> Response {
+    if request.path() == "/" {
+        Response::text("Hello, world!")
     } else {
-        (StatusCode::NOT_FOUND, "Not Found")
-    };
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    send.send(SendEvent::response_start(status, headers))
-        .await?;
-    send.send(SendEvent::response_body(body, false)).await?;
-    Ok(())
+        Response::text("Not Found").status(StatusCode::NOT_FOUND)
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    common::run(hello).await
+    common::run(handler(hello)).await
 }

@@ -45,25 +45,38 @@ pub mod http {
 /// ([`StatusCode`](crate::core::http::StatusCode), [`HeaderMap`](crate::core::http::HeaderMap),
 /// [`HeaderValue`](crate::core::http::HeaderValue), [`Method`](crate::core::http::Method)),
 /// and the helpers [`Request`](crate::server::request::Request),
-/// [`Response`](crate::server::response::Response) and
-/// [`Router`](crate::server::router::Router).
+/// [`Response`](crate::server::response::Response),
+/// [`Router`](crate::server::router::Router), and the request handlers'
+/// [`handler`](crate::server::handler::handler), [`HttpError`](crate::server::handler::HttpError)
+/// and [`IntoResponse`](crate::server::handler::IntoResponse).
 ///
 /// ```
 /// use asgi::prelude::*;
 ///
+/// // The raw form: the scope and both handles.
 /// async fn hello(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
 ///     let request = Request::from_scope(scope, receive)?;
 ///     let status = if request.method() == Method::HEAD { StatusCode::NO_CONTENT } else { StatusCode::OK };
 ///     Response::text("hello").status(status).send(&mut send).await
 /// }
 ///
-/// let app = Router::new().route("/", asgi::server::router::get(hello));
+/// // The handler form: a `Request` in, a `Response` (or an `HttpError`) out.
+/// async fn user(request: Request) -> Result<Response, HttpError> {
+///     let id: u64 = request.param_as("id")?;
+///     Ok(Response::text(format!("user {id}")))
+/// }
+///
+/// let app = Router::new()
+///     .route("/", asgi::server::router::get(hello))
+///     .route("/users/{id}", asgi::server::router::get(user));
 /// # fn assert_app(_: impl App) {}
 /// # assert_app(app);
+/// # assert_app(handler(user));
 /// ```
 pub mod prelude {
     pub use asgi_core::http::{HeaderMap, HeaderValue, Method, StatusCode};
     pub use asgi_core::prelude::*;
+    pub use asgi_http::handler::{HttpError, IntoResponse, handler};
     pub use asgi_http::request::Request;
     pub use asgi_http::response::Response;
     pub use asgi_http::router::Router;

@@ -4,6 +4,8 @@
 //! # Layout
 //!
 //! - [`path`]: request targets split into the scope's `path`, `raw_path` and `query_string`.
+//! - [`handler`]: request handlers, `async fn(Request) -> Result<Response, HttpError>`, as
+//!   apps and routes; [`IntoResponse`](handler::IntoResponse) turns their errors into answers.
 //! - [`request`]: [`Request`](request::Request), a view over an HTTP scope and its receiver:
 //!   query, headers, path parameters, state, and the body with a size limit or in chunks.
 //! - [`response`]: [`Response`](response::Response) builders (text, HTML, JSON, redirects,
@@ -20,6 +22,7 @@
 //!   of the examples, with the access log written off the request path.
 
 mod file;
+pub mod handler;
 mod lifespan;
 #[cfg(feature = "logging")]
 pub mod logging;

@@ -108,8 +108,9 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Body,
-    // The first header that could not be converted; `send` returns it instead of sending.
-    invalid_header: Option<Error>,
+    // The first header that could not be converted, or the error of a response made from an
+    // error (`Response::failed`); `send` returns it instead of sending.
+    error: Option<Error>,
 }
 
 impl fmt::Debug for Response {
@@ -124,7 +125,7 @@ impl fmt::Debug for Response {
             .field("status", &self.status)
             .field("headers", &self.headers)
             .field("body", &body)
-            .field("invalid_header", &self.invalid_header)
+            .field("error", &self.error)
             .finish()
     }
 }
@@ -136,7 +137,7 @@ impl Response {
             status,
             headers: HeaderMap::new(),
             body: Body::Full(Bytes::new()),
-            invalid_header: None,
+            error: None,
         }
     }
 
@@ -147,7 +148,7 @@ impl Response {
             status: StatusCode::OK,
             headers,
             body: Body::Full(body),
-            invalid_header: None,
+            error: None,
         }
     }
 
@@ -175,6 +176,36 @@ impl Response {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
         let body = serde_json::to_vec(value).map_err(Error::new)?;
         Ok(Response::full("application/json", Bytes::from(body)))
+    }
+
+    /// `status` with the JSON body `{"error": message}` (`application/json`): the error
+    /// answer of [`HttpError`](crate::handler::HttpError), the request errors and the
+    /// [`Router`](crate::router::Router)'s JSON answers.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use asgi_core::http::StatusCode;
+    /// use asgi_http::response::Response;
+    ///
+    /// let response = Response::json_error(StatusCode::NOT_FOUND, "no todo 7");
+    /// assert_eq!(response.status_code(), StatusCode::NOT_FOUND);
+    /// assert_eq!(response.headers()["content-type"], "application/json");
+    /// ```
+    pub fn json_error(status: StatusCode, message: impl Into<String>) -> Self {
+        let body = serde_json::json!({ "error": message.into() });
+        // Infallible: a map with one string is always serializable.
+        let body = serde_json::to_vec(&body).unwrap_or_default();
+        Response::full("application/json", Bytes::from(body)).status(status)
+    }
+
+    /// A response that sends nothing: [`send`](Response::send) returns `error`, so the
+    /// server answers `500` and logs it (or, for a disconnect, neither).
+    pub(crate) fn failed(error: Error) -> Self {
+        Response {
+            error: Some(error),
+            ..Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+        }
     }
 
     /// `303 See Other` to `location`: the client follows it with a `GET`, the usual answer
@@ -224,7 +255,7 @@ impl Response {
             status: StatusCode::OK,
             headers: HeaderMap::new(),
             body: Body::Stream(stream.map(|item| item.map_err(Into::into)).boxed()),
-            invalid_header: None,
+            error: None,
         }
     }
 
@@ -286,7 +317,7 @@ impl Response {
             status: StatusCode::OK,
             headers,
             body,
-            invalid_header: None,
+            error: None,
         })
     }
 
@@ -345,7 +376,7 @@ impl Response {
         match converted {
             Ok(pair) => Some(pair),
             Err(e) => {
-                self.invalid_header
+                self.error
                     .get_or_insert_with(|| Error::new(InvalidHeader(e)));
                 None
             }
@@ -389,9 +420,9 @@ impl Response {
             status,
             mut headers,
             body,
-            invalid_header,
+            error,
         } = self;
-        if let Some(error) = invalid_header {
+        if let Some(error) = error {
             return Err(error);
         }
         match body {

@@ -1,12 +1,17 @@
 //! [`Router`]: dispatch by path (with [`matchit`]) and method to any [`App`].
 //!
+//! Routes take apps and request handlers alike (`get(list)` with `async fn list(request:
+//! Request) -> Result<Response, HttpError>`, see [`handler`](crate::handler)).
+//!
 //! A router is itself an app. For each HTTP or WebSocket connection it matches the path
 //! *after* `root_path` (so a router works the same under a [`Mount`](crate::mount::Mount)),
 //! stores the matched parameters in the scope as [`PathParams`], and calls the route's app:
 //!
-//! - no route matches: the [`fallback`](Router::fallback) app, else `404 Not Found`;
-//! - the route matches but has no app for the method: `405 Method Not Allowed` with an
-//!   `Allow` header listing the methods it has;
+//! - no route matches: the [`fallback`](Router::fallback) app, else for HTTP the
+//!   [`not_found`](Router::not_found) app, else `404 Not Found`;
+//! - the route matches but has no app for the method: the
+//!   [`method_not_allowed`](Router::method_not_allowed) app, else `405 Method Not Allowed`;
+//!   either way with an `Allow` header listing the methods it has;
 //! - `HEAD` falls back to the `GET` app (the server sends no body for `HEAD`);
 //! - WebSocket connections route by path alone, to the route's
 //!   [`websocket`](MethodRouter::websocket) app; with none, they get the not-found answer
@@ -22,6 +27,7 @@ use std::sync::Arc;
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
 use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender, async_trait};
 
+use crate::handler::IntoApp;
 use crate::lifespan::{self, Part};
 use crate::response::Response;
 
@@ -139,8 +145,8 @@ impl MethodRouter {
     }
 
     /// Handles `method` with `app`.
-    pub fn on(mut self, method: Method, app: impl App) -> Self {
-        let app: Arc<dyn App> = Arc::new(app);
+    pub fn on<M>(mut self, method: Method, app: impl IntoApp<M>) -> Self {
+        let app: Arc<dyn App> = Arc::new(app.into_app());
         match self.methods.iter_mut().find(|(m, _)| *m == method) {
             Some(entry) => entry.1 = app,
             None => self.methods.push((method, app)),
@@ -149,34 +155,34 @@ impl MethodRouter {
     }
 
     /// Handles `GET` (and `HEAD`, unless a `HEAD` app is given) with `app`.
-    pub fn get(self, app: impl App) -> Self {
+    pub fn get<M>(self, app: impl IntoApp<M>) -> Self {
         self.on(Method::GET, app)
     }
 
     /// Handles `POST` with `app`.
-    pub fn post(self, app: impl App) -> Self {
+    pub fn post<M>(self, app: impl IntoApp<M>) -> Self {
         self.on(Method::POST, app)
     }
 
     /// Handles `PUT` with `app`.
-    pub fn put(self, app: impl App) -> Self {
+    pub fn put<M>(self, app: impl IntoApp<M>) -> Self {
         self.on(Method::PUT, app)
     }
 
     /// Handles `DELETE` with `app`.
-    pub fn delete(self, app: impl App) -> Self {
+    pub fn delete<M>(self, app: impl IntoApp<M>) -> Self {
         self.on(Method::DELETE, app)
     }
 
     /// Handles `PATCH` with `app`.
-    pub fn patch(self, app: impl App) -> Self {
+    pub fn patch<M>(self, app: impl IntoApp<M>) -> Self {
         self.on(Method::PATCH, app)
     }
 
     /// Handles every HTTP method that has no app of its own with `app`. WebSocket
     /// connections are not HTTP requests: give them [`websocket`](MethodRouter::websocket).
-    pub fn any(mut self, app: impl App) -> Self {
-        self.any = Some(Arc::new(app));
+    pub fn any<M>(mut self, app: impl IntoApp<M>) -> Self {
+        self.any = Some(Arc::new(app.into_app()));
         self
     }
 
@@ -249,37 +255,37 @@ impl fmt::Debug for MethodRouter {
 }
 
 /// A route that handles `method` with `app`.
-pub fn on(method: Method, app: impl App) -> MethodRouter {
+pub fn on<M>(method: Method, app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().on(method, app)
 }
 
 /// A route that handles `GET` and `HEAD` with `app`.
-pub fn get(app: impl App) -> MethodRouter {
+pub fn get<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().get(app)
 }
 
 /// A route that handles `POST` with `app`.
-pub fn post(app: impl App) -> MethodRouter {
+pub fn post<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().post(app)
 }
 
 /// A route that handles `PUT` with `app`.
-pub fn put(app: impl App) -> MethodRouter {
+pub fn put<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().put(app)
 }
 
 /// A route that handles `DELETE` with `app`.
-pub fn delete(app: impl App) -> MethodRouter {
+pub fn delete<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().delete(app)
 }
 
 /// A route that handles `PATCH` with `app`.
-pub fn patch(app: impl App) -> MethodRouter {
+pub fn patch<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().patch(app)
 }
 
 /// A route that handles every HTTP method with `app`.
-pub fn any(app: impl App) -> MethodRouter {
+pub fn any<M>(app: impl IntoApp<M>) -> MethodRouter {
     MethodRouter::new().any(app)
 }
 
@@ -343,6 +349,8 @@ pub struct Router {
     // a second `route` call for the same pattern into the first.
     routes: Vec<(String, MethodRouter)>,
     fallback: Option<Arc<dyn App>>,
+    not_found: Option<Arc<dyn App>>,
+    method_not_allowed: Option<Arc<dyn App>>,
     lifespan: Option<Arc<dyn App>>,
 }
 
@@ -395,8 +403,62 @@ impl Router {
     }
 
     /// The app for requests and WebSockets that match no route, instead of `404`.
-    pub fn fallback(mut self, app: impl App) -> Self {
-        self.fallback = Some(Arc::new(app));
+    pub fn fallback<M>(mut self, app: impl IntoApp<M>) -> Self {
+        self.fallback = Some(Arc::new(app.into_app()));
+        self
+    }
+
+    /// The app that answers HTTP requests that match no route, instead of the plain-text
+    /// `404 Not Found`; a JSON API answers in JSON with it (see the example). WebSocket
+    /// connections that match no route keep their own answer, and a
+    /// [`fallback`](Router::fallback), which takes every unmatched connection, comes first.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use asgi_core::http::{Method, StatusCode};
+    /// use asgi_http::request::Request;
+    /// use asgi_http::response::Response;
+    /// use asgi_http::router::{get, Router};
+    /// use asgi_http::test_client::{TestClient, TestRequest};
+    ///
+    /// async fn list(_: Request) -> Response {
+    ///     Response::text("[]")
+    /// }
+    ///
+    /// let app = Router::new()
+    ///     .route("/todos", get(list))
+    ///     .not_found(|request: Request| async move {
+    ///         Response::json_error(StatusCode::NOT_FOUND, format!("no route for {}", request.path()))
+    ///     })
+    ///     .method_not_allowed(|request: Request| async move {
+    ///         let message = format!("{} is not allowed here", request.method());
+    ///         Response::json_error(StatusCode::METHOD_NOT_ALLOWED, message)
+    ///     });
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let client = TestClient::new(app);
+    /// let missing = client.get("/nope").await?;
+    /// assert_eq!(missing.status(), 404);
+    /// assert_eq!(missing.text(), r#"{"error":"no route for /nope"}"#);
+    /// let wrong = client.send(TestRequest::new(Method::DELETE, "/todos")).await?;
+    /// assert_eq!(wrong.status(), 405);
+    /// assert_eq!(wrong.header("allow"), Some("GET, HEAD"));
+    /// assert_eq!(wrong.text(), r#"{"error":"DELETE is not allowed here"}"#);
+    /// # Ok::<(), asgi_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    pub fn not_found<M>(mut self, app: impl IntoApp<M>) -> Self {
+        self.not_found = Some(Arc::new(app.into_app()));
+        self
+    }
+
+    /// The app that answers HTTP requests to a route that has no app for their method,
+    /// instead of the plain-text `405 Method Not Allowed`. The router adds the `Allow`
+    /// header (the methods the route has) to its answer, unless the app set one. See
+    /// [`not_found`](Router::not_found) for an example.
+    pub fn method_not_allowed<M>(mut self, app: impl IntoApp<M>) -> Self {
+        self.method_not_allowed = Some(Arc::new(app.into_app()));
         self
     }
 
@@ -473,6 +535,8 @@ impl fmt::Debug for Router {
         f.debug_struct("Router")
             .field("routes", &self.routes)
             .field("fallback", &self.fallback.is_some())
+            .field("not_found", &self.not_found.is_some())
+            .field("method_not_allowed", &self.method_not_allowed.is_some())
             .field("lifespan", &self.lifespan.is_some())
             .finish()
     }
@@ -562,22 +626,58 @@ impl App for Router {
                 app.call(scope, receive, send).await
             }
             Dispatch::MethodNotAllowed(allow) => {
-                let response =
-                    Response::text("Method Not Allowed").status(StatusCode::METHOD_NOT_ALLOWED);
-                let response = match HeaderValue::from_str(&allow) {
-                    Ok(value) => response.header(header::ALLOW, value),
-                    // Method names are tokens, so this never happens; a 405 without `Allow`
-                    // is still a correct answer.
-                    Err(_) => response,
-                };
-                response.send(&mut send).await
+                // Method names are tokens, so the value is always valid; a 405 without
+                // `Allow` would still be a correct answer.
+                let allow = HeaderValue::from_str(&allow).ok();
+                match &self.method_not_allowed {
+                    Some(app) => {
+                        let send = match allow {
+                            Some(allow) => add_allow(send, allow),
+                            None => send,
+                        };
+                        app.call(scope, receive, send).await
+                    }
+                    None => {
+                        let response = Response::text("Method Not Allowed")
+                            .status(StatusCode::METHOD_NOT_ALLOWED);
+                        let response = match allow {
+                            Some(value) => response.header(header::ALLOW, value),
+                            None => response,
+                        };
+                        response.send(&mut send).await
+                    }
+                }
             }
-            Dispatch::NoRoute => match &self.fallback {
-                Some(app) => app.call(scope, receive, send).await,
-                None => not_found(&scope, &mut send).await,
+            Dispatch::NoRoute => match (&self.fallback, &self.not_found) {
+                (Some(app), _) => app.call(scope, receive, send).await,
+                (None, Some(app)) if matches!(scope, Scope::Http(_)) => {
+                    app.call(scope, receive, send).await
+                }
+                _ => not_found(&scope, &mut send).await,
             },
         }
     }
+}
+
+/// `send` with `allow` added to `http.response.start` when the app gave no `Allow` header.
+fn add_allow(send: Sender, allow: HeaderValue) -> Sender {
+    send.map(move |event| match event {
+        SendEvent::HttpResponseStart {
+            status,
+            mut headers,
+            trailers,
+        } => {
+            if !headers.contains_key(header::ALLOW) {
+                headers.insert(header::ALLOW, allow.clone());
+            }
+            SendEvent::HttpResponseStart {
+                status,
+                headers,
+                trailers,
+            }
+        }
+        other => other,
+    })
 }
 
 /// The error for a scope type this crate's apps do not know.

@@ -49,6 +49,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asgi::core::{App, AppExt, Error, Receiver, Scope, SendEvent, Sender};
+use asgi::server::handler::HttpError;
 use asgi::server::middleware::compression::CompressionLayer;
 use asgi::server::middleware::cors::CorsLayer;
 use asgi::server::middleware::request_id::RequestIdLayer;
@@ -128,8 +129,8 @@ pub(crate) fn api(cors_origins: &[String], secret: &[u8]) -> std::io::Result<imp
         .route("/api/login", post(login))
         .route(
             "/api/items",
-            get(move |scope, receive, send| list(list_items.clone(), scope, receive, send))
-                .post(move |scope, receive, send| create(items.clone(), scope, receive, send)),
+            get(move |_: Request| list(list_items.clone()))
+                .post(move |request: Request| create(items.clone(), request)),
         )
         .route("/api/events", get(events))
         .fallback(StaticFiles::new(static_dir())?.html(true));
@@ -152,120 +153,61 @@ pub(crate) fn api(cors_origins: &[String], secret: &[u8]) -> std::io::Result<imp
         .with(TrustedHostLayer::new(TRUSTED_HOSTS)))
 }
 
-fn session(scope: &Scope) -> Result<Session, Error> {
-    scope
-        .extensions()
-        .and_then(|e| e.get::<Session>())
+fn session(request: &Request) -> Result<Session, HttpError> {
+    request
+        .extension::<Session>()
         .cloned()
-        .ok_or_else(|| Error::msg("the session middleware is missing"))
+        .ok_or_else(|| HttpError::internal(Error::msg("the session middleware is missing")))
 }
 
-fn error(status: StatusCode, message: &str) -> Response {
-    Response::json(&serde_json::json!({ "error": message }))
-        .unwrap_or_else(|_| Response::text(message.to_owned()))
-        .status(status)
-}
-
-fn valid_name(name: &str) -> bool {
-    !name.trim().is_empty() && name.len() <= MAX_NAME_LEN
-}
-
-async fn login(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
-    let session = session(&scope)?;
-    let mut request = Request::from_scope(scope, receive)?;
-    let login: Login = match request.json(MAX_JSON_BODY).await {
-        Ok(login) => login,
-        Err(e) => {
-            return error(
-                e.status().unwrap_or(StatusCode::BAD_REQUEST),
-                &e.to_string(),
-            )
-            .send(&mut send)
-            .await;
-        }
-    };
-    if !valid_name(&login.user) {
-        return error(
+fn valid_name(name: &str) -> Result<(), HttpError> {
+    if !name.trim().is_empty() && name.len() <= MAX_NAME_LEN {
+        Ok(())
+    } else {
+        Err(HttpError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "user must be 1 to 64 characters",
-        )
-        .send(&mut send)
-        .await;
+            format!("a name must be 1 to {MAX_NAME_LEN} characters"),
+        ))
     }
-    session.insert("user", &login.user);
-    Response::json(&serde_json::json!({ "user": login.user }))?
-        .send(&mut send)
-        .await
 }
 
-async fn list(items: Items, _: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+async fn login(mut request: Request) -> Result<Response, HttpError> {
+    let login: Login = request.json(MAX_JSON_BODY).await?;
+    valid_name(&login.user)?;
+    session(&request)?.insert("user", &login.user);
+    Ok(Response::json(&serde_json::json!({ "user": login.user }))?)
+}
+
+async fn list(items: Items) -> Result<Response, HttpError> {
     let items = items
         .lock()
         .map_err(|_| Error::msg("item store poisoned"))?
         .clone();
-    Response::json(&items)?.send(&mut send).await
+    Ok(Response::json(&items)?)
 }
 
-async fn create(
-    items: Items,
-    scope: Scope,
-    receive: Receiver,
-    mut send: Sender,
-) -> Result<(), Error> {
-    let Some(user) = session(&scope)?.get::<String>("user") else {
-        return error(StatusCode::UNAUTHORIZED, "log in first")
-            .send(&mut send)
-            .await;
+async fn create(items: Items, mut request: Request) -> Result<Response, HttpError> {
+    let Some(user) = session(&request)?.get::<String>("user") else {
+        return Err(HttpError::unauthorized("log in first"));
     };
-    let mut request = Request::from_scope(scope, receive)?;
-    let new: NewItem = match request.json(MAX_JSON_BODY).await {
-        Ok(new) => new,
-        Err(e) => {
-            return error(
-                e.status().unwrap_or(StatusCode::BAD_REQUEST),
-                &e.to_string(),
-            )
-            .send(&mut send)
-            .await;
-        }
-    };
-    if !valid_name(&new.name) {
-        return error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "name must be 1 to 64 characters",
-        )
-        .send(&mut send)
-        .await;
+    let new: NewItem = request.json(MAX_JSON_BODY).await?;
+    valid_name(&new.name)?;
+    let mut items = items
+        .lock()
+        .map_err(|_| Error::msg("item store poisoned"))?;
+    if items.len() >= MAX_ITEMS {
+        return Err(HttpError::new(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the item store is full",
+        ));
     }
-    let item = {
-        let mut items = items
-            .lock()
-            .map_err(|_| Error::msg("item store poisoned"))?;
-        if items.len() >= MAX_ITEMS {
-            None
-        } else {
-            let item = Item {
-                id: items.last().map_or(1, |i| i.id + 1),
-                name: new.name,
-                owner: user,
-            };
-            items.push(item.clone());
-            Some(item)
-        }
+    let item = Item {
+        id: items.last().map_or(1, |i| i.id + 1),
+        name: new.name,
+        owner: user,
     };
-    match item {
-        Some(item) => {
-            Response::json(&item)?
-                .status(StatusCode::CREATED)
-                .send(&mut send)
-                .await
-        }
-        None => {
-            error(StatusCode::INSUFFICIENT_STORAGE, "the item store is full")
-                .send(&mut send)
-                .await
-        }
-    }
+    items.push(item.clone());
+    Ok(Response::json(&item)?.status(StatusCode::CREATED))
 }
 
 async fn events(scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {

@@ -14,6 +14,7 @@
 //! | [`https_redirect`] | `http` to `https`, `ws` to `wss` | `HTTPSRedirectMiddleware` |
 //! | [`request_id`] | an `x-request-id` per request, in the scope and the response | `SetRequestIdLayer` + `PropagateRequestIdLayer` |
 //! | [`timeout`] | `504` when the response did not start in time | `TimeoutLayer` |
+//! | [`body_limit`] | `413` for request bodies over a limit, as the app's answer (so CORS headers are on it) | `RequestBodyLimitLayer` |
 //! | [`concurrency_limit`] | `503` + `Retry-After` beyond N requests in flight | uvicorn's `--limit-concurrency` |
 //! | [`sessions`] | signed-cookie sessions as a typed map in the scope | `SessionMiddleware` |
 //! | [`static_files`] | a directory served with ETags, ranges and precompressed files | `StaticFiles` / `ServeDir` |
@@ -38,6 +39,7 @@
 //! ```text
 //! router
 //!   .with(SessionLayer)         // innermost: the app reads and writes the session
+//!   .with(BodyLimitLayer)       // 413 for bodies over the limit, inside CORS
 //!   .with(TimeoutLayer)         // 504 when the app does not start in time
 //!   .with(CompressionLayer)     // compresses what the app (and the session) produced
 //!   .with(CorsLayer)            // CORS headers on every answer, preflights answered early
@@ -51,6 +53,7 @@
 use asgi_core::http::{HeaderMap, HeaderValue, StatusCode, header};
 use asgi_core::{Error, Scope, SendEvent, Sender};
 
+pub mod body_limit;
 pub mod concurrency_limit;
 pub mod cors;
 pub mod https_redirect;

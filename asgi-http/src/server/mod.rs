@@ -36,6 +36,45 @@
 //!   runs lifespan shutdown.
 //! - An access log line per response goes to `tracing` ([`ACCESS_LOG_TARGET`]).
 //!
+//! # Which answers come from the server, and which from the app
+//!
+//! Some requests are answered by the server itself, before the app is called or instead of
+//! the app's answer. These answers are plain (no body beyond the reason, no app headers) and
+//! **do not pass through the middleware stack**: no CORS headers, no request id, no
+//! compression, nothing your layers add.
+//!
+//! | status | when | setting |
+//! | --- | --- | --- |
+//! | `400 Bad Request` | an HTTP/1 head hyper cannot parse (method, header, target, version); no `Host` or two `Host` headers on HTTP/1.1; raw non-ASCII bytes in the target; a body hyper cannot decode (broken chunked encoding); an invalid WebSocket handshake | — |
+//! | `413 Payload Too Large` | a `content-length` over the limit (before the app is called), or a streamed body passing it (the app gets `http.disconnect`) | [`Builder::max_request_body`] |
+//! | `414 URI Too Long` | an HTTP/1 request target larger than hyper's read buffer | — |
+//! | `426 Upgrade Required` | a WebSocket handshake with a version other than 13 | — |
+//! | `431 Request Header Fields Too Large` | more headers than the limit, or a head larger than the read buffer | [`Builder::max_headers`] |
+//! | `500 Internal Server Error` | the app failed, panicked or returned before `http.response.start` (a WebSocket app: before accepting) | — |
+//! | `403 Forbidden` | a WebSocket app sent `websocket.close` before accepting | — |
+//!
+//! Some limits answer nothing at all: a client too slow to send its head
+//! ([`Builder::header_read_timeout`]) or to read the response is disconnected (hyper sends
+//! no `408`), and an HTTP/2 protocol error resets the stream or closes the connection.
+//! Overload does not make the server answer `503` either: connections beyond
+//! `max_connections` wait in the listen backlog, and HTTP/2 streams beyond the stream limit
+//! wait for a free one. A `503` on overload is the app's answer, from the
+//! [`ConcurrencyLimit`](crate::middleware::concurrency_limit) middleware.
+//!
+//! Everything else is the app's answer, which passes through every layer around the app:
+//! `404` and `405` from a [`Router`](crate::router::Router) (set them with
+//! [`Router::not_found`](crate::router::Router::not_found) and
+//! [`Router::method_not_allowed`](crate::router::Router::method_not_allowed)), the `400`,
+//! `413` and `422` of the request helpers in a [handler](crate::handler), and the refusals of
+//! the middleware (`403` and `400` from CORS and TrustedHost, `413` from
+//! [`BodyLimit`](crate::middleware::body_limit), `503` from ConcurrencyLimit, `504` from
+//! Timeout).
+//!
+//! When a refusal must carry what the middleware adds (a browser needs CORS headers to read
+//! a `413`, or it reports a CORS error instead), let the app give it: put
+//! [`BodyLimit`](crate::middleware::body_limit) inside `Cors`, under a server limit that
+//! is higher (or turned off), which stays the first line of defence.
+//!
 //! # Layout
 //!
 //! Read the modules in the order a request travels; each one imports only those below it,

@@ -39,6 +39,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::file::FileChunks;
+use crate::handler::IntoApp;
 use crate::path::{Target, split_target};
 use exchange::{BodyFeed, TestExchange, within};
 
@@ -162,10 +163,12 @@ impl fmt::Debug for TestClient {
 }
 
 impl TestClient {
-    /// A client for `app`, with no lifespan: scopes get an empty state.
-    pub fn new(app: impl App) -> Self {
+    /// A client for `app`, with no lifespan: scopes get an empty state. `app` is an [`App`]
+    /// or a request handler (`async fn(Request) -> impl IntoResponse`, see
+    /// [`IntoApp`](crate::handler::IntoApp)).
+    pub fn new<M>(app: impl IntoApp<M>) -> Self {
         TestClient {
-            app: Arc::new(app),
+            app: Arc::new(app.into_app()),
             state: State::empty(),
             lifespan: None,
             timeout: Some(DEFAULT_TIMEOUT),
@@ -186,7 +189,7 @@ impl TestClient {
     ///
     /// When the app answers `lifespan.startup.failed` (the error has its message), or does
     /// not answer within [`DEFAULT_TIMEOUT`].
-    pub async fn with_lifespan(app: impl App) -> Result<Self, Error> {
+    pub async fn with_lifespan<M>(app: impl IntoApp<M>) -> Result<Self, Error> {
         let mut client = TestClient::new(app);
         let startup = within(
             client.timeout,
