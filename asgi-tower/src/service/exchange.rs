@@ -2,6 +2,7 @@
 //! one-event hand-off slot for the app's events, and the "request over" flag.
 
 use std::future::poll_fn;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -10,6 +11,7 @@ use asgi_core::protocol::SendProtocol;
 use asgi_core::{
     BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait,
 };
+use asgi_http::file::FileChunks;
 use bytes::{Buf, Bytes};
 use http_body::Body;
 
@@ -19,6 +21,12 @@ struct Slots {
     /// The app's next event, not yet taken by the response side. One event: the hand-off is
     /// bounded, so a client that does not read makes the app's `send` wait.
     event: Option<SendEvent>,
+    /// The file of an `http.response.pathsend` event, opened by the app's `send`, handed
+    /// over with the event.
+    file: Option<Box<FileChunks>>,
+    /// The app's `send` is opening the file of an `http.response.pathsend`: the response
+    /// head waits for it, so that it can carry the file's `content-length`.
+    opening_file: bool,
     /// The response side waits for an event.
     taker: Option<Waker>,
     /// The app's `send` waits for the slot to empty.
@@ -69,6 +77,16 @@ impl Exchange {
         Poll::Pending
     }
 
+    /// The file of the `http.response.pathsend` event just taken.
+    pub(crate) fn take_file(&self) -> Option<Box<FileChunks>> {
+        self.lock().file.take()
+    }
+
+    /// The app's `send` is opening the file of an `http.response.pathsend`.
+    pub(crate) fn opening_file(&self) -> bool {
+        self.lock().opening_file
+    }
+
     /// Forgets the waker of the side that takes events: the caller is about to poll the app
     /// inline and will look at the slot afterwards, so the app's `send` (and the drop of its
     /// sender) need not wake it.
@@ -83,6 +101,7 @@ impl Exchange {
         let mut slots = self.lock();
         slots.over = true;
         slots.event = None;
+        slots.file = None;
         let wakers = [slots.sender.take(), slots.receiver.take()];
         drop(slots);
         for waker in wakers.into_iter().flatten() {
@@ -103,6 +122,39 @@ impl AppSink {
     pub(crate) fn new(exchange: Exchange, protocol: SendProtocol) -> Self {
         AppSink { exchange, protocol }
     }
+
+    /// Opens the file of an `http.response.pathsend`, as the server does: a file that cannot
+    /// be opened is the app's `send` error.
+    async fn open(&self, path: &Path) -> Result<Box<FileChunks>, SendError> {
+        let opening = Opening::new(&self.exchange);
+        let opened = FileChunks::open_absolute(path).await;
+        drop(opening);
+        opened.map(Box::new).map_err(|e| {
+            tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "http.response.pathsend: cannot send the file"
+            );
+            SendError::Io(e.kind())
+        })
+    }
+}
+
+/// Marks the exchange as opening a file while it lives: a `send` cancelled mid-open clears
+/// the mark too.
+struct Opening<'a>(&'a Exchange);
+
+impl<'a> Opening<'a> {
+    fn new(exchange: &'a Exchange) -> Self {
+        exchange.lock().opening_file = true;
+        Opening(exchange)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.lock().opening_file = false;
+    }
 }
 
 #[async_trait]
@@ -113,7 +165,12 @@ impl EventSink for AppSink {
         }
         let mut next = self.protocol.clone();
         next.check(&event)?;
+        let file = match &event {
+            SendEvent::HttpResponsePathsend { path } => Some(self.open(path).await?),
+            _ => None,
+        };
         let mut event = Some(event);
+        let mut file = file;
         poll_fn(|cx| {
             let mut slots = self.exchange.lock();
             if slots.over {
@@ -124,6 +181,7 @@ impl EventSink for AppSink {
                 return Poll::Pending;
             }
             slots.event = event.take();
+            slots.file = file.take();
             let taker = slots.taker.take();
             drop(slots);
             if let Some(waker) = taker {
