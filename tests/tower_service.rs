@@ -334,13 +334,7 @@ async fn streamed_response_and_trailers_reach_the_client() {
     });
     let router = axum::Router::new().route_service("/parts", AsgiService::new(app));
     let server = serve(router).await;
-    let mut h2 = common::h2(server.addr).await;
-    let request = Request::get(format!("http://{}/parts", server.addr))
-        .header("te", "trailers")
-        .body(common::empty())
-        .unwrap();
-    let response = h2.send_request(request).await.unwrap();
-    let answer = common::read(response).await.unwrap();
+    let answer = common::fetch_h2_with_trailers(server.addr, "/parts").await;
     assert_eq!(answer.text(), "part 0;part 1;part 2;");
     let trailers = answer.trailers.expect("trailers arrive");
     assert_eq!(trailers["x-checksum"], "abc");
@@ -434,13 +428,7 @@ async fn pathsend_with_trailers_sends_the_file_then_the_trailers() {
         AsgiService::new(pathsend_app(path.clone(), true, report)),
     );
     let server = serve(router).await;
-    let mut h2 = common::h2(server.addr).await;
-    let request = Request::get(format!("http://{}/file", server.addr))
-        .header("te", "trailers")
-        .body(common::empty())
-        .unwrap();
-    let response = h2.send_request(request).await.unwrap();
-    let answer = common::read(response).await.unwrap();
+    let answer = common::fetch_h2_with_trailers(server.addr, "/file").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(answer.body[..] == content[..], "the bytes are the file's");
     let trailers = answer.trailers.expect("trailers after the file");

@@ -95,6 +95,24 @@ impl Default for ScopeOptions<'_> {
     }
 }
 
+/// Moves the keys HTTP and WebSocket scopes share (same names, two types) into `$scope`:
+/// from the request head (`$common`) and the options.
+macro_rules! fill {
+    ($scope:ident, $common:ident, $options:ident) => {
+        $scope.http_version = $common.http_version;
+        $scope.path = $common.path;
+        $scope.raw_path = $common.raw_path;
+        $scope.query_string = $common.query_string;
+        $scope.root_path = $common.root_path;
+        $scope.headers = $common.headers;
+        $scope.client = $options.client;
+        $scope.server = $options.server;
+        $scope.extensions = $options.extensions;
+        $scope.state = $options.state;
+        $scope.shutdown = $options.shutdown;
+    };
+}
+
 /// The HTTP scope of a request, from its head (the header map is moved, not copied) and the
 /// options. See the module docs.
 pub fn http_scope(parts: Parts, options: ScopeOptions<'_>) -> HttpScope {
@@ -108,20 +126,10 @@ pub fn http_scope(parts: Parts, options: ScopeOptions<'_>) -> HttpScope {
     let common = Common::new(&uri, version, headers, options.target);
     // The path is set below: `new` would copy it into `raw_path`.
     let mut scope = HttpScope::new(method, String::new());
-    scope.path = common.path;
-    scope.http_version = common.http_version;
     if options.secure {
         scope.scheme = "https".into();
     }
-    scope.raw_path = common.raw_path;
-    scope.root_path = common.root_path;
-    scope.query_string = common.query_string;
-    scope.headers = common.headers;
-    scope.client = options.client;
-    scope.server = options.server;
-    scope.extensions = options.extensions;
-    scope.state = options.state;
-    scope.shutdown = options.shutdown;
+    fill!(scope, common, options);
     scope
 }
 
@@ -137,18 +145,8 @@ pub fn websocket_scope(parts: Parts, options: ScopeOptions<'_>) -> WebSocketScop
     } = parts;
     let common = Common::new(&uri, version, headers, options.target);
     let mut scope = WebSocketScope::new(String::new());
-    scope.path = common.path;
-    scope.http_version = common.http_version;
     scope.scheme = asgi_ws::handshake::scheme(options.secure).into();
-    scope.raw_path = common.raw_path;
-    scope.root_path = common.root_path;
-    scope.query_string = common.query_string;
-    scope.headers = common.headers;
-    scope.client = options.client;
-    scope.server = options.server;
-    scope.extensions = options.extensions;
-    scope.state = options.state;
-    scope.shutdown = options.shutdown;
+    fill!(scope, common, options);
     scope
 }
 
