@@ -31,6 +31,8 @@ pub(crate) struct Running {
     exchange: Exchange,
     /// What the app returned when it failed or panicked, for the `500` or the aborted body.
     failure: Option<Error>,
+    /// The request was ended for the app ([`end`](Running::end)): no need to again on drop.
+    ended: bool,
 }
 
 impl Running {
@@ -39,6 +41,7 @@ impl Running {
             app: Some(app),
             exchange,
             failure: None,
+            ended: false,
         }
     }
 
@@ -89,14 +92,22 @@ impl Running {
 
     /// Ends the request for the app (see [`Exchange::end`]); `polling` is the waker of a
     /// task that polls the app next.
-    pub(crate) fn end(&self, polling: Option<&Waker>) {
+    pub(crate) fn end(&mut self, polling: Option<&Waker>) {
         self.exchange.end(polling);
+        self.ended = true;
+    }
+
+    /// The app returned (or failed): polling it is only taking what it left in the slots.
+    pub(crate) fn has_returned(&self) -> bool {
+        self.app.is_none()
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.exchange.end(None);
+        if !self.ended {
+            self.exchange.end(None);
+        }
         let Some(app) = self.app.take() else {
             return;
         };

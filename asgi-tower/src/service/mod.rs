@@ -333,7 +333,9 @@ impl Future for ResponseFuture {
                 more_body: false,
             })) if !trailers => {
                 app.end(Some(cx.waker()));
-                let _ = app.poll_event(cx);
+                if !app.has_returned() {
+                    let _ = app.poll_event(cx);
+                }
                 AppBody::full(body)
             }
             Poll::Ready(Some(SendEvent::HttpResponsePathsend { .. })) => match app.take_file() {
@@ -341,7 +343,9 @@ impl Future for ResponseFuture {
                     if !trailers {
                         // The response is whole: as above, the app may finish here.
                         app.end(Some(cx.waker()));
-                        let _ = app.poll_event(cx);
+                        if !app.has_returned() {
+                            let _ = app.poll_event(cx);
+                        }
                     }
                     AppBody::file(app, file, trailers)
                 }
