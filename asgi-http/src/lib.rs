@@ -14,7 +14,7 @@
 //!   path parameters, `404`, `405` with `Allow`, and WebSocket routes.
 //! - [`mount`]: [`Mount`](mount::Mount), apps under path prefixes with `root_path` extended
 //!   and `path` kept whole.
-//! - [`file`]: [`FileChunks`](file::FileChunks), the one file reader of `pathsend` and file
+//! - [`file`](mod@file): [`FileChunks`](file::FileChunks), the one file reader of `pathsend` and file
 //!   responses.
 //! - [`test_client`]: [`TestClient`](test_client::TestClient), calling an app in-process for
 //!   requests, streamed responses, WebSockets and lifespan.
