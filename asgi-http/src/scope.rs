@@ -213,3 +213,66 @@ fn prefixed(target: Target, root_path: &str) -> Target {
         query_string: target.query_string,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(request: http::request::Builder) -> Parts {
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_whole_target_is_taken_as_it_is_and_the_uri_not_read() {
+        let parts = head(http::Request::get("/seen-by-the-host"));
+        let options = ScopeOptions {
+            target: MountedTarget::Whole {
+                target: crate::path::split_target(b"/app/a%20b?x=1"),
+                root_path: "/app".to_owned(),
+            },
+            ..ScopeOptions::default()
+        };
+        let scope = http_scope(parts, options);
+        assert_eq!(scope.path, "/app/a b");
+        assert_eq!(&scope.raw_path[..], b"/app/a%20b");
+        assert_eq!(&scope.query_string[..], b"x=1");
+        assert_eq!(scope.root_path, "/app");
+    }
+
+    #[test]
+    fn http2_authority_becomes_the_host_header() {
+        let parts = head(
+            http::Request::get("https://example.com:8443/x")
+                .version(Version::HTTP_2)
+                .header(HOST, "other"),
+        );
+        let scope = http_scope(parts, ScopeOptions::default());
+        assert_eq!(scope.http_version, HttpVersion::Http2);
+        assert_eq!(scope.headers[HOST], "example.com:8443");
+        assert_eq!(scope.headers.get_all(HOST).iter().count(), 1);
+    }
+
+    #[test]
+    fn options_are_moved_into_both_scopes() {
+        let client: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+        let options = || ScopeOptions {
+            target: MountedTarget::Prefixed("/root".into()),
+            secure: true,
+            client: Some(client),
+            server: Some(ServerAddr::Tcp("127.0.0.1:8000".parse().unwrap())),
+            extensions: Extensions::from_static(&["http.response.trailers"]),
+            ..ScopeOptions::default()
+        };
+        let http = http_scope(head(http::Request::get("/")), options());
+        assert_eq!(http.scheme, "https");
+        assert_eq!(http.path, "/root/");
+        assert_eq!(http.client, Some(client));
+        assert!(http.extensions.supports("http.response.trailers"));
+        let ws = websocket_scope(head(http::Request::get("/chat")), options());
+        assert_eq!(ws.scheme, "wss");
+        assert_eq!(ws.path, "/root/chat");
+        assert_eq!(ws.root_path, "/root");
+        assert_eq!(ws.client, Some(client));
+        assert!(ws.server.is_some());
+    }
+}
