@@ -314,13 +314,7 @@ async fn trailers_pass_through_when_the_request_asks_for_them() {
         }),
     );
     let server = start(TowerApp::new(router), |b| b).await;
-    let mut h2 = common::h2(server.addr).await;
-    let request = Request::get(format!("http://{}/trailers", server.addr))
-        .header("te", "trailers")
-        .body(common::empty())
-        .unwrap();
-    let response = h2.send_request(request).await.unwrap();
-    let answer = common::read(response).await.unwrap();
+    let answer = common::fetch_h2_with_trailers(server.addr, "/trailers").await;
     assert_eq!(answer.text(), "payload");
     let trailers = answer.trailers.expect("trailers arrive");
     assert_eq!(trailers["grpc-status"], "0");

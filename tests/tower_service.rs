@@ -334,14 +334,137 @@ async fn streamed_response_and_trailers_reach_the_client() {
     });
     let router = axum::Router::new().route_service("/parts", AsgiService::new(app));
     let server = serve(router).await;
-    let mut h2 = common::h2(server.addr).await;
-    let request = Request::get(format!("http://{}/parts", server.addr))
-        .header("te", "trailers")
-        .body(common::empty())
-        .unwrap();
-    let response = h2.send_request(request).await.unwrap();
-    let answer = common::read(response).await.unwrap();
+    let answer = common::fetch_h2_with_trailers(server.addr, "/parts").await;
     assert_eq!(answer.text(), "part 0;part 1;part 2;");
     let trailers = answer.trailers.expect("trailers arrive");
     assert_eq!(trailers["x-checksum"], "abc");
+}
+
+/// An app that declares what its scope offers, then answers with `http.response.pathsend` of
+/// `path` (and trailers when `trailers`), reporting whether the scope declared `pathsend`
+/// and what `send` returned.
+fn pathsend_app(
+    path: std::path::PathBuf,
+    trailers: bool,
+    report: Report<(bool, Result<(), SendError>)>,
+) -> impl App {
+    common::http_only(move |scope, _, mut send| {
+        let path = path.clone();
+        let report = report.clone();
+        async move {
+            let Scope::Http(http) = scope else {
+                unreachable!()
+            };
+            let declared = http
+                .extensions
+                .supports(asgi::core::extensions::HTTP_RESPONSE_PATHSEND);
+            send.send(SendEvent::HttpResponseStart {
+                status: StatusCode::OK,
+                headers: HeaderMap::new(),
+                trailers,
+            })
+            .await?;
+            let result = send.send(SendEvent::HttpResponsePathsend { path }).await;
+            report.send((declared, result.clone()));
+            result?;
+            if trailers {
+                let mut fields = HeaderMap::new();
+                fields.insert("x-file", "sent".parse().unwrap());
+                send.send(SendEvent::HttpResponseTrailers {
+                    headers: fields,
+                    more_trailers: false,
+                })
+                .await?;
+            }
+            Ok(())
+        }
+    })
+}
+
+/// A file of `len` bytes that are not all alike, at a path unique to this test.
+fn file_of(name: &str, len: usize) -> (std::path::PathBuf, Vec<u8>) {
+    let path = common::temp_path(name);
+    let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    (path, content)
+}
+
+#[tokio::test]
+async fn pathsend_through_axum_sends_the_whole_file_with_its_length() {
+    // Three full chunks and a short one.
+    let (path, content) = file_of("tower-pathsend.bin", 3 * 64 * 1024 + 123);
+    let (report, reported) = Report::new();
+    let router = axum::Router::new().nest_service(
+        "/files",
+        AsgiService::new(pathsend_app(path.clone(), false, report)),
+    );
+    let server = serve(router).await;
+    let answer = fetch(server.addr, "/files/data.bin").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.headers[http::header::CONTENT_LENGTH],
+        content.len().to_string()
+    );
+    assert!(
+        answer
+            .headers
+            .get(http::header::TRANSFER_ENCODING)
+            .is_none()
+    );
+    assert_eq!(answer.body.len(), content.len());
+    assert!(answer.body[..] == content[..], "the bytes are the file's");
+    let (declared, result) = reported.await.unwrap();
+    assert!(declared, "the scope declares http.response.pathsend");
+    assert_eq!(result, Ok(()));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test]
+async fn pathsend_with_trailers_sends_the_file_then_the_trailers() {
+    let (path, content) = file_of("tower-pathsend-trailers.bin", 100_000);
+    let (report, reported) = Report::new();
+    let router = axum::Router::new().route_service(
+        "/file",
+        AsgiService::new(pathsend_app(path.clone(), true, report)),
+    );
+    let server = serve(router).await;
+    let answer = common::fetch_h2_with_trailers(server.addr, "/file").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert!(answer.body[..] == content[..], "the bytes are the file's");
+    let trailers = answer.trailers.expect("trailers after the file");
+    assert_eq!(trailers["x-file"], "sent");
+    assert_eq!(reported.await.unwrap().1, Ok(()));
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[tokio::test]
+async fn pathsend_of_a_missing_file_gives_500_and_an_io_error_to_the_app() {
+    let path = common::temp_path("tower-pathsend-missing.bin");
+    let (report, reported) = Report::new();
+    let router = axum::Router::new()
+        .route_service(
+            "/missing",
+            AsgiService::new(pathsend_app(path, false, report)),
+        )
+        .route("/hello", axum::routing::get(|| async { "still here" }));
+    let server = serve(router).await;
+    let answer = fetch(server.addr, "/missing").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (_, result) = reported.await.unwrap();
+    assert_eq!(result, Err(SendError::Io(std::io::ErrorKind::NotFound)));
+    assert_eq!(fetch(server.addr, "/hello").await.text(), "still here");
+}
+
+#[tokio::test]
+async fn pathsend_of_a_relative_path_is_an_invalid_input_error() {
+    let (report, reported) = Report::new();
+    let router = axum::Router::new().route_service(
+        "/relative",
+        AsgiService::new(pathsend_app("Cargo.toml".into(), false, report)),
+    );
+    let server = serve(router).await;
+    let answer = fetch(server.addr, "/relative").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let (_, result) = reported.await.unwrap();
+    assert_eq!(result, Err(SendError::Io(std::io::ErrorKind::InvalidInput)));
 }

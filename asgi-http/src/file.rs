@@ -1,6 +1,6 @@
 //! The one file-chunk reader: a file read in [`FILE_CHUNK_SIZE`] chunks up to the length it
-//! had when it was opened. The server's `http.response.pathsend`, [`Response::file`] and the
-//! [`TestClient`] all read files through it.
+//! had when it was opened. The server's `http.response.pathsend`, [`Response::file`], the
+//! [`TestClient`] and other hosts (`asgi-tower`'s `AsgiService`) all read files through it.
 //!
 //! [`Response::file`]: crate::response::Response::file
 //! [`TestClient`]: crate::test_client::TestClient
@@ -23,9 +23,10 @@ use tokio::io::{AsyncRead, ReadBuf};
 /// Not a setting: the chunking is invisible to the client.
 pub const FILE_CHUNK_SIZE: usize = 64 * 1024;
 
+/// A file read in [`FILE_CHUNK_SIZE`] chunks up to the length it had when it was opened.
 /// See the module docs.
 #[derive(Debug)]
-pub(crate) struct FileChunks {
+pub struct FileChunks {
     file: tokio::fs::File,
     /// Bytes still to read: the file's length when opened, less what was read.
     remaining: u64,
@@ -40,7 +41,7 @@ impl FileChunks {
     ///
     /// The I/O error of opening it, or [`io::ErrorKind::InvalidInput`] when it is not a
     /// regular file.
-    pub(crate) async fn open(path: &Path) -> io::Result<FileChunks> {
+    pub async fn open(path: &Path) -> io::Result<FileChunks> {
         let file = tokio::fs::File::open(path).await?;
         // The size of the file that was opened, so that a later rename of `path` cannot make
         // the length and the bytes disagree.
@@ -58,15 +59,31 @@ impl FileChunks {
         })
     }
 
+    /// Opens the file of an `http.response.pathsend` event: as the ASGI extension says, `path`
+    /// must be absolute.
+    ///
+    /// # Errors
+    ///
+    /// [`io::ErrorKind::InvalidInput`] for a relative path, else as [`open`](FileChunks::open).
+    pub async fn open_absolute(path: &Path) -> io::Result<FileChunks> {
+        if !path.is_absolute() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the path is not absolute",
+            ));
+        }
+        FileChunks::open(path).await
+    }
+
     /// The bytes still to read (the file's length, before the first chunk).
-    pub(crate) fn remaining(&self) -> u64 {
+    pub fn remaining(&self) -> u64 {
         self.remaining
     }
 
     /// The next chunk: [`FILE_CHUNK_SIZE`] bytes, fewer for the last one; `None` at the end.
     /// A file that became shorter than its length while it was read is an
     /// [`io::ErrorKind::UnexpectedEof`] error.
-    pub(crate) fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
+    pub fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Bytes>>> {
         if self.remaining == 0 {
             return Poll::Ready(None);
         }
@@ -100,7 +117,7 @@ impl FileChunks {
     /// # Cancel safety
     ///
     /// Cancel safe: bytes read before a cancel stay for the next call.
-    pub(crate) async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
+    pub async fn next_chunk(&mut self) -> Option<io::Result<Bytes>> {
         poll_fn(|cx| self.poll_chunk(cx)).await
     }
 }

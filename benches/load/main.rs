@@ -375,13 +375,16 @@ fn zip(kinds: &[ServerKind], values: &[f64]) -> Vec<(ServerKind, f64)> {
     kinds.iter().copied().zip(values.iter().copied()).collect()
 }
 
-/// The servers whose instructions per request the `callgrind` suite counts, hyper first.
-const CALLGRIND_KINDS: [ServerKind; 5] = [
+/// The servers whose instructions per request the `callgrind` suite counts, hyper first;
+/// the tower adapters last, to be read against the `axum` row.
+const CALLGRIND_KINDS: [ServerKind; 7] = [
     ServerKind::Hyper,
     ServerKind::Axum,
     ServerKind::Hello,
     ServerKind::HelloLogged,
     ServerKind::AsgiWsgi,
+    ServerKind::AsgiService,
+    ServerKind::TowerApp,
 ];
 
 /// Instructions per request, counted by callgrind: each server runs under

@@ -27,6 +27,11 @@ pub(crate) enum ServerKind {
     Axum,
     /// A bare tokio-tungstenite echo server in this harness.
     Tungstenite,
+    /// An ASGI hello through `AsgiService` under `axum::serve`, in this harness (tower.rs).
+    AsgiService,
+    /// axum's hello router through `TowerApp` under this project's server, in this harness
+    /// (tower.rs).
+    TowerApp,
 }
 
 impl ServerKind {
@@ -40,6 +45,16 @@ impl ServerKind {
             ServerKind::Hyper => "hyper",
             ServerKind::Axum => "axum",
             ServerKind::Tungstenite => "tungstenite",
+            ServerKind::AsgiService => "asgi-service",
+            ServerKind::TowerApp => "tower-app",
+        }
+    }
+
+    /// The argument of `--serve` that runs this server in this harness.
+    fn serve_arg(self) -> String {
+        match self {
+            ServerKind::AsgiService | ServerKind::TowerApp => format!("tower-{}", self.label()),
+            _ => self.label().to_owned(),
         }
     }
 
@@ -222,7 +237,7 @@ impl Server {
             };
             command.env("RUST_LOG", filter);
         } else {
-            command.args(["--serve", kind.label()]);
+            command.args(["--serve", &kind.serve_arg()]);
         }
         command
             .args(["--bind", &addr.to_string()])

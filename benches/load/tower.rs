@@ -6,6 +6,9 @@
 //! | `AsgiService under axum::serve` | an ASGI hello app nested in an axum router, served by `axum::serve` | axum's own hello handler under `axum::serve` |
 //! | `axum Router via TowerApp` | the same axum hello router as an ASGI app, served by this project's server | that router under `axum::serve` |
 //!
+//! The `callgrind` suite counts the instructions per request of both adapters too
+//! (`asgi-service` and `tower-app`, against its `axum` row).
+//!
 //! Every server runs in a child process of this harness (`--serve tower-KIND`), on the same
 //! tokio multi-thread runtime, pinned like the other suites' servers.
 
@@ -73,23 +76,34 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        match kind {
-            "axum" => axum::serve(TcpListener::bind(addr).await?, axum_hello()).await?,
-            "asgi-service" => {
-                let router = axum::Router::new().route_service("/", AsgiService::new(asgi_hello));
-                axum::serve(TcpListener::bind(addr).await?, router).await?
+        // SIGTERM ends the process normally, as in the baselines, so that a server run under
+        // callgrind writes its counts.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let serve = async move {
+            match kind {
+                "axum" => axum::serve(TcpListener::bind(addr).await?, axum_hello()).await?,
+                "asgi-service" => {
+                    let router =
+                        axum::Router::new().route_service("/", AsgiService::new(asgi_hello));
+                    axum::serve(TcpListener::bind(addr).await?, router).await?
+                }
+                "tower-app" => {
+                    asgi::server::Server::builder()
+                        .bind(addr)
+                        .access_log(false)
+                        .handle_signals(false)
+                        .serve(TowerApp::new(axum_hello()))
+                        .await?
+                }
+                other => return Err(format!("unknown tower server {other:?}").into()),
             }
-            "tower-app" => {
-                asgi::server::Server::builder()
-                    .bind(addr)
-                    .access_log(false)
-                    .handle_signals(false)
-                    .serve(TowerApp::new(axum_hello()))
-                    .await?
-            }
-            other => return Err(format!("unknown tower server {other:?}").into()),
+            BoxResult::Ok(())
+        };
+        tokio::select! {
+            result = serve => result,
+            _ = terminate.recv() => Ok(()),
         }
-        Ok(())
     })
 }
 

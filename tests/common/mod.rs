@@ -165,6 +165,20 @@ pub(crate) async fn send(addr: SocketAddr, mut request: Request<ClientBody>) -> 
     read(response).await.unwrap()
 }
 
+/// `GET path` with `te: trailers` on a new HTTP/2 connection, so that trailers can come.
+pub(crate) async fn fetch_h2_with_trailers(addr: SocketAddr, path: &str) -> Answer {
+    let mut h2 = h2(addr).await;
+    let request = Request::get(format!("http://{addr}{path}"))
+        .header("te", "trailers")
+        .body(empty())
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, h2.send_request(request))
+        .await
+        .expect("the response comes in time")
+        .unwrap();
+    read(response).await.unwrap()
+}
+
 /// `GET path` on a new HTTP/1.1 connection.
 pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> Answer {
     send(addr, get(path)).await

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use asgi_core::{Error, SendEvent};
+use asgi_http::file::FileChunks;
 use asgi_ws::DenialBody;
 use bytes::Bytes;
 use futures_util::{FutureExt, Stream};
@@ -30,6 +31,8 @@ pub(crate) struct Running {
     exchange: Exchange,
     /// What the app returned when it failed or panicked, for the `500` or the aborted body.
     failure: Option<Error>,
+    /// The request was ended for the app ([`end`](Running::end)): no need to again on drop.
+    ended: bool,
 }
 
 impl Running {
@@ -38,6 +41,7 @@ impl Running {
             app: Some(app),
             exchange,
             failure: None,
+            ended: false,
         }
     }
 
@@ -69,6 +73,16 @@ impl Running {
         self.exchange.poll_event(cx)
     }
 
+    /// The file of the `http.response.pathsend` event just taken.
+    pub(crate) fn take_file(&self) -> Option<Box<FileChunks>> {
+        self.exchange.take_file()
+    }
+
+    /// The app's `send` is opening the file of an `http.response.pathsend`.
+    pub(crate) fn opening_file(&self) -> bool {
+        self.exchange.opening_file()
+    }
+
     /// The app's failure, or a description of the premature end.
     pub(crate) fn take_failure(&mut self, what: &str) -> Error {
         self.failure
@@ -78,14 +92,22 @@ impl Running {
 
     /// Ends the request for the app (see [`Exchange::end`]); `polling` is the waker of a
     /// task that polls the app next.
-    pub(crate) fn end(&self, polling: Option<&Waker>) {
+    pub(crate) fn end(&mut self, polling: Option<&Waker>) {
         self.exchange.end(polling);
+        self.ended = true;
+    }
+
+    /// The app returned (or failed): polling it is only taking what it left in the slots.
+    pub(crate) fn has_returned(&self) -> bool {
+        self.app.is_none()
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.exchange.end(None);
+        if !self.ended {
+            self.exchange.end(None);
+        }
         let Some(app) = self.app.take() else {
             return;
         };
@@ -116,6 +138,10 @@ impl Drop for Running {
 /// - Otherwise each frame is the next body event; the app's `send` waits until this body is
 ///   polled for the previous one (a one-event hand-off), so a slow client slows the app
 ///   down and memory stays bounded.
+/// - The file of an `http.response.pathsend` comes in
+///   [`FILE_CHUNK_SIZE`](asgi_http::file::FILE_CHUNK_SIZE) frames, read as the client takes
+///   them; without trailers, the body's length is the file's, so the response carries its
+///   `content-length`.
 /// - Trailers the app declared (`trailers: true`) come as a trailers frame.
 /// - Dropping the body before its end (the client left) ends the request for the app: its
 ///   `recv` returns `http.disconnect`, its `send` returns `Disconnected`.
@@ -123,8 +149,8 @@ impl Drop for Running {
 /// # Errors
 ///
 /// A frame is an [`Error`] when the app failed, panicked or returned before its last body
-/// event (the server then aborts the response, so a truncated body never looks complete),
-/// or sent `http.response.pathsend` (not supported here: the scope does not declare it).
+/// event, or reading the file of an `http.response.pathsend` failed (the server then aborts
+/// the response, so a truncated body never looks complete).
 pub struct AppBody {
     kind: Kind,
 }
@@ -140,6 +166,8 @@ struct Streaming {
     running: Running,
     /// An event taken while looking for the fast path, not yet turned into a frame.
     peeked: Option<SendEvent>,
+    /// The file of an `http.response.pathsend`, being sent.
+    file: Option<Box<FileChunks>>,
     /// The start declared trailers: the final body event is followed by trailers events.
     trailers_declared: bool,
     /// Trailers fields gathered from `more_trailers` events.
@@ -161,10 +189,26 @@ impl AppBody {
         peeked: Option<SendEvent>,
         trailers_declared: bool,
     ) -> Self {
+        Self::streaming_file(running, peeked, None, trailers_declared)
+    }
+
+    /// The file of an `http.response.pathsend` (taken from the exchange with its event),
+    /// then, when declared, the trailers.
+    pub(crate) fn file(running: Running, file: Box<FileChunks>, trailers_declared: bool) -> Self {
+        Self::streaming_file(running, None, Some(file), trailers_declared)
+    }
+
+    fn streaming_file(
+        running: Running,
+        peeked: Option<SendEvent>,
+        file: Option<Box<FileChunks>>,
+        trailers_declared: bool,
+    ) -> Self {
         AppBody {
             kind: Kind::Streaming(Box::new(Streaming {
                 running,
                 peeked,
+                file,
                 trailers_declared,
                 trailers: HeaderMap::new(),
                 done: false,
@@ -192,7 +236,28 @@ impl fmt::Debug for AppBody {
 
 impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        while !self.done {
+        loop {
+            if let Some(file) = &mut self.file {
+                match std::task::ready!(file.poll_chunk(cx)) {
+                    Some(Ok(chunk)) => return Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                    Some(Err(e)) => {
+                        self.file = None;
+                        self.done = true;
+                        let e = Error::msg(format!("reading the file to send failed: {e}"));
+                        tracing::error!(error = %e, "http.response.pathsend: response aborted");
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    None => {
+                        self.file = None;
+                        if !self.trailers_declared {
+                            self.finish();
+                        }
+                    }
+                }
+            }
+            if self.done {
+                return Poll::Ready(None);
+            }
             let event = match self.peeked.take() {
                 Some(event) => Some(event),
                 None => std::task::ready!(self.running.poll_event(cx)),
@@ -204,6 +269,13 @@ impl Streaming {
                     }
                     if !body.is_empty() {
                         return Poll::Ready(Some(Ok(Frame::data(body))));
+                    }
+                }
+                Some(SendEvent::HttpResponsePathsend { .. }) => {
+                    // The app's `send` hands the opened file over with the event.
+                    self.file = self.running.take_file();
+                    if self.file.is_none() && !self.trailers_declared {
+                        self.finish();
                     }
                 }
                 Some(SendEvent::HttpResponseTrailers {
@@ -236,7 +308,6 @@ impl Streaming {
                 }
             }
         }
-        Poll::Ready(None)
     }
 
     fn finish(&mut self) {
@@ -266,7 +337,7 @@ impl Body for AppBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(bytes) => bytes.is_none(),
-            Kind::Streaming(streaming) => streaming.done,
+            Kind::Streaming(streaming) => streaming.done && streaming.file.is_none(),
             Kind::Denial(_) => false,
         }
     }
@@ -274,6 +345,14 @@ impl Body for AppBody {
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            // A file with nothing after it: its length is the body's (hyper then sends
+            // `content-length`).
+            Kind::Streaming(streaming) => match &streaming.file {
+                Some(file) if !streaming.trailers_declared && streaming.peeked.is_none() => {
+                    SizeHint::with_exact(file.remaining())
+                }
+                _ => SizeHint::default(),
+            },
             _ => SizeHint::default(),
         }
     }

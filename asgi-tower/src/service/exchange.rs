@@ -1,7 +1,9 @@
 //! What one request shares between the app's `receive` / `send` and the tower side: a
-//! one-event hand-off slot for the app's events, and the "request over" flag.
+//! one-event hand-off slot for the app's events (and one for its `http.response.start`), and
+//! the "request over" flag.
 
 use std::future::poll_fn;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
@@ -10,15 +12,26 @@ use asgi_core::protocol::SendProtocol;
 use asgi_core::{
     BoxError, EventSink, EventSource, ReceiveEvent, SendError, SendEvent, async_trait,
 };
+use asgi_http::file::FileChunks;
 use bytes::{Buf, Bytes};
 use http_body::Body;
 
 /// The state of one request, behind one lock (held for a field move only).
 #[derive(Default)]
 struct Slots {
-    /// The app's next event, not yet taken by the response side. One event: the hand-off is
-    /// bounded, so a client that does not read makes the app's `send` wait.
+    /// The app's `http.response.start`, not yet taken by the response side: a slot of its
+    /// own, so that a start and a first body event are handed over without the app waiting
+    /// in between (the whole of a small response, sent without a boxed `send` future).
+    head: Option<SendEvent>,
+    /// The app's next event after the start, not yet taken by the response side. One event:
+    /// the hand-off is bounded, so a client that does not read makes the app's `send` wait.
     event: Option<SendEvent>,
+    /// The file of an `http.response.pathsend` event, opened by the app's `send`, handed
+    /// over with the event.
+    file: Option<Box<FileChunks>>,
+    /// The app's `send` is opening the file of an `http.response.pathsend`: the response
+    /// head waits for it, so that it can carry the file's `content-length`.
+    opening_file: bool,
     /// The response side waits for an event.
     taker: Option<Waker>,
     /// The app's `send` waits for the slot to empty.
@@ -54,6 +67,9 @@ impl Exchange {
     /// nothing).
     pub(crate) fn poll_event(&self, cx: &mut Context<'_>) -> Poll<Option<SendEvent>> {
         let mut slots = self.lock();
+        if let Some(start) = slots.head.take() {
+            return Poll::Ready(Some(start));
+        }
         if let Some(event) = slots.event.take() {
             if let Some(waker) = slots.sender.take() {
                 if !waker.will_wake(cx.waker()) {
@@ -69,6 +85,16 @@ impl Exchange {
         Poll::Pending
     }
 
+    /// The file of the `http.response.pathsend` event just taken.
+    pub(crate) fn take_file(&self) -> Option<Box<FileChunks>> {
+        self.lock().file.take()
+    }
+
+    /// The app's `send` is opening the file of an `http.response.pathsend`.
+    pub(crate) fn opening_file(&self) -> bool {
+        self.lock().opening_file
+    }
+
     /// Forgets the waker of the side that takes events: the caller is about to poll the app
     /// inline and will look at the slot afterwards, so the app's `send` (and the drop of its
     /// sender) need not wake it.
@@ -82,7 +108,9 @@ impl Exchange {
     pub(crate) fn end(&self, polling: Option<&Waker>) {
         let mut slots = self.lock();
         slots.over = true;
+        slots.head = None;
         slots.event = None;
+        slots.file = None;
         let wakers = [slots.sender.take(), slots.receiver.take()];
         drop(slots);
         for waker in wakers.into_iter().flatten() {
@@ -103,6 +131,61 @@ impl AppSink {
     pub(crate) fn new(exchange: Exchange, protocol: SendProtocol) -> Self {
         AppSink { exchange, protocol }
     }
+
+    /// Opens the file of an `http.response.pathsend`, as the server does: a file that cannot
+    /// be opened is the app's `send` error.
+    async fn open(&self, path: &Path) -> Result<Box<FileChunks>, SendError> {
+        let opening = Opening::new(&self.exchange);
+        let opened = FileChunks::open_absolute(path).await;
+        drop(opening);
+        opened.map(Box::new).map_err(|e| {
+            tracing::error!(
+                path = %path.display(),
+                error = %e,
+                "http.response.pathsend: cannot send the file"
+            );
+            SendError::Io(e.kind())
+        })
+    }
+}
+
+/// Marks the exchange as opening a file while it lives: a `send` cancelled mid-open clears
+/// the mark too.
+struct Opening<'a>(&'a Exchange);
+
+impl<'a> Opening<'a> {
+    fn new(exchange: &'a Exchange) -> Self {
+        exchange.lock().opening_file = true;
+        Opening(exchange)
+    }
+}
+
+impl Drop for Opening<'_> {
+    fn drop(&mut self) {
+        self.0.lock().opening_file = false;
+    }
+}
+
+impl Slots {
+    /// The slot `event` goes into: the start's own, or the one of every later event.
+    fn slot_for(&mut self, event: &SendEvent) -> &mut Option<SendEvent> {
+        if matches!(event, SendEvent::HttpResponseStart { .. }) {
+            &mut self.head
+        } else {
+            &mut self.event
+        }
+    }
+
+    /// Puts `event` (and its file) into its slot, and returns the waker of the response
+    /// side to wake once the lock is released.
+    fn deliver(&mut self, event: SendEvent, file: Option<Box<FileChunks>>) -> Option<Waker> {
+        let slot = self.slot_for(&event);
+        *slot = Some(event);
+        if file.is_some() {
+            self.file = file;
+        }
+        self.taker.take()
+    }
 }
 
 #[async_trait]
@@ -113,18 +196,25 @@ impl EventSink for AppSink {
         }
         let mut next = self.protocol.clone();
         next.check(&event)?;
-        let mut event = Some(event);
+        let file = match &event {
+            SendEvent::HttpResponsePathsend { path } => Some(self.open(path).await?),
+            _ => None,
+        };
+        let mut delivery = Some((event, file));
         poll_fn(|cx| {
             let mut slots = self.exchange.lock();
             if slots.over {
                 return Poll::Ready(Err(SendError::Disconnected));
             }
-            if slots.event.is_some() {
+            let Some((event, file)) = delivery.take() else {
+                return Poll::Ready(Ok(()));
+            };
+            if slots.slot_for(&event).is_some() {
                 slots.sender = Some(cx.waker().clone());
+                delivery = Some((event, file));
                 return Poll::Pending;
             }
-            slots.event = event.take();
-            let taker = slots.taker.take();
+            let taker = slots.deliver(event, file);
             drop(slots);
             if let Some(waker) = taker {
                 waker.wake();
@@ -135,6 +225,33 @@ impl EventSink for AppSink {
         // Only a delivered event moves the protocol on.
         self.protocol = next;
         Ok(())
+    }
+
+    /// An event whose slot is free goes in at once, with no boxed future: the start and the
+    /// first body event of every response, and every body event a reading client took in
+    /// time. A `pathsend` (its file is opened first) and a full slot go to `send`.
+    fn send_now(&mut self, event: SendEvent) -> Result<Result<(), SendError>, SendEvent> {
+        if matches!(event, SendEvent::HttpResponsePathsend { .. }) {
+            return Err(event);
+        }
+        let mut slots = self.exchange.lock();
+        if slots.over {
+            return Ok(Err(SendError::Disconnected));
+        }
+        if slots.slot_for(&event).is_some() {
+            return Err(event);
+        }
+        let mut next = self.protocol.clone();
+        if let Err(e) = next.check(&event) {
+            return Ok(Err(e.into()));
+        }
+        let taker = slots.deliver(event, None);
+        drop(slots);
+        if let Some(waker) = taker {
+            waker.wake();
+        }
+        self.protocol = next;
+        Ok(Ok(()))
     }
 }
 

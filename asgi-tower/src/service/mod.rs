@@ -53,18 +53,23 @@ use exchange::{AppSink, BodySource, Exchange};
 ///   `into_make_service_with_connect_info::<SocketAddr>()`) or a `SocketAddr` extension.
 /// - `server`, `state` and `shutdown` from the settings ([`server`](AsgiService::server),
 ///   [`state`](AsgiService::state), [`shutdown`](AsgiService::shutdown)).
-/// - The `http.response.trailers` extension is declared.
+/// - The `http.response.trailers` and `http.response.pathsend` extensions are declared, as
+///   the server declares them.
 ///
 /// # Streaming, and when things go wrong
 ///
 /// The request body reaches the app as `http.request` events, read as the app calls `recv`.
-/// The response future resolves when the app sends `http.response.start`; the body then
+/// The response future resolves when the app sends `http.response.start` (or, when the app
+/// is opening the file of an `http.response.pathsend` right after it, once the file is open,
+/// so that the head carries its `content-length`); the body then
 /// yields the app's body events as it sends them ([`AppBody`]), with backpressure both ways.
 /// Dropping the response body before its end (the client left) delivers `http.disconnect`
 /// to the app; it goes on in a task of its own until it returns.
 ///
-/// An app that fails, panics or returns before `http.response.start` gives a `500`; after
-/// it, the body fails, and hyper aborts the response. The app is polled by the response
+/// An app that fails, panics or returns before `http.response.start`, or with nothing sent
+/// after it while the head is built (as when the file of an `http.response.pathsend` cannot
+/// be opened: its `send` returns the I/O error), gives a `500`, as on the server; once the
+/// head is out, the body fails, and hyper aborts the response. The app is polled by the response
 /// future and then by the body: no task is spawned per request.
 ///
 /// # WebSockets
@@ -204,6 +209,7 @@ where
                     request,
                     &self.config,
                 )),
+                start: None,
             };
         }
         let (parts, body) = request.into_parts();
@@ -218,6 +224,7 @@ where
         });
         ResponseFuture {
             state: FutureState::Http(Some(Running::new(call, exchange))),
+            start: None,
         }
     }
 }
@@ -231,6 +238,15 @@ where
 /// which goes on in a task of its own until it returns.
 pub struct ResponseFuture {
     state: FutureState,
+    /// The app's `http.response.start`, kept while the head waits for a file to open.
+    start: Option<Start>,
+}
+
+/// The keys of an `http.response.start`.
+struct Start {
+    status: StatusCode,
+    headers: http::HeaderMap,
+    trailers: bool,
 }
 
 enum FutureState {
@@ -263,24 +279,53 @@ impl Future for ResponseFuture {
         let Some(app) = running else {
             panic!("ResponseFuture polled after it completed");
         };
-        let event = std::task::ready!(app.poll_event(cx));
+        if this.start.is_none() {
+            let event = std::task::ready!(app.poll_event(cx));
+            let Some(SendEvent::HttpResponseStart {
+                status,
+                headers,
+                trailers,
+            }) = event
+            else {
+                // The protocol checker admits `http.response.start` first, so the app returned
+                // without one (or failed, or panicked).
+                let mut app = running.take().expect("checked above");
+                let e = app.take_failure("without sending `http.response.start`");
+                tracing::error!(error = %e, "ASGI app failed before its response started");
+                return Poll::Ready(Ok(plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal Server Error\n",
+                )));
+            };
+            this.start = Some(Start {
+                status,
+                headers,
+                trailers,
+            });
+        }
+        let next = app.poll_event(cx);
+        if next.is_pending() && app.opening_file() {
+            // An `http.response.pathsend` is on its way: the head waits for the file, whose
+            // length is the body's.
+            return Poll::Pending;
+        }
         let mut app = running.take().expect("checked above");
-        let Some(SendEvent::HttpResponseStart {
+        let Start {
             status,
             headers,
             trailers,
-        }) = event
-        else {
-            // The protocol checker admits `http.response.start` first, so the app returned
-            // without one (or failed, or panicked).
-            let e = app.take_failure("without sending `http.response.start`");
-            tracing::error!(error = %e, "ASGI app failed before its response started");
+        } = this.start.take().expect("set above");
+        if let Poll::Ready(None) = next {
+            // The app ended right after its start (it failed, e.g. on a file it could not
+            // open): no byte of the response is out yet, so it is a 500, as on the server.
+            let e = app.take_failure("without a response body");
+            tracing::error!(error = %e, "ASGI app failed before its response body");
             return Poll::Ready(Ok(plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Internal Server Error\n",
             )));
-        };
-        let body = match app.poll_event(cx) {
+        }
+        let body = match next {
             // The fast path: one final body, no trailers. The app is polled once more so
             // that it finishes here rather than in a task.
             Poll::Ready(Some(SendEvent::HttpResponseBody {
@@ -288,9 +333,24 @@ impl Future for ResponseFuture {
                 more_body: false,
             })) if !trailers => {
                 app.end(Some(cx.waker()));
-                let _ = app.poll_event(cx);
+                if !app.has_returned() {
+                    let _ = app.poll_event(cx);
+                }
                 AppBody::full(body)
             }
+            Poll::Ready(Some(SendEvent::HttpResponsePathsend { .. })) => match app.take_file() {
+                Some(file) => {
+                    if !trailers {
+                        // The response is whole: as above, the app may finish here.
+                        app.end(Some(cx.waker()));
+                        if !app.has_returned() {
+                            let _ = app.poll_event(cx);
+                        }
+                    }
+                    AppBody::file(app, file, trailers)
+                }
+                None => AppBody::streaming(app, None, trailers),
+            },
             Poll::Ready(peeked) => AppBody::streaming(app, peeked, trailers),
             Poll::Pending => AppBody::streaming(app, None, trailers),
         };
