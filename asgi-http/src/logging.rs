@@ -351,13 +351,78 @@ mod tests {
             "2024-02-29T23:59:59.999999Z"
         );
         assert_eq!(
-            timestamp(at(1_798_761_845, 678_901)),
+            timestamp(at(1_798_686_245, 678_901)),
             "2026-12-31T03:04:05.678901Z"
         );
         assert_eq!(
             timestamp(at(4_102_444_800, 0)),
             "2100-01-01T00:00:00.000000Z"
         );
+    }
+
+    /// What a subscriber writes, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// The lines `emit` logs, through the default format or `LineFormat`, each without its
+    /// timestamp (checked to be one).
+    fn lines(fast: bool, emit: impl Fn()) -> Vec<String> {
+        let out = Captured::default();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(out.clone());
+        if fast {
+            let subscriber = builder.event_format(LineFormat::default()).finish();
+            tracing::subscriber::with_default(subscriber, &emit);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), &emit);
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                let (time, rest) = line.split_at(27);
+                assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{line}");
+                rest.to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn access_log_lines_read_as_the_default_format_writes_them() {
+        let emit = || {
+            let line = "127.0.0.1:5000 - \"GET /a?b=c HTTP/1.1\" 200 13B 0.1ms";
+            tracing::info!(target: ACCESS_LOG_TARGET, message = line);
+            tracing::warn!(target: ACCESS_LOG_TARGET, message = "odd \x1b[31m bytes");
+            tracing::info!(target: ACCESS_LOG_TARGET, "as {} arguments", "format");
+            tracing::info!(target: ACCESS_LOG_TARGET, status = 200, "with a field");
+            tracing::info!(status = 200, "another target");
+        };
+        let fast = lines(true, emit);
+        assert_eq!(fast, lines(false, emit));
+        assert_eq!(
+            fast[0],
+            "  INFO asgi_http::access: 127.0.0.1:5000 - \"GET /a?b=c HTTP/1.1\" 200 13B 0.1ms"
+        );
+        assert_eq!(fast.len(), 5);
     }
 
     #[test]
