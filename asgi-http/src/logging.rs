@@ -21,16 +21,33 @@
 //! dropped, and once more when the guard is dropped (on standard error, since the writer is
 //! then gone).
 //!
+//! # The access log's lines
+//!
+//! The access log writes one line per request, so its cost is per request. Its lines are
+//! formatted by [`LineFormat`]: the line tracing-subscriber's default format would write,
+//! written without its general machinery (the timestamp, and the message copied character by
+//! character through its escaping writer, cost more than the rest of the request). Every
+//! other event goes through tracing-subscriber's default format.
+//!
 //! Building the subscriber yourself instead is fine: everything here is tracing-subscriber's
-//! `fmt` and tracing-appender's `non_blocking`.
+//! `fmt` and tracing-appender's `non_blocking`, and with the default format the access log's
+//! lines read the same.
 
+use std::fmt;
 use std::io::IsTerminal;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::{Format, Writer};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::server::ACCESS_LOG_TARGET;
 
 /// How many formatted lines wait for the writer thread: 8,192. A burst of that many lines
 /// (a few MiB at most) rides out a stall of the output; past it, lines are dropped and
@@ -114,6 +131,7 @@ pub fn init_with(queue_lines: usize) -> LogGuard {
     let installed = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal)
+        .event_format(LineFormat::default())
         .with_writer(writer)
         .try_init()
         .is_ok();
@@ -150,4 +168,270 @@ fn spawn_reporter(dropped: ErrorCounter) -> Option<(mpsc::SyncSender<()>, JoinHa
         })
         .ok()?;
     Some((stop, thread))
+}
+
+/// The event format of [`init`]: tracing-subscriber's default ([`Format`]), with a fast path
+/// for the access log's lines (target [`ACCESS_LOG_TARGET`]).
+///
+/// An access log event whose only field is its message, outside any span, on a writer
+/// without colour, is written here as the default format writes it
+/// (`2026-01-02T03:04:05.678901Z  INFO asgi_http::access: <line>`), with no formatting
+/// machinery; control characters in the message are escaped as the default format escapes
+/// them. Every other event goes to the default format.
+#[derive(Debug, Default)]
+pub struct LineFormat {
+    full: Format,
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let metadata = event.metadata();
+        let fast = metadata.target() == ACCESS_LOG_TARGET
+            && metadata.fields().len() == 1
+            && metadata.fields().field("message").is_some()
+            && !writer.has_ansi_escapes()
+            && ctx.lookup_current().is_none();
+        if !fast {
+            return self.full.format_event(ctx, writer, event);
+        }
+        write_timestamp(&mut writer, SystemTime::now())?;
+        writer.write_str(match *metadata.level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        writer.write_str(metadata.target())?;
+        writer.write_str(": ")?;
+        let mut message = MessageWriter {
+            writer: &mut writer,
+            result: Ok(()),
+        };
+        event.record(&mut message);
+        message.result?;
+        writer.write_char('\n')
+    }
+}
+
+/// Writes an event's message, its control characters escaped.
+struct MessageWriter<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl Visit for MessageWriter<'_, '_> {
+    fn record_str(&mut self, _field: &Field, value: &str) {
+        if self.result.is_ok() {
+            self.result = write_escaped(self.writer, value);
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, value: &dyn fmt::Debug) {
+        if self.result.is_ok() {
+            // A message given as format arguments (not the access log's own form): its
+            // `Debug` is its text.
+            self.result = write_escaped(self.writer, &format!("{value:?}"));
+        }
+    }
+}
+
+/// Writes `text`, each ANSI or C1 control character escaped as tracing-subscriber's format
+/// escapes it, so that a log line cannot drive the terminal it is read on.
+fn write_escaped(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+    let needs_escape = |c: char| {
+        matches!(
+            c,
+            '\x1b' | '\x07' | '\x08' | '\x0c' | '\x7f' | '\u{80}'..='\u{9f}'
+        )
+    };
+    if !text.chars().any(needs_escape) {
+        return writer.write_str(text);
+    }
+    for c in text.chars() {
+        match c {
+            '\x1b' => writer.write_str("\\x1b")?,
+            '\x07' => writer.write_str("\\x07")?,
+            '\x08' => writer.write_str("\\x08")?,
+            '\x0c' => writer.write_str("\\x0c")?,
+            '\x7f' => writer.write_str("\\x7f")?,
+            c if needs_escape(c) => write!(writer, "\\u{{{:x}}}", u32::from(c))?,
+            c => writer.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// Writes `now` as tracing-subscriber's default timer does: RFC 3339 in UTC, with
+/// microseconds (`2026-01-02T03:04:05.678901Z`).
+fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+    let Ok(since_epoch) = now.duration_since(SystemTime::UNIX_EPOCH) else {
+        return writer.write_str("<unknown time>");
+    };
+    let seconds = since_epoch.as_secs();
+    let (year, month, day) = civil_date(seconds / 86_400);
+    let of_day = seconds % 86_400;
+    let mut text = [0u8; 27];
+    put_digits(&mut text[0..4], year);
+    text[4] = b'-';
+    put_digits(&mut text[5..7], month);
+    text[7] = b'-';
+    put_digits(&mut text[8..10], day);
+    text[10] = b'T';
+    put_digits(&mut text[11..13], of_day / 3600);
+    text[13] = b':';
+    put_digits(&mut text[14..16], of_day % 3600 / 60);
+    text[16] = b':';
+    put_digits(&mut text[17..19], of_day % 60);
+    text[19] = b'.';
+    put_digits(&mut text[20..26], u64::from(since_epoch.subsec_micros()));
+    text[26] = b'Z';
+    // Only ASCII digits and separators were written.
+    writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+}
+
+/// Writes the last `digits.len()` decimal digits of `n` into `digits`, zero-padded.
+fn put_digits(digits: &mut [u8], mut n: u64) {
+    for digit in digits.iter_mut().rev() {
+        // Below 10: the cast keeps every bit.
+        *digit = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+/// The (year, month, day) of the `days`-th day since 1970-01-01, in the proleptic Gregorian
+/// calendar (the days-to-civil algorithm of Howard Hinnant's date library).
+fn civil_date(days: u64) -> (u64, u64, u64) {
+    // Shifted to start on 0000-03-01, so that the leap day ends each 400-year era.
+    let days = days + 719_468;
+    let era = days / 146_097;
+    let day_of_era = days % 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timestamp(now: SystemTime) -> String {
+        let mut text = String::new();
+        write_timestamp(&mut Writer::new(&mut text), now).unwrap();
+        text
+    }
+
+    #[test]
+    fn timestamps_read_as_rfc_3339_in_utc() {
+        let at = |seconds: u64, micros: u64| {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros)
+        };
+        assert_eq!(timestamp(at(0, 0)), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(timestamp(at(951_782_400, 7)), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(
+            timestamp(at(1_709_251_199, 999_999)),
+            "2024-02-29T23:59:59.999999Z"
+        );
+        assert_eq!(
+            timestamp(at(1_798_686_245, 678_901)),
+            "2026-12-31T03:04:05.678901Z"
+        );
+        assert_eq!(
+            timestamp(at(4_102_444_800, 0)),
+            "2100-01-01T00:00:00.000000Z"
+        );
+    }
+
+    /// What a subscriber writes, kept for the test to read.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// The lines `emit` logs, through the default format or `LineFormat`, each without its
+    /// timestamp (checked to be one).
+    fn lines(fast: bool, emit: impl Fn()) -> Vec<String> {
+        let out = Captured::default();
+        let builder = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(out.clone());
+        if fast {
+            let subscriber = builder.event_format(LineFormat::default()).finish();
+            tracing::subscriber::with_default(subscriber, &emit);
+        } else {
+            tracing::subscriber::with_default(builder.finish(), &emit);
+        }
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .map(|line| {
+                let (time, rest) = line.split_at(27);
+                assert!(time.ends_with('Z') && time.as_bytes()[10] == b'T', "{line}");
+                rest.to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn access_log_lines_read_as_the_default_format_writes_them() {
+        let emit = || {
+            let line = "127.0.0.1:5000 - \"GET /a?b=c HTTP/1.1\" 200 13B 0.1ms";
+            tracing::info!(target: ACCESS_LOG_TARGET, message = line);
+            tracing::warn!(target: ACCESS_LOG_TARGET, message = "odd \x1b[31m bytes");
+            tracing::info!(target: ACCESS_LOG_TARGET, "as {} arguments", "format");
+            tracing::info!(target: ACCESS_LOG_TARGET, status = 200, "with a field");
+            tracing::info!(status = 200, "another target");
+        };
+        let fast = lines(true, emit);
+        assert_eq!(fast, lines(false, emit));
+        assert_eq!(
+            fast[0],
+            "  INFO asgi_http::access: 127.0.0.1:5000 - \"GET /a?b=c HTTP/1.1\" 200 13B 0.1ms"
+        );
+        assert_eq!(fast.len(), 5);
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        let mut text = String::new();
+        write_escaped(&mut Writer::new(&mut text), "a\x1b[31mb\u{85}c").unwrap();
+        assert_eq!(text, "a\\x1b[31mb\\u{85}c");
+        let mut plain = String::new();
+        write_escaped(&mut Writer::new(&mut plain), "GET / HTTP/1.1").unwrap();
+        assert_eq!(plain, "GET / HTTP/1.1");
+    }
 }

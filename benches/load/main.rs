@@ -19,7 +19,10 @@
 //! (turns per server, default 2), `LOAD_CONNECTIONS` (wrk's, default 64),
 //! `LOAD_H2_CONNECTIONS` and `LOAD_H2_STREAMS` (h2load's, default 16 x 32),
 //! `LOAD_IDLE_SOCKETS` (default 10000), `LOAD_STREAM_BYTES` (default 1 GiB),
-//! `LOAD_CALLGRIND_REQUESTS` (N, default 2000). The HTTP/1.1 load comes from `wrk`
+//! `LOAD_CALLGRIND_REQUESTS` (N, default 2000), `LOAD_CALLGRIND_KEEP` (a directory: the
+//! callgrind suite leaves its counts there, for `callgrind_annotate`, instead of removing
+//! them), `LOAD_CALLGRIND_ONLY` (labels separated by commas, e.g. `asgi,asgi+log`: the
+//! callgrind suite counts only those servers, and hyper). The HTTP/1.1 load comes from `wrk`
 //! (`apt-get install wrk`), the HTTP/2 load from `h2load` (`apt-get install nghttp2-client`),
 //! the instruction counts from `valgrind` (`apt-get install valgrind`); everything else from
 //! clients in this harness.
@@ -398,10 +401,20 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
         "== Instructions per request (callgrind, {n} and {} keep-alive hellos)",
         2 * n
     );
-    let dir = std::env::temp_dir().join(format!("asgi-load-callgrind-{}", std::process::id()));
+    let keep = std::env::var_os("LOAD_CALLGRIND_KEEP").map(std::path::PathBuf::from);
+    let dir = keep.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("asgi-load-callgrind-{}", std::process::id()))
+    });
     std::fs::create_dir_all(&dir)?;
+    let only = std::env::var("LOAD_CALLGRIND_ONLY").ok();
+    let counted = |kind: ServerKind| {
+        kind == ServerKind::Hyper
+            || only
+                .as_deref()
+                .is_none_or(|only| only.split(',').any(|label| label == kind.label()))
+    };
     let mut hyper = f64::NAN;
-    for kind in CALLGRIND_KINDS {
+    for kind in CALLGRIND_KINDS.into_iter().filter(|&kind| counted(kind)) {
         let once = callgrind_count(kind, n, &dir).await?;
         let twice = callgrind_count(kind, 2 * n, &dir).await?;
         let per_request = twice.saturating_sub(once) as f64 / n as f64;
@@ -416,7 +429,12 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
             per_request / hyper
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    match keep {
+        Some(_) => println!("  counts kept in {}", dir.display()),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
     Ok(())
 }
 

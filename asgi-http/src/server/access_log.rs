@@ -6,8 +6,6 @@ use std::time::Instant;
 use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Version};
 
-use crate::middleware::proxy_headers::TrustedProxies;
-
 /// The `tracing` target of the access log, to filter it (`RUST_LOG=asgi_http::access=off`).
 pub const ACCESS_LOG_TARGET: &str = "asgi_http::access";
 
@@ -25,26 +23,17 @@ pub(crate) struct AccessLog {
 }
 
 impl AccessLog {
-    /// Starts the line for `request` from the connection's `client`, or `None` when nobody
-    /// listens to the access log (then nothing is gathered at all). With proxy headers on
-    /// (`trusted`), the line names the client the app's scope gets, as the `ProxyHeaders`
-    /// middleware resolves it.
-    pub(crate) fn start<B>(
-        request: &Request<B>,
-        client: Option<SocketAddr>,
-        trusted: Option<&TrustedProxies>,
-    ) -> Option<Self> {
+    /// Starts the line for `request` from `client` (with proxy headers on, the forwarded
+    /// client the app's scope gets), or `None` when nobody listens to the access log (then
+    /// nothing is gathered at all).
+    ///
+    /// Boxed: the guard that carries it moves with the response (into the exchange, out to
+    /// hyper), and a pointer moves for less than the whole record.
+    pub(crate) fn start<B>(request: &Request<B>, client: Option<SocketAddr>) -> Option<Box<Self>> {
         if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
             return None;
         }
-        let client = match trusted {
-            Some(trusted) => trusted
-                .resolve(client, request.headers())
-                .client
-                .unwrap_or(client),
-            None => client,
-        };
-        Some(AccessLog {
+        Some(Box::new(AccessLog {
             client,
             method: request.method().clone(),
             // A clone of the request's own bytes: no copy.
@@ -53,7 +42,7 @@ impl AccessLog {
             status: 0,
             request_id: None,
             start: Instant::now(),
-        })
+        }))
     }
 
     /// Records the response status.
@@ -69,41 +58,48 @@ impl AccessLog {
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
     /// response.
     ///
-    /// Each value is turned into text once, without a formatter where one would be the
-    /// costliest part (the client address, the duration). The subscriber decides where the line goes; `logging::init` queues it for a
+    /// The line is put together by hand, every number written digit by digit, and goes out as
+    /// the message of one event with no fields: a formatter with a dozen arguments, and each
+    /// field the subscriber writes again as `name=value`, cost more than the rest of the
+    /// request. The subscriber decides where the line goes; `logging::init` queues it for a
     /// writer thread, so no request waits on the output.
     pub(crate) fn write(self, bytes: u64, complete: bool) {
         let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let client = ClientText::new(self.client);
-        let client = client.as_str();
-        let method = self.method.as_str();
         let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
-        let version = version_str(self.version);
-        let status = self.status;
-        // The message says it all; of the values, only the two a reader filters or sums by
-        // are fields of their own too. Each field costs a subscriber as much as the message
-        // (tracing-subscriber's `fmt` writes it again as `name=value`), and the log's cost is
-        // per request.
-        let aborted = if complete { "" } else { " aborted" };
-        let (ms, tenths) = (duration_us / 1000, duration_us % 1000 / 100);
+        let mut line = String::with_capacity(LINE_CAPACITY + path.len());
+        push_client(&mut line, self.client);
+        line.push_str(" - \"");
+        line.push_str(self.method.as_str());
+        line.push(' ');
+        line.push_str(path);
+        line.push(' ');
+        line.push_str(version_str(self.version));
+        line.push_str("\" ");
+        push_decimal(&mut line, u64::from(self.status));
+        if !complete {
+            line.push_str(" aborted");
+        }
+        line.push(' ');
+        push_decimal(&mut line, bytes);
+        line.push_str("B ");
+        push_decimal(&mut line, duration_us / 1000);
+        line.push('.');
+        push_decimal(&mut line, duration_us % 1000 / 100);
+        line.push_str("ms");
         // The request id (from the `RequestId` middleware's response header) ends the line
         // when there is one.
-        match self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
-            Some(id) => tracing::info!(
-                target: ACCESS_LOG_TARGET,
-                status,
-                duration_us,
-                "{client} - \"{method} {path} {version}\" {status}{aborted} {bytes}B {ms}.{tenths}ms id={id}",
-            ),
-            None => tracing::info!(
-                target: ACCESS_LOG_TARGET,
-                status,
-                duration_us,
-                "{client} - \"{method} {path} {version}\" {status}{aborted} {bytes}B {ms}.{tenths}ms",
-            ),
+        if let Some(id) = self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
+            line.push_str(" id=");
+            line.push_str(id);
         }
+        // A `&str` message: a subscriber takes it as it is, with no formatting.
+        tracing::info!(target: ACCESS_LOG_TARGET, message = line.as_str());
     }
 }
+
+/// Room for everything in a line but the path: the client, the method, the version, the
+/// numbers and the words between them (a request id may still make it grow once).
+const LINE_CAPACITY: usize = 96;
 
 /// The protocol as the request line names it.
 fn version_str(version: Version) -> &'static str {
@@ -117,51 +113,32 @@ fn version_str(version: Version) -> &'static str {
     }
 }
 
-/// The client's address as text: `ip:port` for IPv4 written digit by digit into a buffer on
-/// the stack, `[ip]:port` for IPv6 through `Display`, `unix` for a Unix socket peer (it has
-/// no address).
-enum ClientText {
-    V4 { buf: [u8; 21], len: usize },
-    Other(String),
-    Unix,
-}
-
-impl ClientText {
-    fn new(client: Option<SocketAddr>) -> Self {
-        match client {
-            Some(SocketAddr::V4(addr)) => {
-                let mut buf = [0u8; 21];
-                let mut len = 0;
-                for (i, octet) in addr.ip().octets().into_iter().enumerate() {
-                    if i > 0 {
-                        buf[len] = b'.';
-                        len += 1;
-                    }
-                    len = push_decimal(&mut buf, len, u32::from(octet));
+/// Writes the client's address: `ip:port` for IPv4 digit by digit, `[ip]:port` for IPv6
+/// through `Display`, `unix` for a Unix socket peer (it has no address).
+fn push_client(line: &mut String, client: Option<SocketAddr>) {
+    match client {
+        Some(SocketAddr::V4(addr)) => {
+            for (i, octet) in addr.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push('.');
                 }
-                buf[len] = b':';
-                len = push_decimal(&mut buf, len + 1, u32::from(addr.port()));
-                ClientText::V4 { buf, len }
+                push_decimal(line, u64::from(octet));
             }
-            Some(addr) => ClientText::Other(addr.to_string()),
-            None => ClientText::Unix,
+            line.push(':');
+            push_decimal(line, u64::from(addr.port()));
         }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Only ASCII digits, dots and a colon were written.
-            ClientText::V4 { buf, len } => std::str::from_utf8(&buf[..*len]).unwrap_or("?"),
-            ClientText::Other(text) => text,
-            ClientText::Unix => "unix",
+        Some(addr) => {
+            use std::fmt::Write;
+            // Writing to a `String` cannot fail.
+            let _ = write!(line, "{addr}");
         }
+        None => line.push_str("unix"),
     }
 }
 
-/// Writes `n` in decimal into `buf` at `at`; returns the new end. `buf` has room: the
-/// largest IPv4 `ip:port` is 21 bytes.
-fn push_decimal(buf: &mut [u8], at: usize, n: u32) -> usize {
-    let mut digits = [0u8; 10];
+/// Writes `n` in decimal.
+fn push_decimal(line: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
     loop {
@@ -173,14 +150,20 @@ fn push_decimal(buf: &mut [u8], at: usize, n: u32) -> usize {
             break;
         }
     }
-    let count = digits.len() - i;
-    buf[at..at + count].copy_from_slice(&digits[i..]);
-    at + count
+    for &digit in &digits[i..] {
+        line.push(char::from(digit));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn client_text(client: Option<SocketAddr>) -> String {
+        let mut line = String::new();
+        push_client(&mut line, client);
+        line
+    }
 
     #[test]
     fn client_text_matches_display() {
@@ -191,8 +174,17 @@ mod tests {
             "[::1]:443",
         ] {
             let addr: SocketAddr = addr.parse().unwrap();
-            assert_eq!(ClientText::new(Some(addr)).as_str(), addr.to_string());
+            assert_eq!(client_text(Some(addr)), addr.to_string());
         }
-        assert_eq!(ClientText::new(None).as_str(), "unix");
+        assert_eq!(client_text(None), "unix");
+    }
+
+    #[test]
+    fn decimals_match_display() {
+        for n in [0, 7, 10, 99, 100, 65_535, u64::from(u32::MAX), u64::MAX] {
+            let mut line = String::new();
+            push_decimal(&mut line, n);
+            assert_eq!(line, n.to_string());
+        }
     }
 }

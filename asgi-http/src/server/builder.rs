@@ -355,9 +355,10 @@ impl Builder {
 
     /// Whether to believe the proxy headers (`Forwarded`, `X-Forwarded-For`,
     /// `X-Forwarded-Proto`) of trusted peers
-    /// ([`forwarded_allow_ips`](Builder::forwarded_allow_ips)): the app is wrapped in
-    /// [`ProxyHeaders`](crate::middleware::proxy_headers::ProxyHeaders), so scopes get the
-    /// forwarded `client` and `scheme`, and the access log names the forwarded client.
+    /// ([`forwarded_allow_ips`](Builder::forwarded_allow_ips)): the server applies them as
+    /// the [`ProxyHeaders`](crate::middleware::proxy_headers::ProxyHeaders) middleware
+    /// would, outside the app, so scopes get the forwarded `client`, `scheme` and `host`,
+    /// and the access log names the forwarded client.
     ///
     /// Default is `true`, as uvicorn's `--proxy-headers`: with the default trusted peers
     /// (`127.0.0.1` and Unix sockets) only a proxy on the same machine is believed. Pass

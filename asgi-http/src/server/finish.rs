@@ -17,12 +17,12 @@ pub(crate) struct FinishGuard<B> {
     /// The request's exchange with the app, for HTTP requests; `None` for responses the
     /// server makes itself and WebSocket handshakes.
     exchange: Option<Arc<Exchange<B>>>,
-    log: Option<AccessLog>,
+    log: Option<Box<AccessLog>>,
     _activity: ActivityGuard,
 }
 
 impl<B> FinishGuard<B> {
-    pub(crate) fn new(activity: ActivityGuard, log: Option<AccessLog>) -> Self {
+    pub(crate) fn new(activity: ActivityGuard, log: Option<Box<AccessLog>>) -> Self {
         FinishGuard {
             exchange: None,
             log,

@@ -16,7 +16,6 @@ use super::config::Config;
 use super::error::ServerError;
 use super::shared::Shared;
 use super::tls::{HandshakeFailures, TlsError, TlsReloadHandle};
-use crate::middleware::proxy_headers::ProxyHeaders;
 
 /// Where the server is in its life, for [`ServerHandle::listening`].
 #[derive(Debug, Clone)]
@@ -226,10 +225,10 @@ impl Server {
 
     fn new(app: impl App, builder: Builder) -> Server {
         let (status, _) = watch::channel(Status::Starting);
-        let app: Arc<dyn App> = match &builder.config.proxy_headers {
-            Some(trusted) => Arc::new(ProxyHeaders::new(app, trusted.clone())),
-            None => Arc::new(app),
-        };
+        // Proxy headers are applied by the service as it builds each scope (see
+        // `Builder::proxy_headers`), not by a middleware around the app: one resolution
+        // serves the scope and the access log, and the scope is not moved once more.
+        let app: Arc<dyn App> = Arc::new(app);
         Server {
             app,
             config: builder.config,

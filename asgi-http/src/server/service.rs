@@ -31,6 +31,7 @@ use super::scope::http_scope;
 use super::send::ResponseSink;
 use super::shared::{Activity, ActivityGuard, ConnInfo, Shared, WebSocketStreamGuard};
 use super::websocket::{self, HandshakeFuture, Holds};
+use crate::middleware::proxy_headers::Forwarding;
 
 /// The service hyper calls for each request of one connection.
 pub(crate) struct ConnService {
@@ -81,12 +82,19 @@ impl Service<Request<Incoming>> for ConnService {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
+        // Resolved once, for the scope and the access log alike.
+        let forwarding = self
+            .shared
+            .config
+            .proxy_headers
+            .as_ref()
+            .map(|trusted| trusted.resolve(self.conn.peer.client, request.headers()));
         let log = if self.shared.config.access_log {
-            AccessLog::start(
-                &request,
-                self.conn.peer.client,
-                self.shared.config.proxy_headers.as_ref(),
-            )
+            let client = forwarding
+                .as_ref()
+                .and_then(|forwarding| forwarding.client)
+                .unwrap_or(self.conn.peer.client);
+            AccessLog::start(&request, client)
         } else {
             None
         };
@@ -114,15 +122,20 @@ impl Service<Request<Incoming>> for ConnService {
         // Every request is dispatched here, by protocol: a WebSocket handshake
         // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
         if is_websocket_upgrade(request.headers()) || is_extended_connect(&request) {
-            return self.websocket(request, finish);
+            return self.websocket(request, finish, forwarding);
         }
-        self.http(request, finish, http1, limit)
+        self.http(request, finish, forwarding, http1, limit)
     }
 }
 
 impl ConnService {
     /// Answers a WebSocket handshake: see the `websocket` module.
-    fn websocket(&self, request: Request<Incoming>, finish: Finish) -> ResponseFuture {
+    fn websocket(
+        &self,
+        request: Request<Incoming>,
+        finish: Finish,
+        forwarding: Option<Forwarding>,
+    ) -> ResponseFuture {
         let http2 = request.version() == Version::HTTP_2;
         let holds = Holds {
             permit: self.permit.clone(),
@@ -138,7 +151,14 @@ impl ConnService {
         } else {
             None
         };
-        let future = websocket::handshake(request, &self.conn, &self.shared, holds, app_calls);
+        let future = websocket::handshake(
+            request,
+            &self.conn,
+            &self.shared,
+            holds,
+            app_calls,
+            forwarding,
+        );
         ResponseFuture {
             state: FutureState::Handshake(future),
             finish: Some(finish),
@@ -152,6 +172,7 @@ impl ConnService {
         &self,
         request: Request<Incoming>,
         mut finish: Finish,
+        forwarding: Option<Forwarding>,
         http1: bool,
         limit: Option<u64>,
     ) -> ResponseFuture {
@@ -163,7 +184,10 @@ impl ConnService {
         let method = parts.method.clone();
         let target = parts.uri.path_and_query().cloned();
 
-        let scope = Scope::Http(http_scope(parts, &self.conn, &self.shared));
+        let mut scope = Scope::Http(http_scope(parts, &self.conn, &self.shared));
+        if let Some(forwarding) = forwarding {
+            forwarding.apply(&mut scope);
+        }
         let protocol = SendProtocol::for_scope(&scope);
         let receive = Receiver::new(RequestBody::new(body, exchange.clone(), limit, http1));
         let send = Sender::new(ResponseSink::new(

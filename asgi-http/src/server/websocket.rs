@@ -28,6 +28,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use asgi_core::Scope;
 use asgi_ws::handshake::{HandshakeError, UpgradeRequest};
 use asgi_ws::{Accepted, CloseInitiator, HandshakeOutcome};
 use bytes::Bytes;
@@ -41,6 +42,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::body::{ResponseBody, response, server_response};
 use super::scope::websocket_scope;
 use super::shared::{ConnInfo, Shared, WebSocketStreamGuard};
+use crate::middleware::proxy_headers::Forwarding;
 
 /// The future of a handshake's response: resolves once the app answered `websocket.connect`.
 pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<ResponseBody>> + Send>>;
@@ -64,6 +66,7 @@ pub(crate) fn handshake(
     shared: &Arc<Shared>,
     holds: Holds,
     app_calls: Option<Arc<Semaphore>>,
+    forwarding: Option<Forwarding>,
 ) -> HandshakeFuture {
     let on_upgrade = hyper::upgrade::on(&mut request);
     let (parts, _body) = request.into_parts();
@@ -82,7 +85,16 @@ pub(crate) fn handshake(
         }
     };
     let path = parts.uri.path().to_owned();
-    let scope = websocket_scope(parts, conn, shared);
+    let mut scope = websocket_scope(parts, conn, shared);
+    if let Some(forwarding) = forwarding {
+        // `apply` takes a `Scope`: the WebSocket scope goes in and comes back out.
+        let mut wrapped = Scope::WebSocket(scope);
+        forwarding.apply(&mut wrapped);
+        let Scope::WebSocket(applied) = wrapped else {
+            unreachable!("`apply` keeps the scope's protocol");
+        };
+        scope = applied;
+    }
     let shared = shared.clone();
     Box::pin(async move {
         // Over HTTP/2 the app call takes one of the connection's app-call permits, as an
