@@ -34,8 +34,12 @@ use asgi::http as _;
 use asgi::prelude as _;
 use asgi::server as _;
 use asgi::server::Server as _;
+use asgi::server::file as _;
+use asgi::server::handler::HttpError as _;
+use asgi::server::handler::handler as _;
 use asgi::server::logging::init as _;
 use asgi::server::middleware as _;
+use asgi::server::middleware::body_limit as _;
 use asgi::server::middleware::compression as _;
 use asgi::server::middleware::concurrency_limit as _;
 use asgi::server::middleware::cors as _;
@@ -52,6 +56,7 @@ use asgi::server::request::Request as _;
 use asgi::server::response::Response as _;
 use asgi::server::router::Router as _;
 use asgi::server::router::get as _;
+use asgi::server::scope as _;
 use asgi::server::serve as _;
 use asgi::server::server as _;
 use asgi::server::server::Builder as _;
@@ -81,9 +86,9 @@ use asgi::wsgi::WsgiToAsgi as _;
 
 // The prelude's names that the section lists in prose.
 use asgi::prelude::{
-    App, AppExt, Error, HeaderMap, HeaderValue, Layer, Method, Next, ReceiveEvent, Receiver,
-    Request, Response, Router, Scope, SendError, SendEvent, Sender, StatusCode, WebSocketMessage,
-    from_fn,
+    App, AppExt, Error, HeaderMap, HeaderValue, HttpError, IntoResponse, Layer, Method, Next,
+    ReceiveEvent, Receiver, Request, Response, Router, Scope, SendError, SendEvent, Sender,
+    StatusCode, WebSocketMessage, from_fn, handler,
 };
 
 /// The README's section that starts with `heading`, up to the next `## ` heading.

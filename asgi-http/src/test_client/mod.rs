@@ -165,7 +165,7 @@ impl fmt::Debug for TestClient {
 impl TestClient {
     /// A client for `app`, with no lifespan: scopes get an empty state. `app` is an [`App`]
     /// or a request handler (`async fn(Request) -> impl IntoResponse`, see
-    /// [`IntoApp`](crate::handler::IntoApp)).
+    /// [`IntoApp`]).
     pub fn new<M>(app: impl IntoApp<M>) -> Self {
         TestClient {
             app: Arc::new(app.into_app()),
