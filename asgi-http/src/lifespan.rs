@@ -203,7 +203,14 @@ async fn stop(started: Vec<Started>) -> Vec<String> {
     for Started { part, lifespan, .. } in started.into_iter().rev() {
         if let Err(error) = lifespan.shutdown().await {
             tracing::warn!(part = part.label(), %error, "lifespan shutdown failed");
-            failures.push(part.message(&error.to_string()));
+            // `Lifespan::shutdown` words a child's `lifespan.shutdown.failed` as "lifespan
+            // shutdown failed: {message}"; the container's own answer says that once, so
+            // only the child's message goes in.
+            let error = error.to_string();
+            let message = error
+                .strip_prefix("lifespan shutdown failed: ")
+                .unwrap_or(&error);
+            failures.push(part.message(message));
         }
     }
     failures
