@@ -28,7 +28,7 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use asgi_core::{App, Error, Layer, Receiver, Scope, Sender, async_trait};
+use asgi_core::{App, Error, Layer, Receiver, Scope, Sender, WebSocketScope, async_trait};
 use http::HeaderMap;
 use http::header::{FORWARDED, HOST, HeaderName, HeaderValue};
 use ipnet::IpNet;
@@ -292,11 +292,30 @@ impl Forwarding {
     /// `http`/`ws` by the scope's protocol) and the `host` header. Lifespan scopes are left
     /// alone.
     pub fn apply(self, scope: &mut Scope) {
-        let (client, scheme, headers, websocket) = match scope {
-            Scope::Http(s) => (&mut s.client, &mut s.scheme, &mut s.headers, false),
-            Scope::WebSocket(s) => (&mut s.client, &mut s.scheme, &mut s.headers, true),
-            _ => return,
-        };
+        match scope {
+            Scope::Http(s) => self.write(&mut s.client, &mut s.scheme, &mut s.headers, false),
+            Scope::WebSocket(s) => self.apply_websocket(s),
+            _ => {}
+        }
+    }
+
+    /// [`apply`](Forwarding::apply) for a WebSocket scope the caller holds unwrapped.
+    pub(crate) fn apply_websocket(self, scope: &mut WebSocketScope) {
+        self.write(
+            &mut scope.client,
+            &mut scope.scheme,
+            &mut scope.headers,
+            true,
+        );
+    }
+
+    fn write(
+        self,
+        client: &mut Option<SocketAddr>,
+        scheme: &mut Cow<'static, str>,
+        headers: &mut HeaderMap,
+        websocket: bool,
+    ) {
         if let Some(forwarded) = self.client {
             *client = forwarded;
         }

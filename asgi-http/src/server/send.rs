@@ -5,7 +5,6 @@
 //! response, with no channel (the fast path). Otherwise the head goes out with a streaming
 //! body fed by a bounded channel, so that a slow client makes `send` wait.
 
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -182,7 +181,7 @@ impl ResponseSink {
     }
 
     async fn pathsend(&mut self, path: &Path) -> Result<(), SendError> {
-        let file = match open_file(path).await {
+        let file = match FileChunks::open_absolute(path).await.map(Box::new) {
             Ok(file) => file,
             Err(e) => {
                 // The state stays as it is (started): when the app returns, the client gets
@@ -230,16 +229,6 @@ fn sent(handed: bool) -> Result<(), SendError> {
     } else {
         Err(SendError::Disconnected)
     }
-}
-
-async fn open_file(path: &Path) -> io::Result<Box<FileChunks>> {
-    if !path.is_absolute() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path is not absolute",
-        ));
-    }
-    FileChunks::open(path).await.map(Box::new)
 }
 
 /// Appends every header of `more` to `into`, keeping repeated names. Past the most entries a

@@ -28,7 +28,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use asgi_core::Scope;
 use asgi_ws::handshake::{HandshakeError, UpgradeRequest};
 use asgi_ws::{Accepted, CloseInitiator, HandshakeOutcome};
 use bytes::Bytes;
@@ -87,13 +86,7 @@ pub(crate) fn handshake(
     let path = parts.uri.path().to_owned();
     let mut scope = websocket_scope(parts, conn, shared);
     if let Some(forwarding) = forwarding {
-        // `apply` takes a `Scope`: the WebSocket scope goes in and comes back out.
-        let mut wrapped = Scope::WebSocket(scope);
-        forwarding.apply(&mut wrapped);
-        let Scope::WebSocket(applied) = wrapped else {
-            unreachable!("`apply` keeps the scope's protocol");
-        };
-        scope = applied;
+        forwarding.apply_websocket(&mut scope);
     }
     let shared = shared.clone();
     Box::pin(async move {
