@@ -62,14 +62,25 @@ pub trait App: Send + Sync + 'static {
     async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error>;
 }
 
-#[async_trait]
+// Written out rather than with `async_trait`: the function's own future is boxed as it is.
+// An `async fn` around it would hold the scope, receive and send a second time (it keeps its
+// arguments for as long as it runs), and move them once more.
 impl<F, Fut> App for F
 where
     F: Fn(Scope, Receiver, Sender) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), Error>> + Send + 'static,
 {
-    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
-        (self)(scope, receive, send).await
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin((self)(scope, receive, send))
     }
 }
 

@@ -1,6 +1,9 @@
 //! [`Receiver`] and [`Sender`]: ASGI's `receive` and `send` callables as owned handles.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 
@@ -205,10 +208,12 @@ impl Sender {
     ///
     /// [`SendError::Disconnected`] once the client is gone; [`SendError::Protocol`] for an
     /// event out of order.
-    pub async fn send(&mut self, event: SendEvent) -> Result<(), SendError> {
-        match self.sink.send_now(event) {
-            Ok(result) => result,
-            Err(event) => self.sink.send(event).await,
+    pub fn send(&mut self, event: SendEvent) -> SendFuture<'_> {
+        SendFuture {
+            state: SendState::Start {
+                sink: &mut *self.sink,
+                event,
+            },
         }
     }
 
@@ -219,6 +224,67 @@ impl Sender {
         F: FnMut(SendEvent) -> SendEvent + Send + 'static,
     {
         Sender::new(MapSink { inner: self, f })
+    }
+}
+
+/// The future of [`Sender::send`].
+///
+/// Nothing happens until it is first polled. Then the sink takes the event at once if it can
+/// ([`EventSink::send_now`]); otherwise its `send` future runs. A named type rather than an
+/// `async fn`'s: it holds the event once, so it is about half the size, and every app's
+/// future that awaits a send carries (and moves) that size.
+#[must_use = "futures do nothing unless polled"]
+pub struct SendFuture<'a> {
+    state: SendState<'a>,
+}
+
+enum SendState<'a> {
+    /// Not polled yet.
+    Start {
+        sink: &'a mut dyn EventSink,
+        event: SendEvent,
+    },
+    /// The sink's `send` runs.
+    Sending(Pin<Box<dyn Future<Output = Result<(), SendError>> + Send + 'a>>),
+    /// The result was returned.
+    Done,
+}
+
+impl Future for SendFuture<'_> {
+    type Output = Result<(), SendError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if matches!(this.state, SendState::Start { .. }) {
+            if let SendState::Start { sink, event } =
+                std::mem::replace(&mut this.state, SendState::Done)
+            {
+                match sink.send_now(event) {
+                    Ok(result) => return Poll::Ready(result),
+                    Err(event) => this.state = SendState::Sending(sink.send(event)),
+                }
+            }
+        }
+        match &mut this.state {
+            SendState::Sending(future) => {
+                let result = std::task::ready!(future.as_mut().poll(cx));
+                this.state = SendState::Done;
+                Poll::Ready(result)
+            }
+            // Polled again after it returned its result: there is nothing more to give.
+            SendState::Start { .. } | SendState::Done => Poll::Pending,
+        }
+    }
+}
+
+impl fmt::Debug for SendFuture<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            SendState::Start { .. } => "start",
+            SendState::Sending(_) => "sending",
+            SendState::Done => "done",
+        };
+        f.debug_struct("SendFuture").field("state", &state).finish()
     }
 }
 

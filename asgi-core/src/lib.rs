@@ -78,7 +78,7 @@ pub use app::{App, AppExt, DynApp};
 pub use error::{BoxError, Error, ProtocolError, SendError};
 pub use event::{ReceiveEvent, SendEvent, WebSocketMessage};
 pub use extensions::Extensions;
-pub use handle::{EventSink, EventSource, Receiver, Sender};
+pub use handle::{EventSink, EventSource, Receiver, SendFuture, Sender};
 pub use layer::{FromFn, FromFnLayer, Layer, Next, from_fn};
 pub use scope::{
     AsgiVersion, HttpScope, HttpVersion, LifespanScope, Scope, ServerAddr, WebSocketScope,

@@ -105,8 +105,9 @@ use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 
+use asgi_core::app::AppFuture;
 use asgi_core::http::StatusCode;
-use asgi_core::{App, Error, Receiver, Scope, Sender, async_trait};
+use asgi_core::{App, Error, Receiver, Scope, Sender};
 
 use crate::request::{BodyError, JsonError, ParamError, Request};
 use crate::response::Response;
@@ -386,29 +387,38 @@ where
     Handler { f }
 }
 
-#[async_trait]
+// Written out rather than with `async_trait`: the request is made from the scope before the
+// future is, so the boxed future holds the handler's future and the sender, not the scope as
+// well (an `async fn` keeps its arguments for as long as it runs).
 impl<F, Fut> App for Handler<F>
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: IntoResponse,
 {
-    async fn call(&self, scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        mut send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         let request = match scope {
             Scope::Http(http) => Request::new(http, receive),
             other => {
-                return Err(Error::msg(format!(
+                let error = Error::msg(format!(
                     "a request handler serves `http` scopes only, got `{}` (route WebSockets \
                      with `websocket(app)`; give the lifespan to `Router::lifespan`)",
                     other.type_name()
-                )));
+                ));
+                return Box::pin(std::future::ready(Err(error)));
             }
         };
-        (self.f)(request)
-            .await
-            .into_response()
-            .send(&mut send)
-            .await
+        let handled = (self.f)(request);
+        Box::pin(async move { handled.await.into_response().send(&mut send).await })
     }
 }
 

@@ -7,6 +7,7 @@
 //! ([`streaming`](Response::streaming)) or a file ([`file`](Response::file)).
 
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -312,7 +313,7 @@ impl Response {
             let len = chunks.remaining();
             (Body::File(chunks), len)
         };
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(header::CONTENT_LENGTH, content_length(len));
         Ok(Response {
             status: StatusCode::OK,
             headers,
@@ -415,55 +416,149 @@ impl Response {
     /// # Cancel safety
     ///
     /// Not cancel safe: dropping the future part way leaves the response incomplete.
-    pub async fn send(self, send: &mut Sender) -> Result<(), Error> {
+    // Not an `async fn`: an `async fn` keeps its arguments (the whole response) in its
+    // future for as long as it runs, beside the parts taken out of them. Taking the response
+    // apart first leaves a future of the parts alone, which every handler's future carries.
+    pub fn send(self, send: &mut Sender) -> impl Future<Output = Result<(), Error>> + Send + '_ {
         let Response {
             status,
             mut headers,
             body,
             error,
         } = self;
-        if let Some(error) = error {
-            return Err(error);
-        }
-        match body {
-            Body::Full(bytes) => {
-                if allows_body(status) && !headers.contains_key(header::CONTENT_LENGTH) {
-                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-                }
-                send.send(SendEvent::response_start(status, headers))
-                    .await?;
-                send.send(SendEvent::response_body(bytes, false)).await?;
+        async move {
+            if let Some(error) = error {
+                return Err(error);
             }
-            Body::Stream(mut stream) => {
-                send.send(SendEvent::response_start(status, headers))
-                    .await?;
-                while let Some(item) = stream.next().await {
-                    let chunk = item.map_err(Error::new)?;
-                    send.send(SendEvent::response_body(chunk, true)).await?;
-                }
+            let bytes = match body {
+                Body::Full(bytes) => bytes,
+                // Boxed: the other bodies' futures are several times the size of the whole
+                // body's, and every `send` future (and every handler's) would carry that size
+                // and move it around; an allocation per streamed response costs less.
+                body => return Box::pin(send_body(status, headers, body, send)).await,
+            };
+            if allows_body(status) && !headers.contains_key(header::CONTENT_LENGTH) {
+                headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
+            }
+            send.send(SendEvent::response_start(status, headers))
+                .await?;
+            send.send(SendEvent::response_body(bytes, false)).await?;
+            Ok(())
+        }
+    }
+}
+
+/// [`Response::send`] for a streamed body, a file and a path to send.
+async fn send_body(
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Body,
+    send: &mut Sender,
+) -> Result<(), Error> {
+    match body {
+        Body::Full(bytes) => {
+            send.send(SendEvent::response_start(status, headers))
+                .await?;
+            send.send(SendEvent::response_body(bytes, false)).await?;
+        }
+        Body::Stream(mut stream) => {
+            send.send(SendEvent::response_start(status, headers))
+                .await?;
+            while let Some(item) = stream.next().await {
+                let chunk = item.map_err(Error::new)?;
+                send.send(SendEvent::response_body(chunk, true)).await?;
+            }
+            send.send(SendEvent::response_body(Bytes::new(), false))
+                .await?;
+        }
+        Body::Pathsend(path) => {
+            send.send(SendEvent::response_start(status, headers))
+                .await?;
+            send.send(SendEvent::HttpResponsePathsend { path }).await?;
+        }
+        Body::File(mut chunks) => {
+            send.send(SendEvent::response_start(status, headers))
+                .await?;
+            if chunks.remaining() == 0 {
                 send.send(SendEvent::response_body(Bytes::new(), false))
                     .await?;
             }
-            Body::Pathsend(path) => {
-                send.send(SendEvent::response_start(status, headers))
+            while let Some(chunk) = chunks.next_chunk().await {
+                let more_body = chunks.remaining() > 0;
+                send.send(SendEvent::response_body(chunk?, more_body))
                     .await?;
-                send.send(SendEvent::HttpResponsePathsend { path }).await?;
-            }
-            Body::File(mut chunks) => {
-                send.send(SendEvent::response_start(status, headers))
-                    .await?;
-                if chunks.remaining() == 0 {
-                    send.send(SendEvent::response_body(Bytes::new(), false))
-                        .await?;
-                }
-                while let Some(chunk) = chunks.next_chunk().await {
-                    let more_body = chunks.remaining() > 0;
-                    send.send(SendEvent::response_body(chunk?, more_body))
-                        .await?;
-                }
             }
         }
-        Ok(())
+    }
+    Ok(())
+}
+
+/// The numbers [`content_length`] answers from a table instead of writing them.
+const TABLED_LENGTHS: usize = 10_000;
+
+/// How many digits `n` has, for `n` below [`TABLED_LENGTHS`].
+const fn digits(n: usize) -> usize {
+    match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        _ => 4,
+    }
+}
+
+/// Where the text of `n` starts in [`LENGTH_DIGITS`]: the numbers come in order, each as
+/// wide as it is.
+const fn digits_at(n: usize) -> usize {
+    match digits(n) {
+        1 => n,
+        2 => 10 + 2 * (n - 10),
+        3 => 190 + 3 * (n - 100),
+        _ => 2890 + 4 * (n - 1000),
+    }
+}
+
+/// The decimal text of every number below [`TABLED_LENGTHS`], back to back (39 KB), built
+/// at compile time.
+static LENGTH_DIGITS: [u8; digits_at(TABLED_LENGTHS)] = {
+    let mut table = [0u8; digits_at(TABLED_LENGTHS)];
+    let mut n = 0;
+    while n < TABLED_LENGTHS {
+        let at = digits_at(n);
+        let mut i = digits(n);
+        let mut rest = n;
+        while i > 0 {
+            i -= 1;
+            table[at + i] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+        }
+        n += 1;
+    }
+    table
+};
+
+/// The `content-length` header value for a body of `len` bytes.
+///
+/// The same value as `HeaderValue::from(len)`, without its allocation for lengths below
+/// 10,000 (a slice of a static table): responses set this header on every request.
+///
+/// # Example
+///
+/// ```
+/// use asgi_http::response::content_length;
+///
+/// assert_eq!(content_length(0), "0");
+/// assert_eq!(content_length(1234), "1234");
+/// assert_eq!(content_length(1 << 40), "1099511627776");
+/// ```
+pub fn content_length(len: u64) -> HeaderValue {
+    match usize::try_from(len) {
+        Ok(n) if n < TABLED_LENGTHS => {
+            let at = digits_at(n);
+            let text = Bytes::from_static(&LENGTH_DIGITS[at..at + digits(n)]);
+            // Digits are always a valid header value.
+            HeaderValue::from_maybe_shared(text).unwrap_or_else(|_| HeaderValue::from(len))
+        }
+        _ => HeaderValue::from(len),
     }
 }
 
@@ -583,6 +678,13 @@ mod tests {
             Response::permanent_redirect("/x").status_code(),
             StatusCode::PERMANENT_REDIRECT
         );
+    }
+
+    #[test]
+    fn content_length_values_are_the_decimal_length() {
+        for len in (0..12_000).chain([99_999, 1 << 32, u64::MAX]) {
+            assert_eq!(content_length(len), HeaderValue::from(len), "{len}");
+        }
     }
 
     #[tokio::test]

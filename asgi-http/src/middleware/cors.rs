@@ -448,7 +448,10 @@ impl<A: App> App for Cors<A> {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; charset=utf-8"),
             );
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            headers.insert(
+                header::CONTENT_LENGTH,
+                crate::response::content_length(body.len() as u64),
+            );
             send.send(SendEvent::response_start(status, headers))
                 .await?;
             send.send(SendEvent::response_body(body, false)).await?;

@@ -107,7 +107,10 @@ pub(crate) async fn reject(
             }
         }
         _ => {
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+            headers.insert(
+                header::CONTENT_LENGTH,
+                crate::response::content_length(body.len() as u64),
+            );
             send.send(SendEvent::response_start(status, headers))
                 .await?;
             send.send(SendEvent::response_body(body, false)).await?;

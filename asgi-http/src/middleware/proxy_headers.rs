@@ -273,6 +273,12 @@ impl fmt::Display for InvalidTrustedProxy {
 
 impl std::error::Error for InvalidTrustedProxy {}
 
+/// True for the headers [`TrustedProxies::resolve`] reads: without any of them, a request
+/// has nothing to resolve.
+pub(crate) fn is_proxy_header(name: &HeaderName) -> bool {
+    *name == FORWARDED || *name == X_FORWARDED_FOR || *name == X_FORWARDED_PROTO
+}
+
 /// What a trusted proxy said about a request; `None` fields were not said (or not
 /// well-formed) and leave the scope as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -518,7 +518,7 @@ impl StaticFiles {
                 }
             }
         }
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        headers.insert(header::CONTENT_LENGTH, crate::response::content_length(len));
         send.send(SendEvent::response_start(status, headers))
             .await?;
         if scope.method == Method::HEAD {

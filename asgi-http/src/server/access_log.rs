@@ -138,21 +138,7 @@ fn push_client(line: &mut String, client: Option<SocketAddr>) {
 
 /// Writes `n` in decimal.
 fn push_decimal(line: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        // Below 10: the cast keeps every bit.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for &digit in &digits[i..] {
-        line.push(char::from(digit));
-    }
+    line.push_str(itoa::Buffer::new().format(n));
 }
 
 #[cfg(test)]

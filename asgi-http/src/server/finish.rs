@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::access_log::AccessLog;
 use super::exchange::{Closed, Exchange};
 use super::shared::ActivityGuard;
+use crate::middleware::request_id::X_REQUEST_ID;
 
 /// See the module docs. The service creates it with the request and owns it until the
 /// response head is ready; then the response body owns it and ends it when hyper drops the
@@ -35,11 +36,12 @@ impl<B> FinishGuard<B> {
         self.exchange = Some(exchange);
     }
 
-    /// The response head with `status` went out.
-    pub(crate) fn responded(&mut self, status: u16, request_id: Option<&http::HeaderValue>) {
+    /// The response head with `status` and `headers` went out. The headers are read only
+    /// for the access log (the request id), and only when it is on.
+    pub(crate) fn responded(&mut self, status: u16, headers: &http::HeaderMap) {
         if let Some(log) = &mut self.log {
             log.set_status(status);
-            log.set_request_id(request_id);
+            log.set_request_id(headers.get(&X_REQUEST_ID));
         }
     }
 

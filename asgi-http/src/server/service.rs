@@ -13,7 +13,7 @@ use asgi_core::protocol::SendProtocol;
 use asgi_core::{Error, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
 use futures_util::FutureExt;
-use http::header::{HOST, TE};
+use http::header::{HOST, TE, UPGRADE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
@@ -31,7 +31,7 @@ use super::scope::http_scope;
 use super::send::ResponseSink;
 use super::shared::{Activity, ActivityGuard, ConnInfo, Shared, WebSocketStreamGuard};
 use super::websocket::{self, HandshakeFuture, Holds};
-use crate::middleware::proxy_headers::Forwarding;
+use crate::middleware::proxy_headers::{Forwarding, is_proxy_header};
 
 /// The service hyper calls for each request of one connection.
 pub(crate) struct ConnService {
@@ -82,13 +82,15 @@ impl Service<Request<Incoming>> for ConnService {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        // Resolved once, for the scope and the access log alike.
-        let forwarding = self
-            .shared
-            .config
-            .proxy_headers
-            .as_ref()
-            .map(|trusted| trusted.resolve(self.conn.peer.client, request.headers()));
+        let scan = HeadScan::new(request.headers());
+        // Resolved once, for the scope and the access log alike; only when a proxy header
+        // came (without one, there is nothing to resolve).
+        let forwarding = match &self.shared.config.proxy_headers {
+            Some(trusted) if scan.forwarded => {
+                Some(trusted.resolve(self.conn.peer.client, request.headers()))
+            }
+            _ => None,
+        };
         let log = if self.shared.config.access_log {
             let client = forwarding
                 .as_ref()
@@ -106,7 +108,7 @@ impl Service<Request<Incoming>> for ConnService {
         if request.headers().len() > self.shared.config.max_headers {
             return self.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, false, finish);
         }
-        if let Some(why) = malformed_head(&request) {
+        if let Some(why) = malformed_head(&request, &scan) {
             tracing::info!("{why}: answering 400");
             return self.reject(StatusCode::BAD_REQUEST, http1, finish);
         }
@@ -121,10 +123,46 @@ impl Service<Request<Incoming>> for ConnService {
 
         // Every request is dispatched here, by protocol: a WebSocket handshake
         // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
-        if is_websocket_upgrade(request.headers()) || is_extended_connect(&request) {
+        if (scan.upgrade && is_websocket_upgrade(request.headers()))
+            || is_extended_connect(&request)
+        {
             return self.websocket(request, finish, forwarding);
         }
-        self.http(request, finish, forwarding, http1, limit)
+        let trailers_allowed = !http1 || (scan.te && te_trailers(request.headers()));
+        self.http(request, finish, forwarding, trailers_allowed, http1, limit)
+    }
+}
+
+/// What one pass over a request's headers found, so that the checks every request goes
+/// through do not each look a name up in the header map (a hash of the name per lookup):
+/// the lookups run only for the headers that are there.
+#[derive(Debug, Default)]
+struct HeadScan {
+    /// How many `Host` headers came, counted up to two.
+    hosts: u8,
+    /// A `TE` header came.
+    te: bool,
+    /// An `Upgrade` header came.
+    upgrade: bool,
+    /// A header a proxy writes came (`Forwarded`, `X-Forwarded-For`, `X-Forwarded-Proto`).
+    forwarded: bool,
+}
+
+impl HeadScan {
+    fn new(headers: &HeaderMap) -> Self {
+        let mut scan = HeadScan::default();
+        for (name, _) in headers {
+            if *name == HOST {
+                scan.hosts = scan.hosts.saturating_add(1).min(2);
+            } else if *name == TE {
+                scan.te = true;
+            } else if *name == UPGRADE {
+                scan.upgrade = true;
+            } else if is_proxy_header(name) {
+                scan.forwarded = true;
+            }
+        }
+        scan
     }
 }
 
@@ -173,10 +211,10 @@ impl ConnService {
         request: Request<Incoming>,
         mut finish: Finish,
         forwarding: Option<Forwarding>,
+        trailers_allowed: bool,
         http1: bool,
         limit: Option<u64>,
     ) -> ResponseFuture {
-        let trailers_allowed = !http1 || te_trailers(request.headers());
         let exchange = Arc::new(ServerExchange::new());
         finish.set_exchange(exchange.clone());
         let (parts, body) = request.into_parts();
@@ -251,14 +289,12 @@ impl ConnService {
 ///   HTTP/2 carries `:authority`.
 /// - The request target must be ASCII (RFC 9112 3.2, RFC 3986): raw bytes above 127 get
 ///   400, as uvicorn answers; percent-encoded ones are what clients send.
-fn malformed_head<B>(request: &Request<B>) -> Option<&'static str> {
+fn malformed_head<B>(request: &Request<B>, scan: &HeadScan) -> Option<&'static str> {
     if request.version() == Version::HTTP_11 {
-        let mut hosts = request.headers().get_all(HOST).iter();
-        if hosts.next().is_none() {
-            return Some("HTTP/1.1 request without a Host header");
-        }
-        if hosts.next().is_some() {
-            return Some("HTTP/1.1 request with more than one Host header");
+        match scan.hosts {
+            0 => return Some("HTTP/1.1 request without a Host header"),
+            1 => {}
+            _ => return Some("HTTP/1.1 request with more than one Host header"),
         }
     }
     let target = request
@@ -487,10 +523,7 @@ impl Future for ResponseFuture {
         };
         this.state = FutureState::Done;
         if let Some(mut finish) = this.finish.take() {
-            finish.responded(
-                response.status().as_u16(),
-                response.headers().get("x-request-id"),
-            );
+            finish.responded(response.status().as_u16(), response.headers());
             response.body_mut().set_finish(finish);
         }
         Poll::Ready(Ok(response))

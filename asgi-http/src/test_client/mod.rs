@@ -429,7 +429,10 @@ impl TestClient {
             }
             TestBody::Bytes(bytes) => {
                 if !headers.contains_key(header::CONTENT_LENGTH) {
-                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+                    headers.insert(
+                        header::CONTENT_LENGTH,
+                        crate::response::content_length(bytes.len() as u64),
+                    );
                 }
                 BodyFeed::whole(bytes)
             }
