@@ -238,10 +238,20 @@ impl Visit for MessageWriter<'_, '_> {
 
     fn record_debug(&mut self, _field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            // A message given as format arguments (not the access log's own form): its
-            // `Debug` is its text.
-            self.result = write_escaped(self.writer, &format!("{value:?}"));
+            // A message given as format arguments or as a `Display` value (the access log's
+            // line): its `Debug` is its text, written piece by piece, each piece escaped.
+            use fmt::Write;
+            self.result = write!(Escaping(&mut *self.writer), "{value:?}");
         }
+    }
+}
+
+/// A writer that escapes what goes through it as [`write_escaped`] does.
+struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaping<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_escaped(self.0, text)
     }
 }
 
@@ -290,9 +300,34 @@ fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
         return writer.write_str("<unknown time>");
     };
     let seconds = since_epoch.as_secs();
+    // The date and time to the second, written once a second by each thread that logs.
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        let (second, text) = &mut *cached;
+        if *second != Some(seconds) {
+            text.clear();
+            text.push_str(&second_text(seconds));
+            *second = Some(seconds);
+        }
+        writer.write_str(text)
+    })?;
+    let mut fraction = *b".000000Z";
+    put_digits(&mut fraction[1..7], u64::from(since_epoch.subsec_micros()));
+    // Only ASCII digits and separators were written.
+    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+}
+
+thread_local! {
+    /// The second [`write_timestamp`] last wrote on this thread, and its text.
+    static SECOND: std::cell::RefCell<(Option<u64>, String)> =
+        const { std::cell::RefCell::new((None, String::new())) };
+}
+
+/// `seconds` since the epoch as `2026-01-02T03:04:05`.
+fn second_text(seconds: u64) -> String {
     let (year, month, day) = civil_date(seconds / 86_400);
     let of_day = seconds % 86_400;
-    let mut text = [0u8; 27];
+    let mut text = [0u8; 19];
     put_digits(&mut text[0..4], year);
     text[4] = b'-';
     put_digits(&mut text[5..7], month);
@@ -304,11 +339,8 @@ fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
     put_digits(&mut text[14..16], of_day % 3600 / 60);
     text[16] = b':';
     put_digits(&mut text[17..19], of_day % 60);
-    text[19] = b'.';
-    put_digits(&mut text[20..26], u64::from(since_epoch.subsec_micros()));
-    text[26] = b'Z';
     // Only ASCII digits and separators were written.
-    writer.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 /// Writes the last `digits.len()` decimal digits of `n` into `digits`, zero-padded.
@@ -384,6 +416,8 @@ mod tests {
             SystemTime::UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros)
         };
         assert_eq!(timestamp(at(0, 0)), "1970-01-01T00:00:00.000000Z");
+        // The same second again, from the thread's cached text.
+        assert_eq!(timestamp(at(0, 120)), "1970-01-01T00:00:00.000120Z");
         assert_eq!(timestamp(at(951_782_400, 7)), "2000-02-29T00:00:00.000007Z");
         assert_eq!(
             timestamp(at(1_709_251_199, 999_999)),

@@ -1,5 +1,6 @@
 //! The access log: one `tracing` event per response, target [`ACCESS_LOG_TARGET`].
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -58,48 +59,65 @@ impl AccessLog {
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
     /// response.
     ///
-    /// The line is put together by hand, every number written digit by digit, and goes out as
-    /// the message of one event with no fields: a formatter with a dozen arguments, and each
-    /// field the subscriber writes again as `name=value`, cost more than the rest of the
-    /// request. The subscriber decides where the line goes; `logging::init` queues it for a
-    /// writer thread, so no request waits on the output.
+    /// The line goes out as the message of one event with no fields, a value whose
+    /// `Display` writes it piece by piece, every number with `itoa`: a formatter with a dozen
+    /// arguments, and each field the subscriber writes again as `name=value`, cost more than
+    /// the rest of the request, and a `String` of the line would be an allocation the
+    /// subscriber then copies. The subscriber decides where the line goes; `logging::init`
+    /// writes it straight into its own buffer and queues that for a writer thread, so no
+    /// request waits on the output.
     pub(crate) fn write(self, bytes: u64, complete: bool) {
         let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
-        let mut line = String::with_capacity(LINE_CAPACITY + path.len());
-        push_client(&mut line, self.client);
-        line.push_str(" - \"");
-        line.push_str(self.method.as_str());
-        line.push(' ');
-        line.push_str(path);
-        line.push(' ');
-        line.push_str(version_str(self.version));
-        line.push_str("\" ");
-        push_decimal(&mut line, u64::from(self.status));
-        if !complete {
-            line.push_str(" aborted");
-        }
-        line.push(' ');
-        push_decimal(&mut line, bytes);
-        line.push_str("B ");
-        push_decimal(&mut line, duration_us / 1000);
-        line.push('.');
-        push_decimal(&mut line, duration_us % 1000 / 100);
-        line.push_str("ms");
-        // The request id (from the `RequestId` middleware's response header) ends the line
-        // when there is one.
-        if let Some(id) = self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
-            line.push_str(" id=");
-            line.push_str(id);
-        }
-        // A `&str` message: a subscriber takes it as it is, with no formatting.
-        tracing::info!(target: ACCESS_LOG_TARGET, message = line.as_str());
+        let line = Line {
+            log: &self,
+            bytes,
+            complete,
+            duration_us,
+        };
+        tracing::info!(target: ACCESS_LOG_TARGET, message = %line);
     }
 }
 
-/// Room for everything in a line but the path: the client, the method, the version, the
-/// numbers and the words between them (a request id may still make it grow once).
-const LINE_CAPACITY: usize = 96;
+/// The text of one access log line.
+struct Line<'a> {
+    log: &'a AccessLog,
+    bytes: u64,
+    complete: bool,
+    duration_us: u64,
+}
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let log = self.log;
+        let mut number = itoa::Buffer::new();
+        write_client(f, log.client)?;
+        f.write_str(" - \"")?;
+        f.write_str(log.method.as_str())?;
+        f.write_str(" ")?;
+        f.write_str(log.target.as_ref().map_or("/", PathAndQuery::as_str))?;
+        f.write_str(" ")?;
+        f.write_str(version_str(log.version))?;
+        f.write_str("\" ")?;
+        f.write_str(number.format(log.status))?;
+        if !self.complete {
+            f.write_str(" aborted")?;
+        }
+        f.write_str(" ")?;
+        f.write_str(number.format(self.bytes))?;
+        f.write_str("B ")?;
+        f.write_str(number.format(self.duration_us / 1000))?;
+        f.write_str(".")?;
+        f.write_str(number.format(self.duration_us % 1000 / 100))?;
+        f.write_str("ms")?;
+        // The request id (from the `RequestId` middleware's response header) ends the line
+        // when there is one.
+        if let Some(id) = log.request_id.as_ref().and_then(|id| id.to_str().ok()) {
+            f.write_str(" id=")?;
+            f.write_str(id)?;
+        }
+        Ok(())
+    }
+}
 
 /// The protocol as the request line names it.
 fn version_str(version: Version) -> &'static str {
@@ -113,32 +131,24 @@ fn version_str(version: Version) -> &'static str {
     }
 }
 
-/// Writes the client's address: `ip:port` for IPv4 digit by digit, `[ip]:port` for IPv6
+/// Writes the client's address: `ip:port` for IPv4 number by number, `[ip]:port` for IPv6
 /// through `Display`, `unix` for a Unix socket peer (it has no address).
-fn push_client(line: &mut String, client: Option<SocketAddr>) {
+fn write_client(f: &mut impl fmt::Write, client: Option<SocketAddr>) -> fmt::Result {
     match client {
         Some(SocketAddr::V4(addr)) => {
-            for (i, octet) in addr.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    line.push('.');
-                }
-                push_decimal(line, u64::from(octet));
+            let mut number = itoa::Buffer::new();
+            let [a, b, c, d] = addr.ip().octets();
+            f.write_str(number.format(a))?;
+            for octet in [b, c, d] {
+                f.write_str(".")?;
+                f.write_str(number.format(octet))?;
             }
-            line.push(':');
-            push_decimal(line, u64::from(addr.port()));
+            f.write_str(":")?;
+            f.write_str(number.format(addr.port()))
         }
-        Some(addr) => {
-            use std::fmt::Write;
-            // Writing to a `String` cannot fail.
-            let _ = write!(line, "{addr}");
-        }
-        None => line.push_str("unix"),
+        Some(addr) => write!(f, "{addr}"),
+        None => f.write_str("unix"),
     }
-}
-
-/// Writes `n` in decimal.
-fn push_decimal(line: &mut String, n: u64) {
-    line.push_str(itoa::Buffer::new().format(n));
 }
 
 #[cfg(test)]
@@ -147,7 +157,7 @@ mod tests {
 
     fn client_text(client: Option<SocketAddr>) -> String {
         let mut line = String::new();
-        push_client(&mut line, client);
+        write_client(&mut line, client).unwrap();
         line
     }
 
@@ -166,11 +176,28 @@ mod tests {
     }
 
     #[test]
-    fn decimals_match_display() {
-        for n in [0, 7, 10, 99, 100, 65_535, u64::from(u32::MAX), u64::MAX] {
-            let mut line = String::new();
-            push_decimal(&mut line, n);
-            assert_eq!(line, n.to_string());
-        }
+    fn the_line_has_every_part_in_order() {
+        let request = Request::get("/items?page=2").body(()).unwrap();
+        let mut log = AccessLog {
+            client: Some("10.0.0.7:51000".parse().unwrap()),
+            method: request.method().clone(),
+            target: request.uri().path_and_query().cloned(),
+            version: request.version(),
+            status: 0,
+            request_id: None,
+            start: Instant::now(),
+        };
+        log.set_status(404);
+        log.set_request_id(Some(&HeaderValue::from_static("abc-1")));
+        let line = Line {
+            log: &log,
+            bytes: 1234,
+            complete: false,
+            duration_us: 12_345,
+        };
+        assert_eq!(
+            line.to_string(),
+            "10.0.0.7:51000 - \"GET /items?page=2 HTTP/1.1\" 404 aborted 1234B 12.3ms id=abc-1"
+        );
     }
 }
