@@ -33,6 +33,7 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
                 "hyper" => serve_hyper(listener).await,
                 "axum" => serve_axum(listener).await,
                 "tungstenite" => serve_tungstenite(listener).await,
+                "asgi-raw" => serve_asgi_raw(listener).await,
                 other => Err(format!("unknown baseline {other:?}").into()),
             }
         };
@@ -41,6 +42,43 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
             _ = terminate.recv() => Ok(()),
         }
     })
+}
+
+/// The project's server with a hello written as a raw `(scope, receive, send)` app: the
+/// server's own cost, without a request handler's `Request` and `Response`. Logging as the
+/// examples set it up (`logging::init`, `RUST_LOG` from the harness).
+async fn serve_asgi_raw(listener: TcpListener) -> BoxResult<()> {
+    let _logging = asgi::server::logging::init();
+    asgi::server::Server::builder()
+        .listener(listener)
+        .handle_signals(false)
+        .serve(raw_hello)
+        .await?;
+    Ok(())
+}
+
+async fn raw_hello(
+    scope: asgi::core::Scope,
+    _receive: asgi::core::Receiver,
+    mut send: asgi::core::Sender,
+) -> Result<(), asgi::core::Error> {
+    use asgi::core::http::header::{CONTENT_TYPE, HeaderValue};
+    use asgi::core::http::{HeaderMap, StatusCode};
+    use asgi::core::{Scope, SendEvent};
+    // The lifespan scope: returning means no lifespan support.
+    let Scope::Http(scope) = scope else {
+        return Ok(());
+    };
+    let (status, body) = if scope.path == "/" {
+        (StatusCode::OK, "Hello, world!")
+    } else {
+        (StatusCode::NOT_FOUND, "Not Found")
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    send.send(SendEvent::response_start(status, headers)).await?;
+    send.send(SendEvent::response_body(body, false)).await?;
+    Ok(())
 }
 
 type Body = BoxBody<Bytes, Infallible>;

@@ -41,6 +41,11 @@
 //! They run in a child process of this harness (`--serve hyper|axum|tungstenite`), on a tokio
 //! multi-thread runtime like the example's.
 //!
+//! The `callgrind` suite also counts `asgi-raw`: the project's server in this harness, with
+//! the hello written as a raw `(scope, receive, send)` app and the examples' logging
+//! (`RUST_LOG=warn`), which is the server's own cost without a request handler's `Request`
+//! and `Response`.
+//!
 //! The `callgrind` suite runs each server under `valgrind --tool=callgrind` twice, serving N
 //! and then 2N keep-alive `GET`s from the same client (one connection, one request at a
 //! time), and prints `(instructions(2N) - instructions(N)) / N`: start-up and shutdown cancel
@@ -380,11 +385,12 @@ fn zip(kinds: &[ServerKind], values: &[f64]) -> Vec<(ServerKind, f64)> {
 
 /// The servers whose instructions per request the `callgrind` suite counts, hyper first;
 /// the tower adapters last, to be read against the `axum` row.
-const CALLGRIND_KINDS: [ServerKind; 7] = [
+const CALLGRIND_KINDS: [ServerKind; 8] = [
     ServerKind::Hyper,
     ServerKind::Axum,
     ServerKind::Hello,
     ServerKind::HelloLogged,
+    ServerKind::HelloRaw,
     ServerKind::AsgiWsgi,
     ServerKind::AsgiService,
     ServerKind::TowerApp,

@@ -14,6 +14,9 @@ pub(crate) enum ServerKind {
     Hello,
     /// The same, with the access log on (`RUST_LOG=info`, the examples' default).
     HelloLogged,
+    /// The project's server with a hello written as a raw `(scope, receive, send)` app, in
+    /// this harness, access log off: the server's own cost (baseline.rs).
+    HelloRaw,
     /// The project's server running the `api` example (its whole middleware stack), access
     /// log off.
     Api,
@@ -39,6 +42,7 @@ impl ServerKind {
         match self {
             ServerKind::Hello => "asgi",
             ServerKind::HelloLogged => "asgi+log",
+            ServerKind::HelloRaw => "asgi-raw",
             ServerKind::Api => "api",
             ServerKind::Asgi => "asgi",
             ServerKind::AsgiWsgi => "asgi-wsgi",
@@ -237,6 +241,9 @@ impl Server {
             };
             command.env("RUST_LOG", filter);
         } else {
+            if kind == ServerKind::HelloRaw {
+                command.env("RUST_LOG", "warn");
+            }
             command.args(["--serve", &kind.serve_arg()]);
         }
         command
