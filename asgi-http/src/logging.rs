@@ -239,20 +239,35 @@ impl Visit for MessageWriter<'_, '_> {
     fn record_debug(&mut self, _field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
             // A message given as format arguments or as a `Display` value (the access log's
-            // line): its `Debug` is its text, written piece by piece, each piece escaped.
-            use fmt::Write;
-            self.result = write!(Escaping(&mut *self.writer), "{value:?}");
+            // line): its `Debug` is its text. Written into this thread's scratch text first
+            // (no allocation once it has grown), then escaped in one pass.
+            self.result = MESSAGE.with(|scratch| {
+                // Taken already: a `Debug` impl logs while its own event is written.
+                let Ok(mut scratch) = scratch.try_borrow_mut() else {
+                    return write_escaped(self.writer, &format!("{value:?}"));
+                };
+                scratch.clear();
+                use fmt::Write;
+                let written = write!(scratch, "{value:?}");
+                let escaped = written.and_then(|()| write_escaped(self.writer, &scratch));
+                if scratch.capacity() > MESSAGE_SCRATCH_KEPT {
+                    *scratch = String::new();
+                }
+                escaped
+            });
         }
     }
 }
 
-/// A writer that escapes what goes through it as [`write_escaped`] does.
-struct Escaping<'a, 'w>(&'a mut Writer<'w>);
+/// The most a thread's message scratch text keeps between events (4 KiB): an access log line
+/// or a usual message fits; a longer one is written all the same, and its room given back.
+/// Not a setting: it only bounds the memory each logging thread keeps.
+const MESSAGE_SCRATCH_KEPT: usize = 4096;
 
-impl fmt::Write for Escaping<'_, '_> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        write_escaped(self.0, text)
-    }
+thread_local! {
+    /// The text of the message being written on this thread (see
+    /// [`MessageWriter::record_debug`]).
+    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Writes `text`, each ANSI or C1 control character escaped as tracing-subscriber's format

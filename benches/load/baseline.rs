@@ -76,7 +76,8 @@ async fn raw_hello(
     };
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    send.send(SendEvent::response_start(status, headers)).await?;
+    send.send(SendEvent::response_start(status, headers))
+        .await?;
     send.send(SendEvent::response_body(body, false)).await?;
     Ok(())
 }
