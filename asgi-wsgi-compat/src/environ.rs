@@ -8,8 +8,8 @@ use std::net::IpAddr;
 use asgi_core::{Extensions, HttpScope, HttpVersion, ServerAddr, State};
 use std::fmt::Write as _;
 
-use bytes::{BufMut as _, BytesMut};
-use http::{HeaderMap, Method};
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderName, Method};
 
 use crate::stream::{Errors, Input};
 use crate::wsgi_str::WsgiStr;
@@ -356,22 +356,35 @@ impl Environ {
         environ
             .vars
             .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
-        for name in scope.headers.keys() {
-            let Some(key) = cgi_key(name.as_str()) else {
-                continue;
-            };
-            let separator: &[u8] = if name == http::header::COOKIE {
-                b"; "
-            } else {
-                b","
-            };
-            for (i, value) in scope.headers.get_all(name).iter().enumerate() {
-                if i > 0 {
-                    text.extend(separator);
+        // `iter` yields the values of one name one after the other: each name's values are
+        // joined as they come, with no lookup by name.
+        let mut current: Option<(&HeaderName, Option<Cow<'static, str>>)> = None;
+        for (name, value) in &scope.headers {
+            if let Some((previous, key)) = &current {
+                if *previous == name {
+                    if key.is_some() {
+                        let separator: &[u8] = if name == http::header::COOKIE {
+                            b"; "
+                        } else {
+                            b","
+                        };
+                        text.extend(separator);
+                        text.extend(value.as_bytes());
+                    }
+                    continue;
                 }
+            }
+            if let Some((_, Some(key))) = current.take() {
+                environ.vars.push_new(key, Value::Str(text.take()));
+            }
+            let key = cgi_key(name.as_str());
+            if key.is_some() {
                 text.extend(value.as_bytes());
             }
-            // `keys()` yields each name once, and no CGI variable starts with `HTTP_` or is
+            current = Some((name, key));
+        }
+        if let Some((_, Some(key))) = current {
+            // Each name comes once, and no CGI variable starts with `HTTP_` or is
             // `CONTENT_*` but these.
             environ.vars.push_new(key, Value::Str(text.take()));
         }
@@ -712,12 +725,26 @@ impl Text {
     fn ip(&mut self, ip: IpAddr) -> WsgiStr {
         match ip {
             IpAddr::V4(v4) => {
+                // Written on the stack, then copied once.
+                let mut text = [0u8; 15];
+                let mut len = 0;
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        self.0.put_u8(b'.');
+                        text[len] = b'.';
+                        len += 1;
                     }
-                    self.decimal(u16::from(octet));
+                    if octet >= 100 {
+                        text[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        text[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    text[len] = b'0' + octet % 10;
+                    len += 1;
                 }
+                self.extend(&text[..len]);
             }
             IpAddr::V6(v6) => {
                 // Writing into a `BytesMut` cannot fail.

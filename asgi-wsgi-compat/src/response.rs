@@ -744,6 +744,21 @@ mod tests {
     }
 
     #[test]
+    fn common_status_lines_carry_the_standard_reason() {
+        for code in 200..=599 {
+            let code = StatusCode::from_u16(code).unwrap();
+            if let Some(line) = common_line(code) {
+                let standard = format!("{} {}", code.as_str(), code.canonical_reason().unwrap());
+                assert_eq!(line, standard);
+                assert_eq!(Status::parse(line).unwrap().as_str(), line);
+                assert_eq!(Status::from(code).as_str(), line);
+            }
+        }
+        // A custom reason is kept as given.
+        assert_eq!(Status::parse("200 Fine").unwrap().as_str(), "200 Fine");
+    }
+
+    #[test]
     fn content_length_must_be_one_number() {
         let mut h = HeaderMap::new();
         h.insert(CONTENT_LENGTH, HeaderValue::from_static("12"));

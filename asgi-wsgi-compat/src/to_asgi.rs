@@ -218,24 +218,23 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         }
     }
 
-    async fn call_http(
+    /// Builds the environ and hands the call to a thread of the pool: the response
+    /// channel and the signals come back. Not async, so that the environ and the job are no
+    /// part of the call's future (which is moved, and copied, as a whole).
+    fn start(
         &self,
-        scope: HttpScope,
-        mut receive: Receiver,
-        mut send: Sender,
-    ) -> Result<(), Error> {
-        let Some(permit) = self.acquire().await else {
-            tracing::warn!(
-                threads = self.max_threads,
-                "every WSGI thread stayed busy for the slot timeout; answering 503"
-            );
-            return send_unavailable(&mut send).await;
-        };
-        let mut environ = Environ::from_scope(&scope);
+        scope: &HttpScope,
+        permit: OwnedSemaphorePermit,
+    ) -> io::Result<(
+        mpsc::Sender<Outgoing>,
+        mpsc::Receiver<Outgoing>,
+        Arc<CallSignals>,
+    )> {
+        let mut environ = Environ::from_scope(scope);
         let content_length = environ.content_length();
         let signals = Arc::new(CallSignals::default());
         environ.set_input(Input::channel(content_length, signals.clone()));
-        let (out_tx, mut out_rx) = self.channels.take();
+        let (out_tx, out_rx) = self.channels.take();
         let mut done_tx = DoneSender(Some(out_tx.clone()));
         let part_tx = out_tx.clone();
 
@@ -278,8 +277,27 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         };
         if let Err(error) = self.pool.execute(job) {
             tracing::error!(%error, "could not start a WSGI thread; answering 503");
-            return send_unavailable(&mut send).await;
+            return Err(error);
         }
+        Ok((out_tx, out_rx, signals))
+    }
+
+    async fn call_http(
+        &self,
+        scope: HttpScope,
+        mut receive: Receiver,
+        mut send: Sender,
+    ) -> Result<(), Error> {
+        let Some(permit) = self.acquire().await else {
+            tracing::warn!(
+                threads = self.max_threads,
+                "every WSGI thread stayed busy for the slot timeout; answering 503"
+            );
+            return send_unavailable(&mut send).await;
+        };
+        let Ok((out_tx, mut out_rx, signals)) = self.start(&scope, permit) else {
+            return send_unavailable(&mut send).await;
+        };
 
         // However this call ends (returned, or dropped with its connection), a read still
         // waiting for body data then fails instead of waiting for a pump that stopped.
@@ -507,7 +525,7 @@ impl DoneSender {
         if let Some(tx) = self.0.take() {
             // The connection's task may be gone: then nobody needs the outcome (and the
             // send fails at once).
-            let _ = send_blocking(&tx, Outgoing::Done(outcome));
+            send_blocking(&tx, Outgoing::Done(outcome));
         }
     }
 }
@@ -580,20 +598,21 @@ impl ChannelOutput {
         if self.signals.gone.load(Ordering::SeqCst) {
             return Err(client_gone());
         }
-        send_blocking(&self.tx, Outgoing::Part(part)).map_err(|_| client_gone())
+        if send_blocking(&self.tx, Outgoing::Part(part)) {
+            Ok(())
+        } else {
+            Err(client_gone())
+        }
     }
 }
 
 /// Sends from the app's thread: at once when there is room (the common case, without the
-/// cost of blocking on a future), else waiting for room.
-fn send_blocking(
-    tx: &mpsc::Sender<Outgoing>,
-    message: Outgoing,
-) -> Result<(), mpsc::error::SendError<Outgoing>> {
+/// cost of blocking on a future), else waiting for room. False when the receiver is gone.
+fn send_blocking(tx: &mpsc::Sender<Outgoing>, message: Outgoing) -> bool {
     match tx.try_send(message) {
-        Ok(()) => Ok(()),
-        Err(mpsc::error::TrySendError::Full(message)) => tx.blocking_send(message),
-        Err(mpsc::error::TrySendError::Closed(message)) => Err(mpsc::error::SendError(message)),
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(message)) => tx.blocking_send(message).is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
     }
 }
 
