@@ -86,14 +86,52 @@ type CloseHook = Box<dyn FnOnce() + Send>;
 /// assert!(closed.load(Ordering::SeqCst));
 /// ```
 pub struct Body {
-    chunks: Option<Box<dyn Chunks>>,
+    /// `None` once closed.
+    chunks: Option<Inner>,
     on_close: Option<CloseHook>,
+}
+
+/// A body of at most one chunk (the common case: a whole response in one value) is held
+/// inline, without a box.
+enum Inner {
+    Once(Once),
+    Dyn(Box<dyn Chunks>),
+}
+
+impl Inner {
+    fn next_chunk(&mut self) -> Option<Chunk> {
+        match self {
+            Inner::Once(once) => once.next_chunk(),
+            Inner::Dyn(chunks) => chunks.next_chunk(),
+        }
+    }
+
+    fn is_end(&self) -> bool {
+        match self {
+            Inner::Once(once) => once.is_end(),
+            Inner::Dyn(chunks) => chunks.is_end(),
+        }
+    }
+
+    fn close(self, explicit: bool) {
+        match self {
+            Inner::Once(_) => {}
+            Inner::Dyn(chunks) => chunks.close(explicit),
+        }
+    }
 }
 
 impl Body {
     /// A body with no data.
     pub fn empty() -> Self {
-        Body::from_dyn(Box::new(Once(None)))
+        Body::once(None)
+    }
+
+    fn once(chunk: Option<Bytes>) -> Self {
+        Body {
+            chunks: Some(Inner::Once(Once(chunk))),
+            on_close: None,
+        }
     }
 
     /// A body of the chunks an iterator yields, pulled one at a time as the client takes
@@ -127,7 +165,7 @@ impl Body {
 
     pub(crate) fn from_dyn(chunks: Box<dyn Chunks>) -> Self {
         Body {
-            chunks: Some(chunks),
+            chunks: Some(Inner::Dyn(chunks)),
             on_close: None,
         }
     }
@@ -216,7 +254,7 @@ impl Default for Body {
 
 impl From<Bytes> for Body {
     fn from(b: Bytes) -> Self {
-        Body::from_dyn(Box::new(Once((!b.is_empty()).then_some(b))))
+        Body::once((!b.is_empty()).then_some(b))
     }
 }
 

@@ -6,8 +6,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 use asgi_core::{Extensions, HttpScope, HttpVersion, ServerAddr, State};
-use bytes::Bytes;
-use http::{HeaderMap, Method};
+use std::fmt::Write as _;
+
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderName, Method};
 
 use crate::stream::{Errors, Input};
 use crate::wsgi_str::WsgiStr;
@@ -279,44 +281,59 @@ impl Environ {
     pub fn from_scope(scope: &HttpScope) -> Self {
         let mut environ = Environ::new();
         let https = scope.scheme == "https";
+        // Every value this builds is written into one buffer and handed out as a shared
+        // slice of it: two allocations (the buffer and its shared header) for all of them,
+        // instead of one per value.
+        let mut text = Text::new(text_capacity(scope));
         environ.set("REQUEST_METHOD", method_str(&scope.method));
-        let script_name = scope.root_path.trim_end_matches('/');
-        let path = decoded_path(scope);
-        // PATH_INFO shares the decoded path's bytes.
-        let path_info = match path.strip_prefix(script_name.as_bytes()) {
-            Some([]) => Bytes::new(),
-            Some(rest) if rest.starts_with(b"/") => path.slice_ref(rest),
+        let script_name = scope.root_path.trim_end_matches('/').as_bytes();
+        let path = text.decoded_path(scope);
+        let (script_name, path_info) = match path.strip_prefix(script_name) {
+            Some([]) => (path.clone(), WsgiStr::new()),
+            Some(rest) if rest.starts_with(b"/") => {
+                // Both share the decoded path's bytes.
+                let at = script_name.len();
+                (path.slice(..at), path.slice(at..))
+            }
             // A path outside root_path (a server that does not include root_path in path)
             // is all PATH_INFO, as asgiref does it.
-            _ => path.clone(),
+            _ => (text.piece(script_name), path.clone()),
         };
-        environ.set("SCRIPT_NAME", WsgiStr::from(script_name));
-        environ.set("PATH_INFO", WsgiStr::from(path_info));
-        environ.set("QUERY_STRING", WsgiStr::from(scope.query_string.clone()));
-        let raw_path = if scope.raw_path.is_empty() {
-            path
+        environ.set("SCRIPT_NAME", script_name);
+        environ.set("PATH_INFO", path_info);
+        let raw_path: &[u8] = if scope.raw_path.is_empty() {
+            &path
         } else {
-            scope.raw_path.clone()
+            &scope.raw_path
         };
-        let raw_uri = if scope.query_string.is_empty() {
-            raw_path
+        let (raw_uri, query_string) = if scope.query_string.is_empty() {
+            let raw_uri = if raw_path == &path[..] {
+                path.clone()
+            } else {
+                text.piece(raw_path)
+            };
+            (raw_uri, WsgiStr::new())
         } else {
-            let mut uri = Vec::with_capacity(raw_path.len() + 1 + scope.query_string.len());
-            uri.extend_from_slice(&raw_path);
-            uri.push(b'?');
-            uri.extend_from_slice(&scope.query_string);
-            Bytes::from(uri)
+            text.extend(raw_path);
+            text.extend(b"?");
+            text.extend(&scope.query_string);
+            let raw_uri = text.take();
+            let query_at = raw_path.len() + 1;
+            let query_string = raw_uri.slice(query_at..);
+            (raw_uri, query_string)
         };
-        environ.set("RAW_URI", WsgiStr::from(raw_uri));
+        environ.set("QUERY_STRING", query_string);
+        environ.set("RAW_URI", raw_uri);
         let default_port = if https { 443 } else { 80 };
         let (server_name, server_port) = match &scope.server {
-            Some(ServerAddr::Tcp(addr)) => (ip_str(addr.ip()), addr.port()),
-            _ => host_header(&scope.headers)
-                .map(|(name, port)| (WsgiStr::from(name), port.unwrap_or(default_port)))
-                .unwrap_or_else(|| (WsgiStr::from_static("localhost"), default_port)),
+            Some(ServerAddr::Tcp(addr)) => (text.ip(addr.ip()), addr.port()),
+            _ => match host_header(&scope.headers) {
+                Some((name, port)) => (text.piece(name.as_bytes()), port.unwrap_or(default_port)),
+                None => (WsgiStr::from_static("localhost"), default_port),
+            },
         };
         environ.set("SERVER_NAME", server_name);
-        environ.set("SERVER_PORT", port_str(server_port));
+        environ.set("SERVER_PORT", text.port(server_port));
         let protocol = match scope.http_version {
             HttpVersion::Http10 => WsgiStr::from_static("HTTP/1.0"),
             HttpVersion::Http11 => WsgiStr::from_static("HTTP/1.1"),
@@ -325,46 +342,51 @@ impl Environ {
         };
         environ.set("SERVER_PROTOCOL", protocol);
         if let Some(client) = scope.client {
-            environ.set("REMOTE_ADDR", ip_str(client.ip()));
-            environ.set("REMOTE_PORT", port_str(client.port()));
+            environ.set("REMOTE_ADDR", text.ip(client.ip()));
+            environ.set("REMOTE_PORT", text.port(client.port()));
         }
         if https {
             environ.set("HTTPS", WsgiStr::from_static("on"));
         }
         let scheme = match &scope.scheme {
             Cow::Borrowed(scheme) => WsgiStr::from_static(scheme),
-            Cow::Owned(scheme) => WsgiStr::from(scheme.as_str()),
+            Cow::Owned(scheme) => text.piece(scheme.as_bytes()),
         };
         // `Environ::new` set `http`.
         environ
             .vars
             .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
-        for name in scope.headers.keys() {
-            let Some(key) = cgi_key(name.as_str()) else {
-                continue;
-            };
-            let mut values = scope.headers.get_all(name).iter();
-            let value = match (values.next(), values.next()) {
-                (Some(only), None) => WsgiStr::from(only.as_bytes()),
-                _ => {
-                    let separator: &[u8] = if name == http::header::COOKIE {
-                        b"; "
-                    } else {
-                        b","
-                    };
-                    let mut joined = Vec::new();
-                    for (i, value) in scope.headers.get_all(name).iter().enumerate() {
-                        if i > 0 {
-                            joined.extend_from_slice(separator);
-                        }
-                        joined.extend_from_slice(value.as_bytes());
+        // `iter` yields the values of one name one after the other: each name's values are
+        // joined as they come, with no lookup by name.
+        let mut current: Option<(&HeaderName, Option<Cow<'static, str>>)> = None;
+        for (name, value) in &scope.headers {
+            if let Some((previous, key)) = &current {
+                if *previous == name {
+                    if key.is_some() {
+                        let separator: &[u8] = if name == http::header::COOKIE {
+                            b"; "
+                        } else {
+                            b","
+                        };
+                        text.extend(separator);
+                        text.extend(value.as_bytes());
                     }
-                    WsgiStr::from(joined)
+                    continue;
                 }
-            };
-            // `keys()` yields each name once, and no CGI variable starts with `HTTP_` or is
+            }
+            if let Some((_, Some(key))) = current.take() {
+                environ.vars.push_new(key, Value::Str(text.take()));
+            }
+            let key = cgi_key(name.as_str());
+            if key.is_some() {
+                text.extend(value.as_bytes());
+            }
+            current = Some((name, key));
+        }
+        if let Some((_, Some(key))) = current {
+            // Each name comes once, and no CGI variable starts with `HTTP_` or is
             // `CONTENT_*` but these.
-            environ.vars.push_new(key, Value::Str(value));
+            environ.vars.push_new(key, Value::Str(text.take()));
         }
         environ.state = scope.state.clone();
         environ.extensions = scope.extensions.clone();
@@ -657,75 +679,135 @@ fn method_str(method: &Method) -> WsgiStr {
     WsgiStr::from_static(known)
 }
 
-/// An IP address as text. IPv4 is written digit by digit: `Display` pads through a
-/// formatter, which costs more than the rest of the environ.
-fn ip_str(ip: IpAddr) -> WsgiStr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let mut text = Vec::with_capacity(15);
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    text.push(b'.');
+/// How many bytes the values of [`Environ::from_scope`] take, about: enough that its buffer
+/// rarely grows.
+fn text_capacity(scope: &HttpScope) -> usize {
+    let headers: usize = scope.headers.iter().map(|(_, value)| value.len() + 2).sum();
+    // The decoded path; the raw path and the query (RAW_URI); SCRIPT_NAME when it is not
+    // part of the path; two addresses and ports.
+    scope.path.len()
+        + scope.raw_path.len()
+        + scope.query_string.len()
+        + scope.root_path.len()
+        + 2 * (39 + 5)
+        + headers
+}
+
+/// The buffer that [`Environ::from_scope`] writes its values into: each value is the
+/// bytes written since the last one, split off as a shared slice (no copy, no allocation
+/// while the capacity lasts).
+struct Text(BytesMut);
+
+impl Text {
+    fn new(capacity: usize) -> Self {
+        Text(BytesMut::with_capacity(capacity))
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// The bytes written since the last value.
+    fn take(&mut self) -> WsgiStr {
+        if self.0.is_empty() {
+            return WsgiStr::new();
+        }
+        WsgiStr::from(self.0.split().freeze())
+    }
+
+    fn piece(&mut self, bytes: &[u8]) -> WsgiStr {
+        self.extend(bytes);
+        self.take()
+    }
+
+    /// An IP address as text. IPv4 is written digit by digit: `Display` pads through a
+    /// formatter, which costs more than the rest of the environ.
+    fn ip(&mut self, ip: IpAddr) -> WsgiStr {
+        match ip {
+            IpAddr::V4(v4) => {
+                // Written on the stack, then copied once.
+                let mut text = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text[len] = b'.';
+                        len += 1;
+                    }
+                    if octet >= 100 {
+                        text[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        text[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    text[len] = b'0' + octet % 10;
+                    len += 1;
                 }
-                push_decimal(&mut text, u16::from(octet));
+                self.extend(&text[..len]);
             }
-            WsgiStr::from(text)
-        }
-        IpAddr::V6(v6) => WsgiStr::from(v6.to_string()),
-    }
-}
-
-/// A port number as text.
-fn port_str(port: u16) -> WsgiStr {
-    match port {
-        80 => WsgiStr::from_static("80"),
-        443 => WsgiStr::from_static("443"),
-        _ => {
-            let mut text = Vec::with_capacity(5);
-            push_decimal(&mut text, port);
-            WsgiStr::from(text)
-        }
-    }
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u16) {
-    let mut digits = [0u8; 5];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        // `n % 10` is below 10: the cast keeps every bit.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// The request path with every byte: `raw_path` percent-decoded when it is the path the
-/// scope describes (so `%FF` stays the byte 0xFF, which `path` had to turn into U+FFFD);
-/// otherwise `path`'s UTF-8 bytes (a middleware rewrote `path`, or the server sent no
-/// `raw_path`).
-fn decoded_path(scope: &HttpScope) -> Bytes {
-    if !scope.raw_path.is_empty() {
-        if !scope.raw_path.contains(&b'%') {
-            // Nothing to decode: the wire bytes are the path when they say what `path` says.
-            if scope.raw_path == scope.path.as_bytes() {
-                return scope.raw_path.clone();
+            IpAddr::V6(v6) => {
+                // Writing into a `BytesMut` cannot fail.
+                let _ = write!(self.0, "{v6}");
             }
-        } else {
-            let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&scope.raw_path).into();
-            if String::from_utf8_lossy(&decoded) == scope.path {
-                return Bytes::from(decoded.into_owned());
+        }
+        self.take()
+    }
+
+    /// A port number as text.
+    fn port(&mut self, port: u16) -> WsgiStr {
+        match port {
+            80 => WsgiStr::from_static("80"),
+            443 => WsgiStr::from_static("443"),
+            _ => {
+                self.decimal(port);
+                self.take()
             }
         }
     }
-    Bytes::from(scope.path.as_bytes().to_vec())
+
+    fn decimal(&mut self, mut n: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            // `n % 10` is below 10: the cast keeps every bit.
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.extend(&digits[i..]);
+    }
+
+    /// The request path with every byte: `raw_path` percent-decoded when it is the path the
+    /// scope describes (so `%FF` stays the byte 0xFF, which `path` had to turn into U+FFFD);
+    /// otherwise `path`'s UTF-8 bytes (a middleware rewrote `path`, or the server sent no
+    /// `raw_path`).
+    fn decoded_path(&mut self, scope: &HttpScope) -> WsgiStr {
+        if !scope.raw_path.is_empty() {
+            if !scope.raw_path.contains(&b'%') {
+                // Nothing to decode: the wire bytes are the path when they say what `path`
+                // says.
+                if scope.raw_path == scope.path.as_bytes() {
+                    return self.piece(&scope.raw_path);
+                }
+            } else {
+                self.0
+                    .extend(percent_encoding::percent_decode(&scope.raw_path));
+                if String::from_utf8_lossy(&self.0) == scope.path {
+                    return self.take();
+                }
+                self.0.clear();
+            }
+        }
+        self.piece(scope.path.as_bytes())
+    }
 }
 
 /// The host and port of the `Host` header: `example.com:8080`, `[::1]:8080`, `example.com`.
-fn host_header(headers: &HeaderMap) -> Option<(String, Option<u16>)> {
+fn host_header(headers: &HeaderMap) -> Option<(&str, Option<u16>)> {
     let host = headers.get(http::header::HOST)?.to_str().ok()?;
     let (name, port) = if let Some(rest) = host.strip_prefix('[') {
         let (ip, after) = rest.split_once(']')?;
@@ -743,7 +825,7 @@ fn host_header(headers: &HeaderMap) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.parse().ok()?),
         None => None,
     };
-    Some((name.to_owned(), port))
+    Some((name, port))
 }
 
 /// Decodes one name or value of an `application/x-www-form-urlencoded` query: `+` is a space,
@@ -787,11 +869,7 @@ mod tests {
         ] {
             h.insert(http::header::HOST, HeaderValue::from_static(value));
             let got = host_header(&h);
-            assert_eq!(
-                got.as_ref().map(|(n, p)| (n.as_str(), *p)),
-                expected,
-                "{value}"
-            );
+            assert_eq!(got, expected, "{value}");
         }
     }
 

@@ -11,7 +11,8 @@ use http::StatusCode;
 use crate::app::WsgiApp;
 use crate::body::Body;
 use crate::environ::Environ;
-use crate::response::{ResponseOutput, ResponseState, SendFailure, host_start_response, lock};
+use crate::response::{ResponseState, SendFailure, host_start_response, lock};
+use crate::to_asgi::ChannelOutput;
 
 /// How a WSGI call ended, for the host.
 #[derive(Debug)]
@@ -37,7 +38,7 @@ pub(crate) enum RunOutcome {
 pub(crate) fn run<A: WsgiApp + ?Sized>(
     app: &A,
     environ: Environ,
-    output: Box<dyn ResponseOutput>,
+    output: ChannelOutput,
     client_gone: &dyn Fn() -> bool,
     body_timed_out: &dyn Fn() -> bool,
 ) -> RunOutcome {

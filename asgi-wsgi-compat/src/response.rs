@@ -1,6 +1,7 @@
 //! `start_response` and `write`: [`StartResponse`], [`Writer`], [`Status`], and the rules of
 //! PEP 3333 that every host of a [`WsgiApp`](crate::WsgiApp) applies to a response.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -11,6 +12,7 @@ use http::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use http::{HeaderMap, StatusCode};
 
 use crate::error::WsgiError;
+use crate::to_asgi::ChannelOutput;
 
 /// The `exc_info` argument of `start_response`: the error the app is handling when it calls
 /// `start_response` again to replace the headers with an error response.
@@ -53,7 +55,40 @@ pub const HOP_BY_HOP_HEADERS: [&str; 8] = [
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Status {
     code: StatusCode,
-    line: String,
+    /// Borrowed for the common lines ([`common_line`]), so that most responses allocate
+    /// nothing for their status.
+    line: Cow<'static, str>,
+}
+
+/// The status lines most responses use, with their standard reason phrase.
+fn common_line(code: StatusCode) -> Option<&'static str> {
+    Some(match code.as_u16() {
+        200 => "200 OK",
+        201 => "201 Created",
+        202 => "202 Accepted",
+        204 => "204 No Content",
+        301 => "301 Moved Permanently",
+        302 => "302 Found",
+        303 => "303 See Other",
+        304 => "304 Not Modified",
+        307 => "307 Temporary Redirect",
+        308 => "308 Permanent Redirect",
+        400 => "400 Bad Request",
+        401 => "401 Unauthorized",
+        403 => "403 Forbidden",
+        404 => "404 Not Found",
+        405 => "405 Method Not Allowed",
+        408 => "408 Request Timeout",
+        409 => "409 Conflict",
+        413 => "413 Payload Too Large",
+        422 => "422 Unprocessable Entity",
+        429 => "429 Too Many Requests",
+        500 => "500 Internal Server Error",
+        502 => "502 Bad Gateway",
+        503 => "503 Service Unavailable",
+        504 => "504 Gateway Timeout",
+        _ => return None,
+    })
 }
 
 impl Status {
@@ -90,10 +125,11 @@ impl Status {
                 "1xx is informational and cannot be the final response",
             ));
         }
-        Ok(Status {
-            code,
-            line: status.to_owned(),
-        })
+        let line = match common_line(code) {
+            Some(common) if common == status => Cow::Borrowed(common),
+            _ => Cow::Owned(status.to_owned()),
+        };
+        Ok(Status { code, line })
     }
 
     /// The status code.
@@ -115,14 +151,15 @@ impl Status {
 impl From<StatusCode> for Status {
     /// The code with its standard reason phrase (empty for a code that has none).
     fn from(code: StatusCode) -> Self {
-        Status {
-            code,
-            line: format!(
+        let line = match common_line(code) {
+            Some(common) => Cow::Borrowed(common),
+            None => Cow::Owned(format!(
                 "{} {}",
                 code.as_str(),
                 code.canonical_reason().unwrap_or("")
-            ),
-        }
+            )),
+        };
+        Status { code, line }
     }
 }
 
@@ -198,7 +235,15 @@ type StartFn =
 /// The [`WsgiError`] of the rule the call breaks.
 #[derive(Clone)]
 pub struct StartResponse {
-    f: Arc<StartFn>,
+    inner: StartInner,
+}
+
+/// The host's own `start_response` calls into the response state directly; the others go
+/// through a closure.
+#[derive(Clone)]
+enum StartInner {
+    Host(Arc<Mutex<ResponseState>>),
+    Fn(Arc<StartFn>),
 }
 
 impl StartResponse {
@@ -212,7 +257,9 @@ impl StartResponse {
             + Sync
             + 'static,
     {
-        StartResponse { f: Arc::new(f) }
+        StartResponse {
+            inner: StartInner::Fn(Arc::new(f)),
+        }
     }
 
     /// `start_response(status, response_headers, exc_info)` with the status and the headers
@@ -263,7 +310,15 @@ impl StartResponse {
         headers: HeaderMap,
         exc_info: Option<ExcInfo>,
     ) -> Result<Writer, WsgiError> {
-        (self.f)(status, headers, exc_info)
+        match &self.inner {
+            StartInner::Host(state) => {
+                lock(state).start(status, headers, exc_info)?;
+                Ok(Writer {
+                    inner: WriterInner::Host(state.clone()),
+                })
+            }
+            StartInner::Fn(f) => f(status, headers, exc_info),
+        }
     }
 }
 
@@ -303,7 +358,14 @@ type WriteFn = dyn Fn(Bytes) -> io::Result<()> + Send + Sync;
 /// (`write` before `start_response`, after the response completed).
 #[derive(Clone)]
 pub struct Writer {
-    f: Arc<WriteFn>,
+    inner: WriterInner,
+}
+
+/// As [`StartInner`]: the host's `write` sends through the response state directly.
+#[derive(Clone)]
+enum WriterInner {
+    Host(Arc<Mutex<ResponseState>>),
+    Fn(Arc<WriteFn>),
 }
 
 impl Writer {
@@ -312,7 +374,9 @@ impl Writer {
     where
         F: Fn(Bytes) -> io::Result<()> + Send + Sync + 'static,
     {
-        Writer { f: Arc::new(f) }
+        Writer {
+            inner: WriterInner::Fn(Arc::new(f)),
+        }
     }
 
     /// `write(data)`: sends `data` now, blocking while the client is slower than the app.
@@ -321,13 +385,22 @@ impl Writer {
     ///
     /// See the type's docs.
     pub fn write(&self, data: impl Into<Bytes>) -> io::Result<()> {
-        (self.f)(data.into())
+        self.write_bytes(data.into())
+    }
+
+    fn write_bytes(&self, data: Bytes) -> io::Result<()> {
+        match &self.inner {
+            WriterInner::Host(state) => lock(state)
+                .send_data(data, true, false)
+                .map_err(io::Error::from),
+            WriterInner::Fn(f) => f(data),
+        }
     }
 }
 
 impl io::Write for Writer {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (self.f)(Bytes::copy_from_slice(buf))?;
+        self.write_bytes(Bytes::copy_from_slice(buf))?;
         Ok(buf.len())
     }
 
@@ -354,12 +427,14 @@ pub(crate) enum ResponsePart {
         data: Bytes,
         more_body: bool,
     },
-}
-
-/// Where a host delivers the parts of a response. `send` blocks for backpressure; an error
-/// means the client is gone.
-pub(crate) trait ResponseOutput: Send + 'static {
-    fn send(&mut self, part: ResponsePart) -> io::Result<()>;
+    /// The head and the first body part, when both are ready at once (a body of one chunk):
+    /// one hand-over instead of two.
+    StartWithBody {
+        status: StatusCode,
+        headers: HeaderMap,
+        data: Bytes,
+        more_body: bool,
+    },
 }
 
 /// Why sending response data failed.
@@ -384,7 +459,7 @@ impl From<SendFailure> for io::Error {
 /// `start_response`, `write` and response loop.
 pub(crate) struct ResponseState {
     /// `None` once the host closed the response: later writes fail.
-    output: Option<Box<dyn ResponseOutput>>,
+    output: Option<ChannelOutput>,
     /// Status and headers from the last `start_response`, until they are sent.
     pending: Option<(StatusCode, HeaderMap)>,
     /// `start_response` was called (successfully) at least once.
@@ -402,7 +477,7 @@ pub(crate) struct ResponseState {
 }
 
 impl ResponseState {
-    pub(crate) fn new(output: Box<dyn ResponseOutput>, head_request: bool) -> Self {
+    pub(crate) fn new(output: ChannelOutput, head_request: bool) -> Self {
         ResponseState {
             output: Some(output),
             pending: None,
@@ -491,9 +566,14 @@ impl ResponseState {
         if data.is_empty() && !from_write {
             return Ok(());
         }
-        self.send_headers()?;
+        let head = self.take_head()?;
         if data.is_empty() {
-            return Ok(());
+            return match head {
+                Some((status, headers)) => {
+                    self.output_send(ResponsePart::Start { status, headers })
+                }
+                None => Ok(()),
+            };
         }
         let mut data = data;
         if let Some(cl) = self.content_length {
@@ -506,10 +586,7 @@ impl ResponseState {
         self.sent += data.len() as u64;
         let reached = self.content_length.is_some_and(|cl| self.sent >= cl);
         let final_part = reached || (last && self.content_length.is_none());
-        self.output_send(ResponsePart::Body {
-            data,
-            more_body: !final_part,
-        })?;
+        self.output_send(with_head(head, data, !final_part))?;
         if final_part {
             self.complete = true;
         }
@@ -534,11 +611,8 @@ impl ResponseState {
                 }));
             }
         }
-        self.send_headers()?;
-        self.output_send(ResponsePart::Body {
-            data: Bytes::new(),
-            more_body: false,
-        })?;
+        let head = self.take_head()?;
+        self.output_send(with_head(head, Bytes::new(), false))?;
         self.complete = true;
         Ok(())
     }
@@ -553,8 +627,9 @@ impl ResponseState {
         );
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
         self.headers_sent = true;
-        self.output_send(ResponsePart::Start { status, headers })?;
-        self.output_send(ResponsePart::Body {
+        self.output_send(ResponsePart::StartWithBody {
+            status,
+            headers,
             data: body,
             more_body: false,
         })?;
@@ -567,15 +642,16 @@ impl ResponseState {
         self.output = None;
     }
 
-    fn send_headers(&mut self) -> Result<(), SendFailure> {
+    /// The head, if it has not gone out yet: the caller sends it with what follows.
+    fn take_head(&mut self) -> Result<Option<(StatusCode, HeaderMap)>, SendFailure> {
         if self.headers_sent {
-            return Ok(());
+            return Ok(None);
         }
-        let Some((status, headers)) = self.pending.take() else {
+        let Some(head) = self.pending.take() else {
             return Err(SendFailure::Rule(WsgiError::NotStarted("the headers")));
         };
         self.headers_sent = true;
-        self.output_send(ResponsePart::Start { status, headers })
+        Ok(Some(head))
     }
 
     fn output_send(&mut self, part: ResponsePart) -> Result<(), SendFailure> {
@@ -586,6 +662,19 @@ impl ResponseState {
             self.output_failed = true;
             SendFailure::Output(e)
         })
+    }
+}
+
+/// A body part, with the head in front when it has not gone out yet.
+fn with_head(head: Option<(StatusCode, HeaderMap)>, data: Bytes, more_body: bool) -> ResponsePart {
+    match head {
+        Some((status, headers)) => ResponsePart::StartWithBody {
+            status,
+            headers,
+            data,
+            more_body,
+        },
+        None => ResponsePart::Body { data, more_body },
     }
 }
 
@@ -620,15 +709,9 @@ pub(crate) fn lock(state: &Mutex<ResponseState>) -> MutexGuard<'_, ResponseState
 
 /// The host's `start_response` over `state`.
 pub(crate) fn host_start_response(state: Arc<Mutex<ResponseState>>) -> StartResponse {
-    StartResponse::from_fn(move |status, headers, exc_info| {
-        lock(&state).start(status, headers, exc_info)?;
-        let state = state.clone();
-        Ok(Writer::from_fn(move |data| {
-            lock(&state)
-                .send_data(data, true, false)
-                .map_err(io::Error::from)
-        }))
-    })
+    StartResponse {
+        inner: StartInner::Host(state),
+    }
 }
 
 #[cfg(test)]
@@ -658,6 +741,21 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn common_status_lines_carry_the_standard_reason() {
+        for code in 200..=599 {
+            let code = StatusCode::from_u16(code).unwrap();
+            if let Some(line) = common_line(code) {
+                let standard = format!("{} {}", code.as_str(), code.canonical_reason().unwrap());
+                assert_eq!(line, standard);
+                assert_eq!(Status::parse(line).unwrap().as_str(), line);
+                assert_eq!(Status::from(code).as_str(), line);
+            }
+        }
+        // A custom reason is kept as given.
+        assert_eq!(Status::parse("200 Fine").unwrap().as_str(), "200 Fine");
     }
 
     #[test]

@@ -3,11 +3,16 @@
 use std::fmt;
 use std::io::{self, BufRead, Cursor, Read};
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::sync::{Notify, mpsc};
+use futures_util::task::AtomicWaker;
+use tokio::sync::mpsc;
+
+use crate::to_asgi::INPUT_CHANNEL_CAPACITY;
 
 /// The longest line [`Errors`] buffers: a longer one is logged in pieces of this size, so
 /// that an app writing without newlines cannot grow memory. 8 KiB holds any sensible log
@@ -23,6 +28,78 @@ pub(crate) enum BodyMessage {
     End,
     /// No body data came for the read timeout: the host stopped waiting.
     TimedOut(Duration),
+}
+
+/// What the connection's task and the app's thread of one call tell each other, besides
+/// the channels: one allocation for the three.
+#[derive(Debug, Default)]
+pub(crate) struct CallSignals {
+    /// The client is gone (its disconnect arrived, or a response part could not be sent).
+    pub(crate) gone: AtomicBool,
+    /// The client sent no request body data for the read timeout.
+    pub(crate) timed_out: AtomicBool,
+    /// Set, and the host's body pump woken, when the app first needs body data, so that the
+    /// host pulls the body from the connection only for an app that reads it.
+    first_read: AtomicBool,
+    first_read_waker: AtomicWaker,
+    /// The body channel's sending end, made by the app's thread on its first read (an app
+    /// that never reads its body costs no channel) and taken by the host's body pump.
+    body: Mutex<BodySlot>,
+}
+
+#[derive(Debug, Default)]
+struct BodySlot {
+    tx: Option<mpsc::Sender<BodyMessage>>,
+    /// The host stopped pumping the body (the call is over or was dropped): a channel made
+    /// now would never be fed, so none is kept.
+    closed: bool,
+}
+
+impl CallSignals {
+    /// Waits until the app first needs body data.
+    pub(crate) async fn first_read(&self) {
+        std::future::poll_fn(|cx| {
+            if self.first_read.load(Ordering::Acquire) {
+                return Poll::Ready(());
+            }
+            self.first_read_waker.register(cx.waker());
+            if self.first_read.load(Ordering::Acquire) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    /// The body channel's sending end, once the app asked for its body.
+    pub(crate) fn take_body_sender(&self) -> Option<mpsc::Sender<BodyMessage>> {
+        lock_slot(&self.body).tx.take()
+    }
+
+    /// Ends the hand-over: a read waiting for body data, or one to come, sees the
+    /// channel closed (the client is gone) instead of waiting forever.
+    pub(crate) fn close_body(&self) {
+        let mut slot = lock_slot(&self.body);
+        slot.closed = true;
+        slot.tx = None;
+    }
+
+    /// A new body channel, its sending end left for the host's pump (unless the host
+    /// stopped pumping).
+    fn open_body(&self) -> mpsc::Receiver<BodyMessage> {
+        let (tx, rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
+        let mut slot = lock_slot(&self.body);
+        if !slot.closed {
+            slot.tx = Some(tx);
+        }
+        rx
+    }
+}
+
+fn lock_slot(slot: &Mutex<BodySlot>) -> MutexGuard<'_, BodySlot> {
+    // Nothing panics while it is held.
+    slot.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// `wsgi.input`: the request body as a blocking [`Read`] + [`BufRead`] stream.
@@ -91,21 +168,16 @@ impl Input {
         Input::new(Cursor::new(body.into()))
     }
 
-    /// The host's stream: chunks from `rx`, end of file at `content_length` if known.
-    /// `first_read` is notified when the app first needs body data, so that the host pulls
-    /// the body from the connection only for an app that reads it.
-    pub(crate) fn channel(
-        rx: mpsc::Receiver<BodyMessage>,
-        content_length: Option<u64>,
-        first_read: Arc<Notify>,
-    ) -> Self {
+    /// The host's stream: chunks from a channel that the first read that has to wait
+    /// opens ([`CallSignals`]), end of file at `content_length` if known.
+    pub(crate) fn channel(content_length: Option<u64>, signals: Arc<CallSignals>) -> Self {
         Input {
             inner: InputInner::Channel(ChannelInput {
-                rx,
+                rx: None,
                 buf: Bytes::new(),
                 remaining: content_length,
                 state: ChannelState::Open,
-                first_read: Some(first_read),
+                first_read: Some(signals),
             }),
         }
     }
@@ -182,14 +254,15 @@ enum ChannelState {
 }
 
 struct ChannelInput {
-    rx: mpsc::Receiver<BodyMessage>,
+    /// `None` until the first read that has to wait.
+    rx: Option<mpsc::Receiver<BodyMessage>>,
     /// The unread rest of the current chunk.
     buf: Bytes,
     /// Bytes left before `CONTENT_LENGTH`, if it is known.
     remaining: Option<u64>,
     state: ChannelState,
-    /// Notified (then dropped) on the first wait for data.
-    first_read: Option<Arc<Notify>>,
+    /// Told (then dropped) on the first wait for data.
+    first_read: Option<Arc<CallSignals>>,
 }
 
 impl ChannelInput {
@@ -220,10 +293,23 @@ impl ChannelInput {
                 }
                 ChannelState::Open => {}
             }
-            if let Some(first_read) = self.first_read.take() {
-                first_read.notify_one();
-            }
-            match self.rx.blocking_recv() {
+            let rx = match &mut self.rx {
+                Some(rx) => rx,
+                None => {
+                    let rx = match self.first_read.take() {
+                        Some(signals) => {
+                            let rx = signals.open_body();
+                            signals.first_read.store(true, Ordering::Release);
+                            signals.first_read_waker.wake();
+                            rx
+                        }
+                        // Unreachable: the signals go only when the channel came.
+                        None => mpsc::channel(1).1,
+                    };
+                    self.rx.insert(rx)
+                }
+            };
+            match rx.blocking_recv() {
                 Some(BodyMessage::Data(data)) => self.buf = data,
                 Some(BodyMessage::End) => self.state = ChannelState::Ended,
                 Some(BodyMessage::TimedOut(timeout)) => {
@@ -369,7 +455,10 @@ mod tests {
         for m in messages {
             tx.try_send(m).unwrap();
         }
-        let input = Input::channel(rx, content_length, Arc::new(Notify::new()));
+        let mut input = Input::channel(content_length, Arc::new(CallSignals::default()));
+        if let InputInner::Channel(c) = &mut input.inner {
+            c.rx = Some(rx);
+        }
         (input, (!close).then_some(tx))
     }
 

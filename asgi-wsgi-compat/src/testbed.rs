@@ -184,15 +184,30 @@ fn plain(
     status: &str,
     body: &'static str,
 ) -> Result<Body, BoxError> {
+    let mut digits = [0; 20];
     start_response.call(
         status,
         [
-            ("Content-Type", "text/plain; charset=utf-8".to_owned()),
-            ("Content-Length", body.len().to_string()),
+            ("Content-Type", &b"text/plain; charset=utf-8"[..]),
+            ("Content-Length", decimal(body.len(), &mut digits)),
         ],
         None,
     )?;
     Ok(Body::from(body))
+}
+
+/// `n` in decimal, written into `digits` (no allocation, unlike `to_string`).
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        // `n % 10` is below 10: the cast keeps every bit.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &digits[i..];
+        }
+    }
 }
 
 fn environ_json(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {

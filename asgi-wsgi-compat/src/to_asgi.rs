@@ -2,8 +2,8 @@
 
 use std::fmt;
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use asgi_core::{
@@ -13,14 +13,14 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use crate::app::WsgiApp;
 use crate::environ::Environ;
 use crate::handler::{RunOutcome, run};
 use crate::pool::ThreadPool;
-use crate::response::{ResponseOutput, ResponsePart};
-use crate::stream::{BodyMessage, Input};
+use crate::response::ResponsePart;
+use crate::stream::{BodyMessage, CallSignals, Input};
 
 /// How many request body chunks wait between the connection and `wsgi.input`. With the
 /// one chunk the pump holds, at most five chunks of a request body are in memory however
@@ -131,6 +131,7 @@ pub struct WsgiToAsgi<A> {
     app: Arc<A>,
     slots: Arc<Semaphore>,
     pool: Arc<ThreadPool>,
+    channels: Arc<ChannelCache>,
     max_threads: usize,
     slot_timeout: Option<Duration>,
     read_timeout: Option<Duration>,
@@ -144,6 +145,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             app: Arc::new(app),
             slots: Arc::new(Semaphore::new(max_threads)),
             pool: Arc::new(ThreadPool::new(max_threads)),
+            channels: Arc::new(ChannelCache::new(max_threads)),
             max_threads,
             slot_timeout: Some(DEFAULT_SLOT_TIMEOUT),
             read_timeout: Some(DEFAULT_READ_TIMEOUT),
@@ -158,6 +160,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         self.max_threads = threads;
         self.slots = Arc::new(Semaphore::new(threads));
         self.pool = Arc::new(ThreadPool::new(threads));
+        self.channels = Arc::new(ChannelCache::new(threads));
         self
     }
 
@@ -202,11 +205,81 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Some(permit);
         }
+        // Boxed: the wait and its timer would make every call's future larger, and most
+        // calls find a thread free.
+        Box::pin(self.wait_for_slot()).await
+    }
+
+    async fn wait_for_slot(&self) -> Option<OwnedSemaphorePermit> {
         let acquire = self.slots.clone().acquire_owned();
         match self.slot_timeout {
             Some(timeout) => tokio::time::timeout(timeout, acquire).await.ok()?.ok(),
             None => acquire.await.ok(),
         }
+    }
+
+    /// Builds the environ and hands the call to a thread of the pool: the response
+    /// channel and the signals come back. Not async, so that the environ and the job are no
+    /// part of the call's future (which is moved, and copied, as a whole).
+    fn start(
+        &self,
+        scope: &HttpScope,
+        permit: OwnedSemaphorePermit,
+    ) -> io::Result<(
+        mpsc::Sender<Outgoing>,
+        mpsc::Receiver<Outgoing>,
+        Arc<CallSignals>,
+    )> {
+        let mut environ = Environ::from_scope(scope);
+        let content_length = environ.content_length();
+        let signals = Arc::new(CallSignals::default());
+        environ.set_input(Input::channel(content_length, signals.clone()));
+        let (out_tx, out_rx) = self.channels.take();
+        let mut done_tx = DoneSender(Some(out_tx.clone()));
+        let part_tx = out_tx.clone();
+
+        let app = self.app.clone();
+        let span = tracing::Span::current();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let thread_signals = signals.clone();
+        let job = move || {
+            // The app may reach the runtime (`Handle::current()`), as on tokio's own
+            // blocking threads.
+            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
+            // The closures below borrow the environ and take it at the end, so that it is
+            // not copied from one to the next.
+            let mut environ = Some(environ);
+            let outcome = catch_unwind(AssertUnwindSafe(|| {
+                tracing::dispatcher::with_default(&dispatch, || {
+                    span.in_scope(|| {
+                        let output = ChannelOutput {
+                            tx: part_tx,
+                            signals: thread_signals.clone(),
+                        };
+                        let Some(environ) = environ.take() else {
+                            unreachable!("the environ is taken once");
+                        };
+                        run(
+                            &*app,
+                            environ,
+                            output,
+                            &|| thread_signals.gone.load(Ordering::SeqCst),
+                            &|| thread_signals.timed_out.load(Ordering::SeqCst),
+                        )
+                    })
+                })
+            }));
+            // The slot is held until the app's call is over, whatever happens to the
+            // connection's task, and is free by the time the outcome arrives.
+            drop(permit);
+            done_tx.send(outcome);
+        };
+        if let Err(error) = self.pool.execute(job) {
+            tracing::error!(%error, "could not start a WSGI thread; answering 503");
+            return Err(error);
+        }
+        Ok((out_tx, out_rx, signals))
     }
 
     async fn call_http(
@@ -222,79 +295,38 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             );
             return send_unavailable(&mut send).await;
         };
-        let mut environ = Environ::from_scope(&scope);
-        let (body_tx, body_rx) = mpsc::channel(INPUT_CHANNEL_CAPACITY);
-        let content_length = environ.content_length();
-        let first_read = Arc::new(Notify::new());
-        environ.set_input(Input::channel(body_rx, content_length, first_read.clone()));
-        let (out_tx, mut out_rx) = mpsc::channel(OUTPUT_CHANNEL_CAPACITY);
-        let gone = Arc::new(AtomicBool::new(false));
-        let timed_out = Arc::new(AtomicBool::new(false));
-
-        let app = self.app.clone();
-        let span = tracing::Span::current();
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let runtime = tokio::runtime::Handle::try_current().ok();
-        let gone_flag = gone.clone();
-        let timed_out_flag = timed_out.clone();
-        let (done_tx, done_rx) = oneshot::channel();
-        let job = move || {
-            // The app may reach the runtime (`Handle::current()`), as on tokio's own
-            // blocking threads.
-            let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
-            let outcome = catch_unwind(AssertUnwindSafe(|| {
-                tracing::dispatcher::with_default(&dispatch, || {
-                    span.in_scope(|| {
-                        let output = Box::new(ChannelOutput { tx: out_tx });
-                        run(
-                            &*app,
-                            environ,
-                            output,
-                            &|| gone_flag.load(Ordering::SeqCst),
-                            &|| timed_out_flag.load(Ordering::SeqCst),
-                        )
-                    })
-                })
-            }));
-            // The slot is held until the app's call is over, whatever happens to the
-            // connection's task, and is free by the time the outcome arrives.
-            drop(permit);
-            // The connection's task may be gone: then nobody needs the outcome.
-            let _ = done_tx.send(outcome);
-        };
-        if let Err(error) = self.pool.execute(job) {
-            tracing::error!(%error, "could not start a WSGI thread; answering 503");
+        let Ok((out_tx, mut out_rx, signals)) = self.start(&scope, permit) else {
             return send_unavailable(&mut send).await;
-        }
+        };
 
-        {
-            let input = pump_input(
-                &mut receive,
-                body_tx,
-                &first_read,
-                &gone,
-                self.read_timeout.map(|timeout| (timeout, &*timed_out)),
-            );
-            let output = pump_output(&mut out_rx, &mut send, &gone);
+        // However this call ends (returned, or dropped with its connection), a read still
+        // waiting for body data then fails instead of waiting for a pump that stopped.
+        let _body_guard = BodyGuard(&signals);
+        let done = {
+            let input = pump_input(&mut receive, &signals, self.read_timeout);
+            let output = pump_output(&mut out_rx, &mut send, &signals.gone);
             tokio::pin!(input, output);
             let mut input_done = false;
             loop {
                 tokio::select! {
                     () = &mut input, if !input_done => input_done = true,
-                    () = &mut output => break,
+                    done = &mut output => break done,
                 }
             }
-            // Leaving this block drops the input pump and with it the body channel: a read
-            // still waiting for body data fails instead of waiting for a pump that stopped.
-        }
+            // Leaving this block drops the input pump and with it the body channel.
+        };
 
-        match done_rx.await {
-            Ok(Ok(RunOutcome::Complete | RunOutcome::Replaced)) => Ok(()),
-            Ok(Ok(RunOutcome::Disconnected)) => Err(Error::disconnected()),
-            Ok(Ok(RunOutcome::Aborted(error))) => Err(error),
-            Ok(Err(payload)) => Err(Error::from_panic(payload)),
+        let Some(outcome) = done else {
             // The job was dropped unrun: its pool lost every thread.
-            Err(_) => Err(Error::disconnected()),
+            return Err(Error::disconnected());
+        };
+        // The outcome was the last message: the channel is empty, ready for another call.
+        self.channels.put((out_tx, out_rx));
+        match outcome {
+            Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
+            Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
+            Ok(RunOutcome::Aborted(error)) => Err(error),
+            Err(payload) => Err(Error::from_panic(payload)),
         }
     }
 }
@@ -305,6 +337,7 @@ impl<A> Clone for WsgiToAsgi<A> {
             app: self.app.clone(),
             slots: self.slots.clone(),
             pool: self.pool.clone(),
+            channels: self.channels.clone(),
             max_threads: self.max_threads,
             slot_timeout: self.slot_timeout,
             read_timeout: self.read_timeout,
@@ -370,27 +403,35 @@ async fn send_unavailable(send: &mut Sender) -> Result<(), Error> {
 /// never calls `recv`), and then a few chunks ahead, pulling the next event only when there is
 /// room for it. Returns at the end of the body, when the app dropped its input, or when the
 /// client disconnected (then `gone` is set and the channel closes without its end message, so
-/// reads fail), or when the client sent nothing for the read timeout (then its flag is set
+/// reads fail), or when the client sent nothing for the read timeout (then `timed_out` is set
 /// and reads fail with `TimedOut`).
-async fn pump_input(
+async fn pump_input(receive: &mut Receiver, signals: &CallSignals, read_timeout: Option<Duration>) {
+    signals.first_read().await;
+    let Some(tx) = signals.take_body_sender() else {
+        return;
+    };
+    // Boxed: the pump and its timer would make every call's future larger, and most
+    // calls never read a body.
+    Box::pin(pump_body(receive, tx, signals, read_timeout)).await;
+}
+
+/// [`pump_input`] once the app asked for its body.
+async fn pump_body(
     receive: &mut Receiver,
     tx: mpsc::Sender<BodyMessage>,
-    first_read: &Notify,
-    gone: &AtomicBool,
-    read_timeout: Option<(Duration, &AtomicBool)>,
+    signals: &CallSignals,
+    read_timeout: Option<Duration>,
 ) {
-    first_read.notified().await;
     loop {
         let Ok(permit) = tx.reserve().await else {
             // The app is done with the body; the rest of it is the server's to discard.
             return;
         };
         let event = match read_timeout {
-            Some((timeout, timed_out)) => match tokio::time::timeout(timeout, receive.recv()).await
-            {
+            Some(timeout) => match tokio::time::timeout(timeout, receive.recv()).await {
                 Ok(event) => event,
                 Err(_) => {
-                    timed_out.store(true, Ordering::SeqCst);
+                    signals.timed_out.store(true, Ordering::SeqCst);
                     permit.send(BodyMessage::TimedOut(timeout));
                     return;
                 }
@@ -409,7 +450,7 @@ async fn pump_input(
                 }
             }
             ReceiveEvent::HttpDisconnect => {
-                gone.store(true, Ordering::SeqCst);
+                signals.gone.store(true, Ordering::SeqCst);
                 return;
             }
             other => {
@@ -419,43 +460,162 @@ async fn pump_input(
     }
 }
 
-/// Sends the response parts the app's thread produces. Returns when the thread closed its
-/// side (the call is over) or the client disconnected (then `gone` is set and the channel is
-/// closed, so the thread's next send fails).
-async fn pump_output(rx: &mut mpsc::Receiver<ResponsePart>, send: &mut Sender, gone: &AtomicBool) {
-    while let Some(part) = rx.recv().await {
-        if gone.load(Ordering::SeqCst) {
-            break;
+/// Closes the body hand-over when dropped ([`CallSignals::close_body`]).
+struct BodyGuard<'a>(&'a CallSignals);
+
+impl Drop for BodyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.close_body();
+    }
+}
+
+/// What the app's thread hands to the connection's task: the parts of the response, then
+/// the outcome of the call.
+enum Outgoing {
+    Part(ResponsePart),
+    Done(std::thread::Result<RunOutcome>),
+    /// The job was dropped without running (its pool lost every thread).
+    Dropped,
+}
+
+/// A response channel: the app's thread sends on it, the connection's task receives.
+type OutputChannel = (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>);
+
+/// Response channels kept for the next calls, at most one per thread: a channel is
+/// reused once its call's outcome came (its last message), so a call costs no channel of
+/// its own. A call dropped with its connection drops its channel.
+struct ChannelCache {
+    free: Mutex<Vec<OutputChannel>>,
+    limit: usize,
+}
+
+impl ChannelCache {
+    fn new(limit: usize) -> Self {
+        ChannelCache {
+            free: Mutex::new(Vec::new()),
+            limit,
         }
-        let event = match part {
-            ResponsePart::Start { status, headers } => SendEvent::response_start(status, headers),
-            ResponsePart::Body { data, more_body } => SendEvent::response_body(data, more_body),
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<OutputChannel>> {
+        // Nothing panics while it is held.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take(&self) -> OutputChannel {
+        let reused = self.lock().pop();
+        reused.unwrap_or_else(|| mpsc::channel(OUTPUT_CHANNEL_CAPACITY))
+    }
+
+    fn put(&self, channel: OutputChannel) {
+        let mut free = self.lock();
+        if free.len() < self.limit {
+            free.push(channel);
+        }
+    }
+}
+
+/// The job's way to send the call's outcome, the channel's last message. A job dropped
+/// unrun says so instead, since the channel's other sender (kept for reuse) never closes
+/// it.
+struct DoneSender(Option<mpsc::Sender<Outgoing>>);
+
+impl DoneSender {
+    fn send(&mut self, outcome: std::thread::Result<RunOutcome>) {
+        if let Some(tx) = self.0.take() {
+            // The connection's task may be gone: then nobody needs the outcome (and the
+            // send fails at once).
+            send_blocking(&tx, Outgoing::Done(outcome));
+        }
+    }
+}
+
+impl Drop for DoneSender {
+    fn drop(&mut self) {
+        if let Some(tx) = self.0.take() {
+            // Unrun, the job sent nothing: there is room.
+            let _ = tx.try_send(Outgoing::Dropped);
+        }
+    }
+}
+
+/// Sends the response parts the app's thread produces, and returns the call's outcome, the
+/// channel's last message (`None`: the job was dropped unrun). Once the client is gone
+/// (`gone` set, here or by the input pump) parts are dropped, and the thread's next send
+/// fails.
+async fn pump_output(
+    rx: &mut mpsc::Receiver<Outgoing>,
+    send: &mut Sender,
+    gone: &AtomicBool,
+) -> Option<std::thread::Result<RunOutcome>> {
+    while let Some(message) = rx.recv().await {
+        let part = match message {
+            Outgoing::Done(outcome) => return Some(outcome),
+            Outgoing::Dropped => return None,
+            Outgoing::Part(part) => part,
         };
-        match send.send(event).await {
-            Ok(()) => {}
-            Err(e) => {
-                if !e.is_disconnected() {
-                    // The response state machine only produces parts in protocol order; a
-                    // sender wrapped by middleware may still refuse one.
-                    tracing::error!(error = %e, "the sender refused a WSGI response part");
-                }
-                gone.store(true, Ordering::SeqCst);
-                break;
+        if gone.load(Ordering::SeqCst) {
+            continue;
+        }
+        let sent = match part {
+            ResponsePart::Start { status, headers } => {
+                send.send(SendEvent::response_start(status, headers)).await
             }
+            ResponsePart::Body { data, more_body } => {
+                send.send(SendEvent::response_body(data, more_body)).await
+            }
+            ResponsePart::StartWithBody {
+                status,
+                headers,
+                data,
+                more_body,
+            } => match send.send(SendEvent::response_start(status, headers)).await {
+                Ok(()) => send.send(SendEvent::response_body(data, more_body)).await,
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = sent {
+            if !e.is_disconnected() {
+                // The response state machine only produces parts in protocol order; a
+                // sender wrapped by middleware may still refuse one.
+                tracing::error!(error = %e, "the sender refused a WSGI response part");
+            }
+            gone.store(true, Ordering::SeqCst);
         }
     }
-    rx.close();
+    None
 }
 
-/// The blocking end of the response channel.
-struct ChannelOutput {
-    tx: mpsc::Sender<ResponsePart>,
+/// The blocking end of the response channel, where the host's response state delivers the
+/// parts of a response. `send` blocks for backpressure; an error means the client is gone.
+pub(crate) struct ChannelOutput {
+    tx: mpsc::Sender<Outgoing>,
+    signals: Arc<CallSignals>,
 }
 
-impl ResponseOutput for ChannelOutput {
-    fn send(&mut self, part: ResponsePart) -> io::Result<()> {
-        self.tx.blocking_send(part).map_err(|_| {
-            io::Error::new(io::ErrorKind::ConnectionAborted, "the client disconnected")
-        })
+impl ChannelOutput {
+    pub(crate) fn send(&mut self, part: ResponsePart) -> io::Result<()> {
+        if self.signals.gone.load(Ordering::SeqCst) {
+            return Err(client_gone());
+        }
+        if send_blocking(&self.tx, Outgoing::Part(part)) {
+            Ok(())
+        } else {
+            Err(client_gone())
+        }
     }
+}
+
+/// Sends from the app's thread: at once when there is room (the common case, without the
+/// cost of blocking on a future), else waiting for room. False when the receiver is gone.
+fn send_blocking(tx: &mpsc::Sender<Outgoing>, message: Outgoing) -> bool {
+    match tx.try_send(message) {
+        Ok(()) => true,
+        Err(mpsc::error::TrySendError::Full(message)) => tx.blocking_send(message).is_ok(),
+        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+}
+
+fn client_gone() -> io::Error {
+    io::Error::new(io::ErrorKind::ConnectionAborted, "the client disconnected")
 }

@@ -86,6 +86,11 @@ impl WsgiStr {
         self.0.iter().map(|&b| char::from(b)).collect()
     }
 
+    /// A shared slice of the bytes (no copy).
+    pub(crate) fn slice(&self, range: impl std::ops::RangeBounds<usize>) -> WsgiStr {
+        WsgiStr(self.0.slice(range))
+    }
+
     /// The length in bytes.
     pub fn len(&self) -> usize {
         self.0.len()
