@@ -1,6 +1,5 @@
 //! The access log: one `tracing` event per response, target [`ACCESS_LOG_TARGET`].
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -59,64 +58,71 @@ impl AccessLog {
     /// Writes the line: `bytes` of body were sent, `complete` is false for an aborted
     /// response.
     ///
-    /// The line goes out as the message of one event with no fields, a value whose
-    /// `Display` writes it piece by piece, every number with `itoa`: a formatter with a dozen
-    /// arguments, and each field the subscriber writes again as `name=value`, cost more than
-    /// the rest of the request, and a `String` of the line would be an allocation the
-    /// subscriber then copies. The subscriber decides where the line goes; `logging::init`
-    /// writes it straight into its own buffer and queues that for a writer thread, so no
-    /// request waits on the output.
+    /// The line is put together by hand in this thread's line buffer (no allocation once it
+    /// has grown), every number with `itoa`, and goes out as the `&str` message of one event
+    /// with no fields: a formatter with a dozen arguments, or a `Display` value written piece
+    /// by piece, and each field the subscriber writes again as `name=value`, cost more than
+    /// the rest of the request. The subscriber decides where the line goes; `logging::init`
+    /// queues it for a writer thread, so no request waits on the output.
     pub(crate) fn write(self, bytes: u64, complete: bool) {
         let duration_us = u64::try_from(self.start.elapsed().as_micros()).unwrap_or(u64::MAX);
-        let line = Line {
-            log: &self,
-            bytes,
-            complete,
-            duration_us,
-        };
-        tracing::info!(target: ACCESS_LOG_TARGET, message = %line);
+        LINE.with(|buffer| {
+            // Taken already only if a subscriber logs an access line while writing one.
+            let mut fresh = String::new();
+            let mut borrowed = buffer.try_borrow_mut();
+            let line = match &mut borrowed {
+                Ok(buffer) => &mut **buffer,
+                Err(_) => &mut fresh,
+            };
+            line.clear();
+            self.push_line(line, bytes, complete, duration_us);
+            // A `&str` message: a subscriber takes it as it is, with no formatting.
+            tracing::info!(target: ACCESS_LOG_TARGET, message = line.as_str());
+            if line.capacity() > LINE_KEPT {
+                *line = String::new();
+            }
+        });
     }
-}
 
-/// The text of one access log line.
-struct Line<'a> {
-    log: &'a AccessLog,
-    bytes: u64,
-    complete: bool,
-    duration_us: u64,
-}
-
-impl fmt::Display for Line<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let log = self.log;
+    /// Appends the text of the line to `line`.
+    fn push_line(&self, line: &mut String, bytes: u64, complete: bool, duration_us: u64) {
         let mut number = itoa::Buffer::new();
-        write_client(f, log.client)?;
-        f.write_str(" - \"")?;
-        f.write_str(log.method.as_str())?;
-        f.write_str(" ")?;
-        f.write_str(log.target.as_ref().map_or("/", PathAndQuery::as_str))?;
-        f.write_str(" ")?;
-        f.write_str(version_str(log.version))?;
-        f.write_str("\" ")?;
-        f.write_str(number.format(log.status))?;
-        if !self.complete {
-            f.write_str(" aborted")?;
+        push_client(line, self.client);
+        line.push_str(" - \"");
+        line.push_str(self.method.as_str());
+        line.push(' ');
+        line.push_str(self.target.as_ref().map_or("/", PathAndQuery::as_str));
+        line.push(' ');
+        line.push_str(version_str(self.version));
+        line.push_str("\" ");
+        line.push_str(number.format(self.status));
+        if !complete {
+            line.push_str(" aborted");
         }
-        f.write_str(" ")?;
-        f.write_str(number.format(self.bytes))?;
-        f.write_str("B ")?;
-        f.write_str(number.format(self.duration_us / 1000))?;
-        f.write_str(".")?;
-        f.write_str(number.format(self.duration_us % 1000 / 100))?;
-        f.write_str("ms")?;
+        line.push(' ');
+        line.push_str(number.format(bytes));
+        line.push_str("B ");
+        line.push_str(number.format(duration_us / 1000));
+        line.push('.');
+        line.push_str(number.format(duration_us % 1000 / 100));
+        line.push_str("ms");
         // The request id (from the `RequestId` middleware's response header) ends the line
         // when there is one.
-        if let Some(id) = log.request_id.as_ref().and_then(|id| id.to_str().ok()) {
-            f.write_str(" id=")?;
-            f.write_str(id)?;
+        if let Some(id) = self.request_id.as_ref().and_then(|id| id.to_str().ok()) {
+            line.push_str(" id=");
+            line.push_str(id);
         }
-        Ok(())
     }
+}
+
+/// The most a thread's line buffer keeps between lines (4 KiB): a line with a long path is
+/// written all the same, and its room given back. Not a setting: it only bounds the memory
+/// each thread keeps.
+const LINE_KEPT: usize = 4096;
+
+thread_local! {
+    /// The line being written on this thread (see [`AccessLog::write`]).
+    static LINE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// The protocol as the request line names it.
@@ -133,21 +139,25 @@ fn version_str(version: Version) -> &'static str {
 
 /// Writes the client's address: `ip:port` for IPv4 number by number, `[ip]:port` for IPv6
 /// through `Display`, `unix` for a Unix socket peer (it has no address).
-fn write_client(f: &mut impl fmt::Write, client: Option<SocketAddr>) -> fmt::Result {
+fn push_client(line: &mut String, client: Option<SocketAddr>) {
     match client {
         Some(SocketAddr::V4(addr)) => {
             let mut number = itoa::Buffer::new();
             let [a, b, c, d] = addr.ip().octets();
-            f.write_str(number.format(a))?;
+            line.push_str(number.format(a));
             for octet in [b, c, d] {
-                f.write_str(".")?;
-                f.write_str(number.format(octet))?;
+                line.push('.');
+                line.push_str(number.format(octet));
             }
-            f.write_str(":")?;
-            f.write_str(number.format(addr.port()))
+            line.push(':');
+            line.push_str(number.format(addr.port()));
         }
-        Some(addr) => write!(f, "{addr}"),
-        None => f.write_str("unix"),
+        Some(addr) => {
+            use std::fmt::Write;
+            // Writing to a `String` cannot fail.
+            let _ = write!(line, "{addr}");
+        }
+        None => line.push_str("unix"),
     }
 }
 
@@ -157,7 +167,7 @@ mod tests {
 
     fn client_text(client: Option<SocketAddr>) -> String {
         let mut line = String::new();
-        write_client(&mut line, client).unwrap();
+        push_client(&mut line, client);
         line
     }
 
@@ -189,14 +199,10 @@ mod tests {
         };
         log.set_status(404);
         log.set_request_id(Some(&HeaderValue::from_static("abc-1")));
-        let line = Line {
-            log: &log,
-            bytes: 1234,
-            complete: false,
-            duration_us: 12_345,
-        };
+        let mut line = String::new();
+        log.push_line(&mut line, 1234, false, 12_345);
         assert_eq!(
-            line.to_string(),
+            line,
             "10.0.0.7:51000 - \"GET /items?page=2 HTTP/1.1\" 404 aborted 1234B 12.3ms id=abc-1"
         );
     }
