@@ -337,8 +337,8 @@ async fn service_error_gives_500() {
 struct Greeting(&'static str);
 
 #[tokio::test]
-async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions() {
-    use asgi::core::{ShutdownSignal, State};
+async fn handlers_see_the_root_path_the_lifespan_state_and_the_shutdown_signal_as_an_extension() {
+    use asgi::tower::ScopeInfo;
     use axum::Extension;
 
     let lifespan = |scope: Scope, mut receive: Receiver, mut send: Sender| async move {
@@ -362,10 +362,13 @@ async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions()
         axum::Router::new().route(
             "/state",
             get(
-                |Extension(state): Extension<State>,
-                 Extension(shutdown): Extension<ShutdownSignal>| async move {
-                    let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
-                    format!("{greeting}; draining={}", shutdown.is_triggered())
+                |Extension(info): Extension<ScopeInfo>| async move {
+                    let greeting = info.state.get::<Greeting>().map_or("none", |g| g.0);
+                    format!(
+                        "{greeting}; draining={}; root_path={}",
+                        info.shutdown.is_triggered(),
+                        info.root_path
+                    )
                 },
             ),
         );
@@ -374,6 +377,9 @@ async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions()
         .mount("/axum", TowerApp::new(router));
     let server = start(app, |b| b).await;
     let answer = fetch(server.addr, "/axum/state").await;
-    assert_eq!(answer.text(), "hello from the lifespan; draining=false");
+    assert_eq!(
+        answer.text(),
+        "hello from the lifespan; draining=false; root_path=/axum"
+    );
     server.stop().await.unwrap();
 }
