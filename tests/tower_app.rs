@@ -358,20 +358,17 @@ async fn handlers_see_the_root_path_the_lifespan_state_and_the_shutdown_signal_a
             }
         }
     };
-    let router =
-        axum::Router::new().route(
-            "/state",
-            get(
-                |Extension(info): Extension<ScopeInfo>| async move {
-                    let greeting = info.state.get::<Greeting>().map_or("none", |g| g.0);
-                    format!(
-                        "{greeting}; draining={}; root_path={}",
-                        info.shutdown.is_triggered(),
-                        info.root_path
-                    )
-                },
-            ),
-        );
+    let router = axum::Router::new().route(
+        "/state",
+        get(|Extension(info): Extension<ScopeInfo>| async move {
+            let greeting = info.state.get::<Greeting>().map_or("none", |g| g.0);
+            format!(
+                "{greeting}; draining={}; root_path={}",
+                info.shutdown.is_triggered(),
+                info.root_path
+            )
+        }),
+    );
     let app = Mount::new()
         .lifespan(lifespan)
         .mount("/axum", TowerApp::new(router));
