@@ -55,8 +55,8 @@ const PATH: &AsciiSet = &CONTROLS
 ///   `OriginalUri` extension;
 /// - extensions: the client address as axum's `ConnectInfo<SocketAddr>` (with the `axum`
 ///   feature, so that `ConnectInfo` extractors work; without it, as a `SocketAddr`); and one
-///   [`ScopeInfo`]: the `root_path`, the lifespan [`State`](asgi_core::State) and the
-///   server's [`ShutdownSignal`](asgi_core::ShutdownSignal) (read them with axum's
+///   [`ScopeInfo`]: the `root_path`, the lifespan [`State`] and the
+///   server's [`ShutdownSignal`] (read them with axum's
 ///   `Extension<ScopeInfo>`).
 ///
 /// The body streams from the scope's `http.request` events as the service reads it; a client
