@@ -422,7 +422,11 @@ impl tower::Service<Request<asgi::tower::ReceiverBody>> for ReadyWhenAskedTwice 
     }
 
     fn call(&mut self, _: Request<asgi::tower::ReceiverBody>) -> Self::Future {
-        let text = if self.asked { "ready" } else { "called before ready" };
+        let text = if self.asked {
+            "ready"
+        } else {
+            "called before ready"
+        };
         std::future::ready(Ok(http::Response::new(text.to_owned())))
     }
 }
