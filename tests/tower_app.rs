@@ -337,8 +337,8 @@ async fn service_error_gives_500() {
 struct Greeting(&'static str);
 
 #[tokio::test]
-async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions() {
-    use asgi::core::{ShutdownSignal, State};
+async fn handlers_see_the_root_path_the_lifespan_state_and_the_shutdown_signal_as_an_extension() {
+    use asgi::tower::ScopeInfo;
     use axum::Extension;
 
     let lifespan = |scope: Scope, mut receive: Receiver, mut send: Sender| async move {
@@ -358,22 +358,84 @@ async fn handlers_see_the_lifespan_state_and_the_shutdown_signal_as_extensions()
             }
         }
     };
-    let router =
-        axum::Router::new().route(
-            "/state",
-            get(
-                |Extension(state): Extension<State>,
-                 Extension(shutdown): Extension<ShutdownSignal>| async move {
-                    let greeting = state.get::<Greeting>().map_or("none", |g| g.0);
-                    format!("{greeting}; draining={}", shutdown.is_triggered())
-                },
-            ),
-        );
+    let router = axum::Router::new().route(
+        "/state",
+        get(|Extension(info): Extension<ScopeInfo>| async move {
+            let greeting = info.state.get::<Greeting>().map_or("none", |g| g.0);
+            format!(
+                "{greeting}; draining={}; root_path={}",
+                info.shutdown.is_triggered(),
+                info.root_path
+            )
+        }),
+    );
     let app = Mount::new()
         .lifespan(lifespan)
         .mount("/axum", TowerApp::new(router));
     let server = start(app, |b| b).await;
     let answer = fetch(server.addr, "/axum/state").await;
-    assert_eq!(answer.text(), "hello from the lifespan; draining=false");
+    assert_eq!(
+        answer.text(),
+        "hello from the lifespan; draining=false; root_path=/axum"
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn service_panicking_in_call_gives_500_and_the_server_keeps_serving() {
+    let service = tower::service_fn(|request: Request<asgi::tower::ReceiverBody>| {
+        if request.uri().path() == "/boom" {
+            panic!("the service panicked in call on purpose");
+        }
+        async { Ok::<_, Infallible>(http::Response::new(String::from("fine"))) }
+    });
+    let server = start(TowerApp::new(service), |b| b).await;
+    let answer = fetch(server.addr, "/boom").await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let answer = fetch(server.addr, "/").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "fine");
+    server.stop().await.unwrap();
+}
+
+/// A service that is not ready when first asked, and says so until asked again.
+#[derive(Clone, Default)]
+struct ReadyWhenAskedTwice {
+    asked: bool,
+}
+
+impl tower::Service<Request<asgi::tower::ReceiverBody>> for ReadyWhenAskedTwice {
+    type Response = http::Response<String>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        if self.asked {
+            return std::task::Poll::Ready(Ok(()));
+        }
+        self.asked = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: Request<asgi::tower::ReceiverBody>) -> Self::Future {
+        let text = if self.asked {
+            "ready"
+        } else {
+            "called before ready"
+        };
+        std::future::ready(Ok(http::Response::new(text.to_owned())))
+    }
+}
+
+#[tokio::test]
+async fn service_not_ready_at_once_gets_the_request_once_it_is_ready() {
+    let server = start(TowerApp::new(ReadyWhenAskedTwice::default()), |b| b).await;
+    let answer = fetch(server.addr, "/").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "ready");
     server.stop().await.unwrap();
 }

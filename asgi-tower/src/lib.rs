@@ -53,4 +53,4 @@ pub mod service;
 pub mod tower_app;
 
 pub use service::{AppBody, AsgiService};
-pub use tower_app::{ReceiverBody, RootPath, TowerApp};
+pub use tower_app::{ReceiverBody, ScopeInfo, TowerApp};

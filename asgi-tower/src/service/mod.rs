@@ -213,12 +213,17 @@ where
             };
         }
         let (parts, body) = request.into_parts();
-        let scope = Scope::Http(scope::http_scope(parts, &self.config));
         let exchange = Exchange::default();
-        let sink = AppSink::new(exchange.clone(), SendProtocol::for_scope(&scope));
         let source = BodySource::new(body, exchange.clone());
+        let sink_exchange = exchange.clone();
         let app = self.app.clone();
+        let config = self.config.clone();
+        // The scope is built inside the box, where the app's `call` takes it: the request
+        // head moves in, not the larger scope.
         let call = Box::pin(async move {
+            let scope = Scope::Http(scope::http_scope(parts, &config));
+            drop(config);
+            let sink = AppSink::new(sink_exchange, SendProtocol::for_scope(&scope));
             app.call(scope, Receiver::new(source), Sender::new(sink))
                 .await
         });
@@ -238,8 +243,9 @@ where
 /// which goes on in a task of its own until it returns.
 pub struct ResponseFuture {
     state: FutureState,
-    /// The app's `http.response.start`, kept while the head waits for a file to open.
-    start: Option<Start>,
+    /// The app's `http.response.start`, kept while the head waits for a file to open (boxed:
+    /// rare, and the future stays small for the moves its hosts make).
+    start: Option<Box<Start>>,
 }
 
 /// The keys of an `http.response.start`.
@@ -279,34 +285,38 @@ impl Future for ResponseFuture {
         let Some(app) = running else {
             panic!("ResponseFuture polled after it completed");
         };
-        if this.start.is_none() {
-            let event = std::task::ready!(app.poll_event(cx));
-            let Some(SendEvent::HttpResponseStart {
-                status,
-                headers,
-                trailers,
-            }) = event
-            else {
-                // The protocol checker admits `http.response.start` first, so the app returned
-                // without one (or failed, or panicked).
-                let mut app = running.take().expect("checked above");
-                let e = app.take_failure("without sending `http.response.start`");
-                tracing::error!(error = %e, "ASGI app failed before its response started");
-                return Poll::Ready(Ok(plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Internal Server Error\n",
-                )));
-            };
-            this.start = Some(Start {
-                status,
-                headers,
-                trailers,
-            });
-        }
+        let start = match this.start.take() {
+            Some(start) => *start,
+            None => {
+                let event = std::task::ready!(app.poll_event(cx));
+                let Some(SendEvent::HttpResponseStart {
+                    status,
+                    headers,
+                    trailers,
+                }) = event
+                else {
+                    // The protocol checker admits `http.response.start` first, so the app
+                    // returned without one (or failed, or panicked).
+                    let mut app = running.take().expect("checked above");
+                    let e = app.take_failure("without sending `http.response.start`");
+                    tracing::error!(error = %e, "ASGI app failed before its response started");
+                    return Poll::Ready(Ok(plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Internal Server Error\n",
+                    )));
+                };
+                Start {
+                    status,
+                    headers,
+                    trailers,
+                }
+            }
+        };
         let next = app.poll_event(cx);
         if next.is_pending() && app.opening_file() {
             // An `http.response.pathsend` is on its way: the head waits for the file, whose
             // length is the body's.
+            this.start = Some(Box::new(start));
             return Poll::Pending;
         }
         let mut app = running.take().expect("checked above");
@@ -314,7 +324,7 @@ impl Future for ResponseFuture {
             status,
             headers,
             trailers,
-        } = this.start.take().expect("set above");
+        } = start;
         if let Poll::Ready(None) = next {
             // The app ended right after its start (it failed, e.g. on a file it could not
             // open): no byte of the response is out yet, so it is a 500, as on the server.

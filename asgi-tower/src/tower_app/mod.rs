@@ -4,13 +4,16 @@
 mod body;
 
 use std::fmt;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
+use asgi_core::app::AppFuture;
 use asgi_core::extensions::HTTP_RESPONSE_TRAILERS;
 use asgi_core::{
     App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
-    async_trait,
+    ShutdownSignal, State,
 };
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
@@ -51,9 +54,10 @@ const PATH: &AsciiSet = &CONTROLS
 ///   nested with axum's `nest` does; with the `axum` feature, the full URI is in axum's
 ///   `OriginalUri` extension;
 /// - extensions: the client address as axum's `ConnectInfo<SocketAddr>` (with the `axum`
-///   feature, so that `ConnectInfo` extractors work; without it, as a `SocketAddr`); the
-///   lifespan [`State`](asgi_core::State); the server's
-///   [`ShutdownSignal`](asgi_core::ShutdownSignal); a non-empty `root_path` as [`RootPath`].
+///   feature, so that `ConnectInfo` extractors work; without it, as a `SocketAddr`); and one
+///   [`ScopeInfo`]: the `root_path`, the lifespan [`State`] and the
+///   server's [`ShutdownSignal`] (read them with axum's
+///   `Extension<ScopeInfo>`).
 ///
 /// The body streams from the scope's `http.request` events as the service reads it; a client
 /// that leaves makes it fail with a disconnect error.
@@ -109,9 +113,21 @@ pub struct TowerApp<S> {
     websocket: Option<Arc<dyn App>>,
 }
 
-/// The scope's `root_path`, in the request's extensions: where the service is mounted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RootPath(pub String);
+/// What the scope tells a [`TowerApp`]'s service beyond the request, in the request's
+/// extensions (axum: `Extension<ScopeInfo>`).
+///
+/// One value rather than one extension each: every extension of a request is an allocation
+/// of its own, and a map entry, on every request.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ScopeInfo {
+    /// The scope's `root_path`: where the service is mounted (`""` at the root).
+    pub root_path: String,
+    /// The lifespan state.
+    pub state: State,
+    /// The server's drain signal: it fires when the server starts shutting down.
+    pub shutdown: ShutdownSignal,
+}
 
 impl<S> TowerApp<S> {
     /// Wraps `service`.
@@ -148,7 +164,6 @@ impl<S> fmt::Debug for TowerApp<S> {
     }
 }
 
-#[async_trait]
 impl<S, ResBody> App for TowerApp<S>
 where
     S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
@@ -158,18 +173,27 @@ where
     ResBody::Data: Send,
     ResBody::Error: Into<BoxError> + Send,
 {
-    async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+    // Written out rather than with `async_trait`: an HTTP request is turned into the
+    // service's future here, and only that future (with the `send` handle) is boxed, once;
+    // the scope and the request never sit in the box.
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
         match scope {
-            Scope::Http(http) => {
-                let service = self.service.clone();
-                serve_http(service, http, receive, send).await
-            }
+            Scope::Http(http) => http_call(self.service.clone(), http, receive, send),
             Scope::WebSocket(_) => match &self.websocket {
-                Some(app) => app.call(scope, receive, send).await,
-                None => refuse_websocket(send).await,
+                Some(app) => app.call(scope, receive, send),
+                None => Box::pin(refuse_websocket(send)),
             },
-            Scope::Lifespan(_) => acknowledge_lifespan(receive, send).await,
-            _ => Ok(()),
+            Scope::Lifespan(_) => Box::pin(acknowledge_lifespan(receive, send)),
+            _ => Box::pin(std::future::ready(Ok(()))),
         }
     }
 }
@@ -196,43 +220,95 @@ async fn acknowledge_lifespan(mut receive: Receiver, mut send: Sender) -> Result
     }
 }
 
-async fn serve_http<S, ResBody>(
+/// Whether the response may carry trailers, as far as the scope tells.
+#[derive(Clone, Copy)]
+struct TrailerRules {
+    /// The scope declares the `http.response.trailers` extension.
+    allowed: bool,
+    /// The request asked for them (`TE: trailers`).
+    asked: bool,
+}
+
+/// The future of an HTTP scope: the request is built and, when the service is ready at once
+/// (an axum `Router` always is), handed to it before anything is boxed, so that the box
+/// holds the service's future and not the scope, the request and the service besides.
+fn http_call<S, ResBody>(
     mut service: S,
     scope: HttpScope,
     receive: Receiver,
+    send: Sender,
+) -> AppFuture<'static>
+where
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    let rules = TrailerRules {
+        allowed: scope.extensions.supports(HTTP_RESPONSE_TRAILERS),
+        asked: scope
+            .headers
+            .get_all(TE)
+            .iter()
+            .any(|v| has_token(v, b"trailers")),
+    };
+    let Some(request) = request_from_scope(scope, receive) else {
+        return Box::pin(invalid_target(send));
+    };
+    // The service runs its synchronous part here, where a panic would not reach the
+    // host's guard around the app's future: it is caught and becomes the future's error.
+    let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let mut cx = Context::from_waker(Waker::noop());
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => Ok(Ok(service.call(request))),
+            Poll::Ready(Err(e)) => Err(Error::new(e.into())),
+            // Not ready: the request waits in the future, and readiness is asked again with
+            // the task's waker.
+            Poll::Pending => Ok(Err((service, request))),
+        }
+    }));
+    match called {
+        Ok(Ok(Ok(future))) => Box::pin(respond(future, rules, send)),
+        Ok(Ok(Err((mut service, request)))) => Box::pin(async move {
+            poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(|e| Error::new(e.into()))?;
+            respond(service.call(request), rules, send).await
+        }),
+        Ok(Err(e)) => Box::pin(std::future::ready(Err(e))),
+        Err(payload) => Box::pin(std::future::ready(Err(Error::from_panic(payload)))),
+    }
+}
+
+/// The answer to a scope whose path and query make no valid URI.
+async fn invalid_target(mut send: Sender) -> Result<(), Error> {
+    send.send(SendEvent::response_start(
+        StatusCode::BAD_REQUEST,
+        HeaderMap::new(),
+    ))
+    .await?;
+    send.send(SendEvent::response_body("invalid request target\n", false))
+        .await?;
+    Ok(())
+}
+
+/// Waits for the service's response and sends it.
+async fn respond<F, E, ResBody>(
+    future: F,
+    rules: TrailerRules,
     mut send: Sender,
 ) -> Result<(), Error>
 where
-    S: Service<Request<ReceiverBody>, Response = Response<ResBody>>,
-    S::Error: Into<BoxError>,
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Into<BoxError>,
     ResBody: Body,
     ResBody::Error: Into<BoxError>,
 {
-    let trailers_allowed = scope.extensions.supports(HTTP_RESPONSE_TRAILERS);
-    let asked_for_trailers = scope
-        .headers
-        .get_all(TE)
-        .iter()
-        .any(|v| has_token(v, b"trailers"));
-    let Some(request) = request_from_scope(scope, receive) else {
-        send.send(SendEvent::response_start(
-            StatusCode::BAD_REQUEST,
-            HeaderMap::new(),
-        ))
-        .await?;
-        send.send(SendEvent::response_body("invalid request target\n", false))
-            .await?;
-        return Ok(());
-    };
-    poll_fn(|cx| service.poll_ready(cx))
-        .await
-        .map_err(|e| Error::new(e.into()))?;
-    let response = service
-        .call(request)
-        .await
-        .map_err(|e| Error::new(e.into()))?;
+    let response = future.await.map_err(|e| Error::new(e.into()))?;
     let (parts, body) = response.into_parts();
-    let trailers = trailers_allowed && (asked_for_trailers || parts.headers.contains_key(TRAILER));
+    let trailers = rules.allowed && (rules.asked || parts.headers.contains_key(TRAILER));
     let start = SendEvent::HttpResponseStart {
         status: parts.status,
         headers: parts.headers,
@@ -323,8 +399,17 @@ fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
 }
 
 /// The request for a scope; `None` when its path and query make no valid URI.
-fn request_from_scope(scope: HttpScope, receive: Receiver) -> Option<Request<ReceiverBody>> {
-    let uri = route_uri(&scope)?;
+fn request_from_scope(mut scope: HttpScope, receive: Receiver) -> Option<Request<ReceiverBody>> {
+    let uri = if scope.root_path.is_empty()
+        && scope.query_string.is_empty()
+        && scope.raw_path.first() == Some(&b'/')
+    {
+        // At the root with no query, the target is the raw path as it came: moved, not
+        // copied (what `route_uri` would build).
+        Uri::from_maybe_shared(std::mem::take(&mut scope.raw_path)).ok()?
+    } else {
+        route_uri(&scope)?
+    };
     let version = match scope.http_version {
         HttpVersion::Http10 => Version::HTTP_10,
         HttpVersion::Http2 => Version::HTTP_2,
@@ -349,11 +434,11 @@ fn request_from_scope(scope: HttpScope, receive: Receiver) -> Option<Request<Rec
             extensions.insert(axum::extract::OriginalUri(original));
         }
     }
-    extensions.insert(scope.state);
-    extensions.insert(scope.shutdown);
-    if !scope.root_path.is_empty() {
-        extensions.insert(RootPath(scope.root_path));
-    }
+    extensions.insert(ScopeInfo {
+        root_path: scope.root_path,
+        state: scope.state,
+        shutdown: scope.shutdown,
+    });
     *request.uri_mut() = uri;
     Some(request)
 }
