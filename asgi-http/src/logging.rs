@@ -326,10 +326,12 @@ fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
         }
         writer.write_str(text)
     })?;
-    let mut fraction = *b".000000Z";
-    put_digits(&mut fraction[1..7], u64::from(since_epoch.subsec_micros()));
-    // Only ASCII digits and separators were written.
-    writer.write_str(std::str::from_utf8(&fraction).map_err(|_| fmt::Error)?)
+    // `.` and the microseconds, zero-padded to six digits, then `Z`.
+    let mut number = itoa::Buffer::new();
+    let micros = number.format(since_epoch.subsec_micros());
+    writer.write_str(&".000000"[..7 - micros.len().min(6)])?;
+    writer.write_str(micros)?;
+    writer.write_str("Z")
 }
 
 thread_local! {

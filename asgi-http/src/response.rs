@@ -437,7 +437,7 @@ impl Response {
                 // and move it around; an allocation per streamed response costs less.
                 body => return Box::pin(send_body(status, headers, body, send)).await,
             };
-            if allows_body(status) && !headers.contains_key(header::CONTENT_LENGTH) {
+            if allows_body(status) && !has_content_length(&headers) {
                 headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
             }
             send.send(SendEvent::response_start(status, headers))
@@ -445,6 +445,16 @@ impl Response {
             send.send(SendEvent::response_body(bytes, false)).await?;
             Ok(())
         }
+    }
+}
+
+/// True when `headers` has a `content-length`. A response has few headers: comparing their
+/// names costs less than hashing the name for a lookup, so up to eight are compared.
+fn has_content_length(headers: &HeaderMap) -> bool {
+    if headers.len() <= 8 {
+        headers.keys().any(|name| name == header::CONTENT_LENGTH)
+    } else {
+        headers.contains_key(header::CONTENT_LENGTH)
     }
 }
 
