@@ -203,16 +203,19 @@ where
         if !fast {
             return self.full.format_event(ctx, writer, event);
         }
-        write_timestamp(&mut writer, SystemTime::now())?;
-        writer.write_str(match *metadata.level() {
+        let level = match *metadata.level() {
             Level::TRACE => " TRACE ",
             Level::DEBUG => " DEBUG ",
             Level::INFO => "  INFO ",
             Level::WARN => "  WARN ",
             Level::ERROR => " ERROR ",
-        })?;
-        writer.write_str(metadata.target())?;
-        writer.write_str(": ")?;
+        };
+        // The timestamp, the level and the target go to the writer as one piece.
+        write_timestamp(
+            &mut writer,
+            SystemTime::now(),
+            &[level, metadata.target(), ": "],
+        )?;
         let mut message = MessageWriter {
             writer: &mut writer,
             result: Ok(()),
@@ -309,34 +312,45 @@ fn may_need_escape(bytes: &[u8]) -> bool {
 }
 
 /// Writes `now` as tracing-subscriber's default timer does: RFC 3339 in UTC, with
-/// microseconds (`2026-01-02T03:04:05.678901Z`).
-fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime) -> fmt::Result {
+/// microseconds (`2026-01-02T03:04:05.678901Z`), followed by the texts of `after`, all in one
+/// write.
+fn write_timestamp(writer: &mut Writer<'_>, now: SystemTime, after: &[&str]) -> fmt::Result {
     let Ok(since_epoch) = now.duration_since(SystemTime::UNIX_EPOCH) else {
-        return writer.write_str("<unknown time>");
+        writer.write_str("<unknown time>")?;
+        return after.iter().try_for_each(|text| writer.write_str(text));
     };
     let seconds = since_epoch.as_secs();
-    // The date and time to the second, written once a second by each thread that logs.
-    SECOND.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        let (second, text) = &mut *cached;
+    let mut number = itoa::Buffer::new();
+    let micros = number.format(since_epoch.subsec_micros());
+    HEAD.with(|head| {
+        let mut head = head.borrow_mut();
+        let (second, text) = &mut *head;
+        // The date and time to the second, written once a second by each thread that logs.
         if *second != Some(seconds) {
             text.clear();
             text.push_str(&second_text(seconds));
             *second = Some(seconds);
         }
+        text.truncate(SECOND_TEXT_LEN);
+        // `.` and the microseconds, zero-padded to six digits, then `Z`.
+        text.push_str(&".000000"[..7 - micros.len().min(6)]);
+        text.push_str(micros);
+        text.push('Z');
+        for piece in after {
+            text.push_str(piece);
+        }
         writer.write_str(text)
-    })?;
-    // `.` and the microseconds, zero-padded to six digits, then `Z`.
-    let mut number = itoa::Buffer::new();
-    let micros = number.format(since_epoch.subsec_micros());
-    writer.write_str(&".000000"[..7 - micros.len().min(6)])?;
-    writer.write_str(micros)?;
-    writer.write_str("Z")
+    })
 }
 
+/// The length of [`second_text`]'s text.
+const SECOND_TEXT_LEN: usize = "2026-01-02T03:04:05".len();
+
 thread_local! {
-    /// The second [`write_timestamp`] last wrote on this thread, and its text.
-    static SECOND: std::cell::RefCell<(Option<u64>, String)> =
+    /// The second [`write_timestamp`] last wrote on this thread, and the text it wrote: that
+    /// second's date and time, then the rest of the line's head (bounded by a target's
+    /// length).
+    static HEAD: std::cell::RefCell<(Option<u64>, String)> =
         const { std::cell::RefCell::new((None, String::new())) };
 }
 
@@ -423,7 +437,7 @@ mod tests {
 
     fn timestamp(now: SystemTime) -> String {
         let mut text = String::new();
-        write_timestamp(&mut Writer::new(&mut text), now).unwrap();
+        write_timestamp(&mut Writer::new(&mut text), now, &[]).unwrap();
         text
     }
 
