@@ -241,36 +241,11 @@ impl Visit for MessageWriter<'_, '_> {
 
     fn record_debug(&mut self, _field: &Field, value: &dyn fmt::Debug) {
         if self.result.is_ok() {
-            // A message given as format arguments or as a `Display` value (the access log's
-            // line): its `Debug` is its text. Written into this thread's scratch text first
-            // (no allocation once it has grown), then escaped in one pass.
-            self.result = MESSAGE.with(|scratch| {
-                // Taken already: a `Debug` impl logs while its own event is written.
-                let Ok(mut scratch) = scratch.try_borrow_mut() else {
-                    return write_escaped(self.writer, &format!("{value:?}"));
-                };
-                scratch.clear();
-                use fmt::Write;
-                let written = write!(scratch, "{value:?}");
-                let escaped = written.and_then(|()| write_escaped(self.writer, &scratch));
-                if scratch.capacity() > MESSAGE_SCRATCH_KEPT {
-                    *scratch = String::new();
-                }
-                escaped
-            });
+            // A message given as format arguments (not the access log's own form): its
+            // `Debug` is its text.
+            self.result = write_escaped(self.writer, &format!("{value:?}"));
         }
     }
-}
-
-/// The most a thread's message scratch text keeps between events (4 KiB): an access log line
-/// or a usual message fits; a longer one is written all the same, and its room given back.
-/// Not a setting: it only bounds the memory each logging thread keeps.
-const MESSAGE_SCRATCH_KEPT: usize = 4096;
-
-thread_local! {
-    /// The text of the message being written on this thread (see
-    /// [`MessageWriter::record_debug`]).
-    static MESSAGE: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
 }
 
 /// Writes `text`, each ANSI or C1 control character escaped as tracing-subscriber's format

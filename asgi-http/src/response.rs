@@ -437,7 +437,7 @@ impl Response {
                 // and move it around; an allocation per streamed response costs less.
                 body => return Box::pin(send_body(status, headers, body, send)).await,
             };
-            if allows_body(status) && !has_content_length(&headers) {
+            if allows_body(status) && response_header(&headers, &header::CONTENT_LENGTH).is_none() {
                 headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
             }
             send.send(SendEvent::response_start(status, headers))
@@ -448,15 +448,25 @@ impl Response {
     }
 }
 
-/// True when `headers` has a `content-length`. A response has few headers: comparing their
-/// names costs less than hashing the name for a lookup, so up to eight are compared.
-fn has_content_length(headers: &HeaderMap) -> bool {
-    if headers.len() <= 8 {
-        headers.keys().any(|name| name == header::CONTENT_LENGTH)
+/// The first value of `name` in `headers`. A response has few headers: up to
+/// [`SCANNED_HEADERS`] of them, comparing their names costs less than hashing the name for a
+/// lookup, so they are compared.
+pub(crate) fn response_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    if headers.len() <= SCANNED_HEADERS {
+        headers
+            .iter()
+            .find_map(|(key, value)| (key == name).then_some(value))
     } else {
-        headers.contains_key(header::CONTENT_LENGTH)
+        headers.get(name)
     }
 }
+
+/// Up to this many headers, [`response_header`] compares names instead of looking one up. Not
+/// a setting: it only picks the cheaper of two ways to the same answer.
+const SCANNED_HEADERS: usize = 8;
 
 /// [`Response::send`] for a streamed body, a file and a path to send.
 async fn send_body(

@@ -184,30 +184,16 @@ fn plain(
     status: &str,
     body: &'static str,
 ) -> Result<Body, BoxError> {
-    let mut digits = [0; 20];
+    let mut length = itoa::Buffer::new();
     start_response.call(
         status,
         [
             ("Content-Type", &b"text/plain; charset=utf-8"[..]),
-            ("Content-Length", decimal(body.len(), &mut digits)),
+            ("Content-Length", length.format(body.len()).as_bytes()),
         ],
         None,
     )?;
     Ok(Body::from(body))
-}
-
-/// `n` in decimal, written into `digits` (no allocation, unlike `to_string`).
-fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        // `n % 10` is below 10: the cast keeps every bit.
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &digits[i..];
-        }
-    }
 }
 
 fn environ_json(mut environ: Environ, start_response: StartResponse) -> Result<Body, BoxError> {

@@ -9,10 +9,6 @@ use super::exchange::{Closed, Exchange};
 use super::shared::ActivityGuard;
 use crate::middleware::request_id::X_REQUEST_ID;
 
-/// Up to this many response headers, the request id is found by comparing names rather than
-/// by a lookup. Not a setting: it only picks the cheaper of two ways to the same answer.
-const SCANNED_HEADERS: usize = 8;
-
 /// See the module docs. The service creates it with the request and owns it until the
 /// response head is ready; then the response body owns it and ends it when hyper drops the
 /// body. Dropped before that (hyper gave up on the response), it only ends the request's
@@ -45,15 +41,7 @@ impl<B> FinishGuard<B> {
     pub(crate) fn responded(&mut self, status: u16, headers: &http::HeaderMap) {
         if let Some(log) = &mut self.log {
             log.set_status(status);
-            // A response has few headers: comparing their names costs less than hashing
-            // this one for a lookup.
-            let id = if headers.len() <= SCANNED_HEADERS {
-                headers
-                    .iter()
-                    .find_map(|(name, value)| (*name == X_REQUEST_ID).then_some(value))
-            } else {
-                headers.get(&X_REQUEST_ID)
-            };
+            let id = crate::response::response_header(headers, &X_REQUEST_ID);
             log.set_request_id(id);
         }
     }
