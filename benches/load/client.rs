@@ -204,6 +204,49 @@ pub(crate) async fn h2load(
     streams: usize,
     seconds: u64,
 ) -> BoxResult<f64> {
+    let text = run_h2load(addr, path, connections, streams, format!("-D{seconds}")).await?;
+    // "finished in 10.00s, 123456.70 req/s, 4.20MB/s"
+    text.lines()
+        .find_map(|l| l.strip_prefix("finished in "))
+        .and_then(|l| l.split(", ").nth(1))
+        .and_then(|v| v.strip_suffix(" req/s"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| format!("no req/s in h2load output:\n{text}").into())
+}
+
+/// `requests` h2c `GET path` on one connection, `streams` at a time (`h2load -n -c1 -m`),
+/// every one answered with a 2xx: the fixed load of the h2c instruction count.
+pub(crate) async fn h2_gets(
+    addr: SocketAddr,
+    path: &str,
+    requests: u64,
+    streams: usize,
+) -> BoxResult<()> {
+    let text = run_h2load(addr, path, 1, streams, format!("-n{requests}")).await?;
+    let done = format!("{requests} succeeded, 0 failed, 0 errored");
+    let all_2xx = format!("{requests} 2xx");
+    if !text
+        .lines()
+        .any(|l| l.starts_with("requests:") && l.contains(&done))
+        || !text
+            .lines()
+            .any(|l| l.starts_with("status codes:") && l.contains(&all_2xx))
+    {
+        return Err(format!("h2load did not get {requests} answers of 2xx:\n{text}").into());
+    }
+    Ok(())
+}
+
+/// h2load's output for `h2load -t1 -c<connections> -m<streams> <extent>` against
+/// `http://addr/path`, pinned to the client CPU when pinning is on; errors it reports are
+/// printed to standard error.
+async fn run_h2load(
+    addr: SocketAddr,
+    path: &str,
+    connections: usize,
+    streams: usize,
+    extent: String,
+) -> BoxResult<String> {
     let url = format!("http://{addr}{path}");
     let output = tokio::task::spawn_blocking(move || {
         let mut command = if crate::process::pinning() {
@@ -218,7 +261,7 @@ pub(crate) async fn h2load(
                 "-t1",
                 &format!("-c{connections}"),
                 &format!("-m{streams}"),
-                &format!("-D{seconds}"),
+                &extent,
                 &url,
             ])
             .output()
@@ -240,11 +283,5 @@ pub(crate) async fn h2load(
     if failed || non_2xx {
         eprintln!("h2load reported errors:\n{text}");
     }
-    // "finished in 10.00s, 123456.70 req/s, 4.20MB/s"
-    text.lines()
-        .find_map(|l| l.strip_prefix("finished in "))
-        .and_then(|l| l.split(", ").nth(1))
-        .and_then(|v| v.strip_suffix(" req/s"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("no req/s in h2load output:\n{text}").into())
+    Ok(text.into_owned())
 }

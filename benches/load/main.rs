@@ -22,7 +22,9 @@
 //! `LOAD_CALLGRIND_REQUESTS` (N, default 2000), `LOAD_CALLGRIND_KEEP` (a directory: the
 //! callgrind suite leaves its counts there, for `callgrind_annotate`, instead of removing
 //! them), `LOAD_CALLGRIND_ONLY` (labels separated by commas, e.g. `asgi,asgi+log`: the
-//! callgrind suite counts only those servers, and hyper). The HTTP/1.1 load comes from `wrk`
+//! callgrind suite counts only those servers, and hyper), `LOAD_CALLGRIND_H2=1` (the callgrind
+//! suite's requests go over h2c from `h2load`, one connection with `LOAD_H2_STREAMS` streams
+//! at a time, instead of HTTP/1.1 one at a time). The HTTP/1.1 load comes from `wrk`
 //! (`apt-get install wrk`), the HTTP/2 load from `h2load` (`apt-get install nghttp2-client`),
 //! the instruction counts from `valgrind` (`apt-get install valgrind`); everything else from
 //! clients in this harness.
@@ -76,6 +78,7 @@ pub(crate) struct Settings {
     pub(crate) h2_connections: usize,
     pub(crate) h2_streams: usize,
     pub(crate) callgrind_requests: u64,
+    pub(crate) callgrind_h2: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -96,6 +99,7 @@ impl Settings {
             h2_connections: env_or("LOAD_H2_CONNECTIONS", 16),
             h2_streams: env_or("LOAD_H2_STREAMS", 32),
             callgrind_requests: env_or("LOAD_CALLGRIND_REQUESTS", 2000),
+            callgrind_h2: env_or("LOAD_CALLGRIND_H2", 0u8) == 1,
         }
     }
 }
@@ -403,8 +407,13 @@ const CALLGRIND_KINDS: [ServerKind; 8] = [
 /// user-space instructions are counted (all its threads; the client runs outside valgrind).
 async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     let n = settings.callgrind_requests.max(1);
+    let over = if settings.callgrind_h2 {
+        format!("h2c, {} streams at a time", settings.h2_streams)
+    } else {
+        "HTTP/1.1 keep-alive".to_owned()
+    };
     println!(
-        "== Instructions per request (callgrind, {n} and {} keep-alive hellos)",
+        "== Instructions per request (callgrind, {n} and {} hellos, {over})",
         2 * n
     );
     let keep = std::env::var_os("LOAD_CALLGRIND_KEEP").map(std::path::PathBuf::from);
@@ -421,8 +430,8 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     };
     let mut hyper = f64::NAN;
     for kind in CALLGRIND_KINDS.into_iter().filter(|&kind| counted(kind)) {
-        let once = callgrind_count(kind, n, &dir).await?;
-        let twice = callgrind_count(kind, 2 * n, &dir).await?;
+        let once = callgrind_count(kind, n, settings, &dir).await?;
+        let twice = callgrind_count(kind, 2 * n, settings, &dir).await?;
         let per_request = twice.saturating_sub(once) as f64 / n as f64;
         if kind == ServerKind::Hyper {
             hyper = per_request;
@@ -445,10 +454,26 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
 }
 
 /// The instructions the server of `kind` ran in all, serving `requests` hellos.
-async fn callgrind_count(kind: ServerKind, requests: u64, dir: &std::path::Path) -> BoxResult<u64> {
-    let out = dir.join(format!("{}-{requests}.out", kind.label()));
+async fn callgrind_count(
+    kind: ServerKind,
+    requests: u64,
+    settings: &Settings,
+    dir: &std::path::Path,
+) -> BoxResult<u64> {
+    let protocol = if settings.callgrind_h2 { "h2-" } else { "" };
+    let out = dir.join(format!("{}-{protocol}{requests}.out", kind.label()));
     let server = Server::launch(kind, process::Launch::Callgrind(out.clone())).await?;
-    client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?;
+    if settings.callgrind_h2 {
+        client::h2_gets(
+            server.addr(),
+            kind.hello_path(),
+            requests,
+            settings.h2_streams,
+        )
+        .await?;
+    } else {
+        client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?;
+    }
     server.terminate()?;
     let counts = std::fs::read_to_string(&out)?;
     counts
