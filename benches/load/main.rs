@@ -430,8 +430,9 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     };
     let mut hyper = f64::NAN;
     for kind in CALLGRIND_KINDS.into_iter().filter(|&kind| counted(kind)) {
-        let once = callgrind_count(kind, n, settings, &dir).await?;
-        let twice = callgrind_count(kind, 2 * n, settings, &dir).await?;
+        let h2 = settings.callgrind_h2.then_some(settings.h2_streams);
+        let once = callgrind_count(kind, n, h2, &dir).await?;
+        let twice = callgrind_count(kind, 2 * n, h2, &dir).await?;
         let per_request = twice.saturating_sub(once) as f64 / n as f64;
         if kind == ServerKind::Hyper {
             hyper = per_request;
@@ -453,26 +454,22 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     Ok(())
 }
 
-/// The instructions the server of `kind` ran in all, serving `requests` hellos.
+/// The instructions the server of `kind` ran in all, serving `requests` hellos: over
+/// HTTP/1.1 one at a time, or over h2c with `h2_streams` streams at a time.
 async fn callgrind_count(
     kind: ServerKind,
     requests: u64,
-    settings: &Settings,
+    h2_streams: Option<usize>,
     dir: &std::path::Path,
 ) -> BoxResult<u64> {
-    let protocol = if settings.callgrind_h2 { "h2-" } else { "" };
+    let protocol = if h2_streams.is_some() { "h2-" } else { "" };
     let out = dir.join(format!("{}-{protocol}{requests}.out", kind.label()));
     let server = Server::launch(kind, process::Launch::Callgrind(out.clone())).await?;
-    if settings.callgrind_h2 {
-        client::h2_gets(
-            server.addr(),
-            kind.hello_path(),
-            requests,
-            settings.h2_streams,
-        )
-        .await?;
-    } else {
-        client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?;
+    match h2_streams {
+        Some(streams) => {
+            client::h2_gets(server.addr(), kind.hello_path(), requests, streams).await?;
+        }
+        None => client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?,
     }
     server.terminate()?;
     let counts = std::fs::read_to_string(&out)?;

@@ -130,8 +130,8 @@ pub(crate) async fn api_suite(settings: &Settings) -> BoxResult<()> {
     std::fs::create_dir_all(&dir)?;
     let mut instructions = Vec::new();
     for kind in kinds {
-        let once = crate::callgrind_count(kind, n, &dir).await?;
-        let twice = crate::callgrind_count(kind, 2 * n, &dir).await?;
+        let once = crate::callgrind_count(kind, n, None, &dir).await?;
+        let twice = crate::callgrind_count(kind, 2 * n, None, &dir).await?;
         instructions.push(twice.saturating_sub(once) as f64 / n as f64);
     }
     let _ = std::fs::remove_dir_all(&dir);
