@@ -104,6 +104,7 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use asgi_core::app::AppFuture;
 use asgi_core::http::StatusCode;
@@ -400,12 +401,34 @@ where
         &'life0 self,
         scope: Scope,
         receive: Receiver,
-        mut send: Sender,
+        send: Sender,
     ) -> AppFuture<'async_trait>
     where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
+        self.start(scope, receive, send)
+    }
+
+    fn call_owned(
+        self: Arc<Self>,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'static> {
+        self.start(scope, receive, send)
+    }
+}
+
+impl<F, Fut> Handler<F>
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future + Send + 'static,
+    Fut::Output: IntoResponse,
+{
+    /// One call: the function runs on the request, and the future answers with what it
+    /// returns. The future borrows nothing of the handler.
+    fn start(&self, scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
         let request = match scope {
             Scope::Http(http) => Request::new(http, receive),
             other => {

@@ -9,7 +9,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use asgi_core::{App, Error, Receiver, Scope, Sender, async_trait};
+use asgi_core::app::AppFuture;
+use asgi_core::{App, Receiver, Scope, Sender};
 
 use crate::lifespan::{self, Part};
 use crate::router::{not_found, route_path, unsupported_scope};
@@ -163,31 +164,58 @@ impl fmt::Debug for Mount {
     }
 }
 
-#[async_trait]
+// Written out rather than with `async_trait`, as the router's: the mounted app's own future
+// is handed out (`call_owned`), with no future of the mount's around it.
 impl App for Mount {
-    async fn call(
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.dispatch(scope, receive, send)
+    }
+
+    fn call_owned(
+        self: Arc<Self>,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'static> {
+        self.dispatch(scope, receive, send)
+    }
+}
+
+impl Mount {
+    /// One call: the mounted app it goes to (its prefix added to `root_path`), the fallback,
+    /// or the not-found answer.
+    fn dispatch(
         &self,
         mut scope: Scope,
         receive: Receiver,
         mut send: Sender,
-    ) -> Result<(), Error> {
+    ) -> AppFuture<'static> {
         let (path, root_path) = match &mut scope {
             Scope::Http(http) => (&http.path, &mut http.root_path),
             Scope::WebSocket(ws) => (&ws.path, &mut ws.root_path),
             Scope::Lifespan(scope) => {
                 let scope = scope.clone();
-                return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
+                return Box::pin(lifespan::run(scope, receive, send, self.lifespan_parts()));
             }
-            _ => return Err(unsupported_scope(&scope)),
+            _ => return Box::pin(std::future::ready(Err(unsupported_scope(&scope)))),
         };
         match self.find(route_path(path, root_path)) {
             Some((prefix, app)) => {
                 root_path.push_str(prefix);
-                app.clone().call(scope, receive, send).await
+                app.clone().call_owned(scope, receive, send)
             }
             None => match &self.fallback {
-                Some(app) => app.call(scope, receive, send).await,
-                None => not_found(&scope, &mut send).await,
+                Some(app) => app.clone().call_owned(scope, receive, send),
+                None => Box::pin(async move { not_found(&scope, &mut send).await }),
             },
         }
     }
@@ -196,6 +224,7 @@ impl App for Mount {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use asgi_core::Error;
 
     fn noop() -> impl App {
         |_: Scope, _: Receiver, _: Sender| async { Ok::<(), Error>(()) }

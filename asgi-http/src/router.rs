@@ -24,8 +24,9 @@
 use std::fmt;
 use std::sync::Arc;
 
+use asgi_core::app::AppFuture;
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
-use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender, async_trait};
+use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender};
 
 use crate::handler::IntoApp;
 use crate::lifespan::{self, Part};
@@ -594,19 +595,46 @@ impl Router {
     }
 }
 
-#[async_trait]
+// Written out rather than with `async_trait`: the router picks the app before any future is
+// made and hands out that app's own future (`call_owned`), so a routed request carries no
+// future of the router's, and its scope is not moved once more.
 impl App for Router {
-    async fn call(
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.dispatch(scope, receive, send)
+    }
+
+    fn call_owned(
+        self: Arc<Self>,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'static> {
+        self.dispatch(scope, receive, send)
+    }
+}
+
+impl Router {
+    /// One call: the app it goes to, called, or the router's own answer.
+    fn dispatch(
         &self,
         mut scope: Scope,
         receive: Receiver,
         mut send: Sender,
-    ) -> Result<(), Error> {
+    ) -> AppFuture<'static> {
         if let Scope::Lifespan(scope) = scope {
-            return lifespan::run(scope, receive, send, self.lifespan_parts()).await;
+            return Box::pin(lifespan::run(scope, receive, send, self.lifespan_parts()));
         }
         if !matches!(scope, Scope::Http(_) | Scope::WebSocket(_)) {
-            return Err(unsupported_scope(&scope));
+            return Box::pin(std::future::ready(Err(unsupported_scope(&scope))));
         }
         match self.find(&scope) {
             Dispatch::App(app, params) => {
@@ -623,7 +651,7 @@ impl App for Router {
                         }
                     }
                 }
-                app.call(scope, receive, send).await
+                app.call_owned(scope, receive, send)
             }
             Dispatch::MethodNotAllowed(allow) => {
                 // Method names are tokens, so the value is always valid; a 405 without
@@ -635,7 +663,7 @@ impl App for Router {
                             Some(allow) => add_allow(send, allow),
                             None => send,
                         };
-                        app.call(scope, receive, send).await
+                        app.clone().call_owned(scope, receive, send)
                     }
                     None => {
                         let response = Response::text("Method Not Allowed")
@@ -644,16 +672,16 @@ impl App for Router {
                             Some(value) => response.header(header::ALLOW, value),
                             None => response,
                         };
-                        response.send(&mut send).await
+                        Box::pin(async move { response.send(&mut send).await })
                     }
                 }
             }
             Dispatch::NoRoute => match (&self.fallback, &self.not_found) {
-                (Some(app), _) => app.call(scope, receive, send).await,
+                (Some(app), _) => app.clone().call_owned(scope, receive, send),
                 (None, Some(app)) if matches!(scope, Scope::Http(_)) => {
-                    app.call(scope, receive, send).await
+                    app.clone().call_owned(scope, receive, send)
                 }
-                _ => not_found(&scope, &mut send).await,
+                _ => Box::pin(async move { not_found(&scope, &mut send).await }),
             },
         }
     }

@@ -9,10 +9,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use asgi_core::app::AppFuture;
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{Error, Receiver, Scope, Sender};
+use asgi_core::{App, Error, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
-use futures_util::FutureExt;
 use http::header::{HOST, TE, UPGRADE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
@@ -234,15 +234,11 @@ impl ConnService {
             trailers_allowed,
         ));
         let app = self.shared.app.clone();
-        let run = Box::pin(run_app(
-            app,
-            scope,
-            receive,
-            send,
-            exchange.clone(),
+        let end = RunEnd {
+            exchange: exchange.clone(),
             method,
             target,
-        ));
+        };
         let tasks = self.shared.app_tasks.clone();
         // An HTTP/2 request's app call takes one of the connection's permits, held until the
         // app returns; without one, it waits.
@@ -251,27 +247,36 @@ impl ConnService {
         } else {
             self.activity.app_calls.clone()
         };
-        let state = match calls {
+        let permit = match calls {
             Some(calls) => match calls.clone().try_acquire_owned() {
-                Ok(permit) => FutureState::Inline {
-                    run: Some(run),
-                    permit: Some(permit),
-                    exchange,
-                    tasks,
-                },
-                Err(_) => FutureState::Queued {
-                    permit: Box::pin(calls.acquire_owned()),
-                    run,
-                    exchange,
-                    tasks,
-                },
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    return ResponseFuture {
+                        state: FutureState::Queued {
+                            permit: Box::pin(calls.acquire_owned()),
+                            call: Box::new(QueuedCall {
+                                app,
+                                scope,
+                                receive,
+                                send,
+                                end,
+                            }),
+                            exchange,
+                            tasks,
+                        },
+                        finish: Some(finish),
+                        http2: Some(self.activity.clone()),
+                        yielded: false,
+                    };
+                }
             },
-            None => FutureState::Inline {
-                run: Some(run),
-                permit: None,
-                exchange,
-                tasks,
-            },
+            None => None,
+        };
+        let state = FutureState::Inline {
+            run: Some(AppRun::call(app, scope, receive, send, end)),
+            permit,
+            exchange,
+            tasks,
         };
         ResponseFuture {
             state,
@@ -330,62 +335,113 @@ fn te_trailers(headers: &HeaderMap) -> bool {
     })
 }
 
-/// Runs the app on one request (first inline, then in a task of its own if it waits), and logs
-/// how it ended.
-///
-/// The response itself is finished by the app's sender when it is dropped (a 500 if nothing
-/// was sent, an aborted body if the response was incomplete), which happens before `call`
-/// returns or while a panic unwinds.
-async fn run_app(
-    app: Arc<dyn asgi_core::App>,
+/// One request's app call: the app's own future, run first inline, then in a task of its own
+/// if it waits, and the log line of how it ended. The future borrows nothing (the app is
+/// called through [`App::call_owned`](asgi_core::App::call_owned)), so this moves into a task
+/// as it is, with no box of its own.
+struct AppRun {
+    /// The app's future; `None` once it returned.
+    call: Option<AppFuture<'static>>,
+    end: RunEnd,
+}
+
+/// What the end of an app call is logged with.
+struct RunEnd {
+    exchange: Arc<ServerExchange>,
+    /// For the app's error log lines; clones of the request's own bytes.
+    method: Method,
+    target: Option<PathAndQuery>,
+}
+
+/// An HTTP/2 app call waiting for its place among the connection's: the app is called once
+/// it has one, and never if the stream is reset first.
+struct QueuedCall {
+    app: Arc<dyn App>,
     scope: Scope,
     receive: Receiver,
     send: Sender,
-    exchange: Arc<ServerExchange>,
-    method: Method,
-    target: Option<PathAndQuery>,
-) {
-    let result = AssertUnwindSafe(app.call(scope, receive, send))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|payload| Err(Error::from_panic(payload)));
-    let path = target.as_ref().map_or("/", PathAndQuery::as_str);
-    let (progress, closed) = exchange.outcome();
-    let client_gone = matches!(
-        closed,
-        Some(Closed::ClientGone | Closed::BodyTooLarge | Closed::MalformedBody)
-    );
-    match result {
-        Err(e) if !e.is_disconnected() => match progress {
-            Progress::NotStarted if client_gone => {
-                tracing::error!(%method, path, error = %e, "app failed; the client had left");
-            }
-            Progress::NotStarted => {
-                tracing::error!(%method, path, error = %e, "app failed before its response: answered 500");
-            }
-            Progress::Streaming => {
-                tracing::error!(%method, path, error = %e, "app failed during its response: response aborted");
-            }
-            Progress::Complete => {
-                tracing::error!(%method, path, error = %e, "app failed after its response was sent");
-            }
-        },
-        // A client that leaves is a normal end, never an error.
-        _ if client_gone => {
-            tracing::debug!(%method, path, "request ended: the client left");
+    end: RunEnd,
+}
+
+impl AppRun {
+    /// Calls `app`. A panic in the call itself (an app that does work before it returns its
+    /// future) is the call's outcome, as one while it runs is.
+    fn call(app: Arc<dyn App>, scope: Scope, receive: Receiver, send: Sender, end: RunEnd) -> Self {
+        let call =
+            std::panic::catch_unwind(AssertUnwindSafe(|| app.call_owned(scope, receive, send)))
+                .unwrap_or_else(|payload| {
+                    Box::pin(std::future::ready(Err(Error::from_panic(payload))))
+                });
+        AppRun {
+            call: Some(call),
+            end,
         }
-        Err(_) => {
-            tracing::debug!(%method, path, "the app stopped: its peer disconnected");
+    }
+}
+
+impl Future for AppRun {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let Some(call) = this.call.as_mut() else {
+            return Poll::Ready(());
+        };
+        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result,
+            Err(payload) => Err(Error::from_panic(payload)),
+        };
+        // The app's future goes first: dropping its sender finishes the response (a 500 if
+        // nothing was sent, an aborted body if it was incomplete) before the outcome is read.
+        this.call = None;
+        this.end.log(result);
+        Poll::Ready(())
+    }
+}
+
+impl RunEnd {
+    /// Logs how the app call ended, by its result and what became of the response.
+    fn log(&self, result: Result<(), Error>) {
+        let method = &self.method;
+        let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
+        let (progress, closed) = self.exchange.outcome();
+        let client_gone = matches!(
+            closed,
+            Some(Closed::ClientGone | Closed::BodyTooLarge | Closed::MalformedBody)
+        );
+        match result {
+            Err(e) if !e.is_disconnected() => match progress {
+                Progress::NotStarted if client_gone => {
+                    tracing::error!(%method, path, error = %e, "app failed; the client had left");
+                }
+                Progress::NotStarted => {
+                    tracing::error!(%method, path, error = %e, "app failed before its response: answered 500");
+                }
+                Progress::Streaming => {
+                    tracing::error!(%method, path, error = %e, "app failed during its response: response aborted");
+                }
+                Progress::Complete => {
+                    tracing::error!(%method, path, error = %e, "app failed after its response was sent");
+                }
+            },
+            // A client that leaves is a normal end, never an error.
+            _ if client_gone => {
+                tracing::debug!(%method, path, "request ended: the client left");
+            }
+            Err(_) => {
+                tracing::debug!(%method, path, "the app stopped: its peer disconnected");
+            }
+            Ok(()) => match progress {
+                Progress::Complete => {}
+                Progress::NotStarted => {
+                    tracing::error!(%method, path, "app returned without sending a response: answered 500");
+                }
+                Progress::Streaming => {
+                    tracing::error!(%method, path, "app returned before its response was complete: response aborted");
+                }
+            },
         }
-        Ok(()) => match progress {
-            Progress::Complete => {}
-            Progress::NotStarted => {
-                tracing::error!(%method, path, "app returned without sending a response: answered 500");
-            }
-            Progress::Streaming => {
-                tracing::error!(%method, path, "app returned before its response was complete: response aborted");
-            }
-        },
     }
 }
 
@@ -413,7 +469,7 @@ enum FutureState {
     /// never called.
     Queued {
         permit: Pin<Box<dyn Future<Output = Result<OwnedSemaphorePermit, AcquireError>> + Send>>,
-        run: AppRun,
+        call: Box<QueuedCall>,
         exchange: Arc<ServerExchange>,
         tasks: tokio_util::task::TaskTracker,
     },
@@ -470,14 +526,21 @@ impl Future for ResponseFuture {
                 return Poll::Pending;
             };
             if let FutureState::Queued {
-                run,
+                call,
                 exchange,
                 tasks,
                 ..
             } = std::mem::replace(&mut this.state, FutureState::Done)
             {
+                let QueuedCall {
+                    app,
+                    scope,
+                    receive,
+                    send,
+                    end,
+                } = *call;
                 this.state = FutureState::Inline {
-                    run: Some(run),
+                    run: Some(AppRun::call(app, scope, receive, send, end)),
                     // The semaphore is never closed.
                     permit: permit.ok(),
                     exchange,
@@ -497,8 +560,8 @@ impl Future for ResponseFuture {
                 tasks,
             } => {
                 if let Some(mut app) = run.take() {
-                    // `run_app` catches the app's panics itself, so this poll does not unwind.
-                    if app.as_mut().poll(cx).is_pending() {
+                    // `AppRun` catches the app's panics itself, so this poll does not unwind.
+                    if Pin::new(&mut app).poll(cx).is_pending() {
                         spawn(tasks, app, permit.take());
                     }
                 }
@@ -570,9 +633,6 @@ fn spawn(tasks: &tokio_util::task::TaskTracker, app: AppRun, permit: Option<Owne
         drop(permit);
     });
 }
-
-/// One request's app run, boxed so that it can move into a task of its own half-way.
-type AppRun = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 #[cfg(test)]
 mod tests {
