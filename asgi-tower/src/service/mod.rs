@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use asgi_core::protocol::SendProtocol;
 use asgi_core::{
-    App, BoxError, Receiver, Scope, SendEvent, Sender, ServerAddr, ShutdownSignal, State,
+    App, BoxError, Error, Receiver, Scope, SendEvent, Sender, ServerAddr, ShutdownSignal, State,
 };
 use asgi_ws::WebSocketConfig;
 use bytes::Bytes;
@@ -215,18 +215,15 @@ where
         let (parts, body) = request.into_parts();
         let exchange = Exchange::default();
         let source = BodySource::new(body, exchange.clone());
-        let sink_exchange = exchange.clone();
+        let scope = Scope::Http(scope::http_scope(parts, &self.config));
+        let sink = AppSink::new(exchange.clone(), SendProtocol::for_scope(&scope));
+        // The app's own future, with none around it (`call_owned`). A panic in the call
+        // itself is its outcome, as one while it runs is.
         let app = self.app.clone();
-        let config = self.config.clone();
-        // The scope is built inside the box, where the app's `call` takes it: the request
-        // head moves in, not the larger scope.
-        let call = Box::pin(async move {
-            let scope = Scope::Http(scope::http_scope(parts, &config));
-            drop(config);
-            let sink = AppSink::new(sink_exchange, SendProtocol::for_scope(&scope));
-            app.call(scope, Receiver::new(source), Sender::new(sink))
-                .await
-        });
+        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            A::call_owned(app, scope, Receiver::new(source), Sender::new(sink))
+        }))
+        .unwrap_or_else(|payload| Box::pin(std::future::ready(Err(Error::from_panic(payload)))));
         ResponseFuture {
             state: FutureState::Http(Some(Running::new(call, exchange))),
             start: None,
