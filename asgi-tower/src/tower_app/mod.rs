@@ -186,10 +186,35 @@ where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
+        self.start(scope, receive, send)
+    }
+
+    fn call_owned(
+        self: Arc<Self>,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'static> {
+        self.start(scope, receive, send)
+    }
+}
+
+impl<S, ResBody> TowerApp<S>
+where
+    S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
+    S::Future: Send,
+    S::Error: Into<BoxError>,
+    ResBody: Body + Send + 'static,
+    ResBody::Data: Send,
+    ResBody::Error: Into<BoxError> + Send,
+{
+    /// One call, in a future that borrows nothing of this app: the service's own (with the
+    /// `send` handle), or the WebSocket fallback's.
+    fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
         match scope {
             Scope::Http(http) => http_call(self.service.clone(), http, receive, send),
             Scope::WebSocket(_) => match &self.websocket {
-                Some(app) => app.call(scope, receive, send),
+                Some(app) => app.clone().call_owned(scope, receive, send),
                 None => Box::pin(refuse_websocket(send)),
             },
             Scope::Lifespan(_) => Box::pin(acknowledge_lifespan(receive, send)),
