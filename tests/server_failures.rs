@@ -34,6 +34,67 @@ async fn panic_before_start_gives_500_and_the_connection_goes_on() {
     server.stop().await.unwrap();
 }
 
+/// An app that panics in the call itself, before it returns its future (a function app
+/// that does work first).
+fn panics_before_its_future(
+    scope: asgi::core::Scope,
+    _receive: asgi::core::Receiver,
+    mut send: asgi::core::Sender,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Error>> + Send>> {
+    if let asgi::core::Scope::Http(http) = &scope {
+        if http.path == "/panic-now" {
+            panic!("the app panics before its future exists");
+        }
+    }
+    Box::pin(async move {
+        send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new()))
+            .await?;
+        send.send(SendEvent::response_body("ok", false)).await?;
+        Ok(())
+    })
+}
+
+#[tokio::test]
+async fn panic_in_the_app_call_itself_gives_500_and_the_connection_goes_on() {
+    let server = start(panics_before_its_future, |b| b).await;
+    let (mut http1, _conn) = h1(server.addr).await;
+    let mut http2 = h2(server.addr).await;
+    for round in 0..2 {
+        let answer = read(http1.send_request(get("/panic-now")).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "HTTP/1.1, {round}"
+        );
+        let answer = read(http2.send_request(get("/panic-now")).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "HTTP/2, {round}"
+        );
+        // Same connections, next request.
+        let answer = read(http1.send_request(get("/")).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (answer.status, answer.text()),
+            (StatusCode::OK, "ok".into())
+        );
+        let answer = read(http2.send_request(get("/")).await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            (answer.status, answer.text()),
+            (StatusCode::OK, "ok".into())
+        );
+    }
+    server.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn error_before_start_gives_500_without_details() {
     let (logs, _guard) = LogCapture::install();
