@@ -80,17 +80,11 @@ async fn panic_in_the_app_call_itself_gives_500_and_the_connection_goes_on() {
         let answer = read(http1.send_request(get("/")).await.unwrap())
             .await
             .unwrap();
-        assert_eq!(
-            (answer.status, answer.text()),
-            (StatusCode::OK, "ok".into())
-        );
+        assert_eq!((answer.status, answer.text()), (StatusCode::OK, "ok"));
         let answer = read(http2.send_request(get("/")).await.unwrap())
             .await
             .unwrap();
-        assert_eq!(
-            (answer.status, answer.text()),
-            (StatusCode::OK, "ok".into())
-        );
+        assert_eq!((answer.status, answer.text()), (StatusCode::OK, "ok"));
     }
     server.stop().await.unwrap();
 }
