@@ -24,6 +24,9 @@ use common::*;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// How many lines of a process's standard output wait for the test to read them.
+const OUTPUT_LINES: usize = 1024;
+
 /// The testbed example, built once with the profile of these tests.
 fn testbed_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -68,6 +71,17 @@ struct Process {
 impl Process {
     /// Starts the testbed on `socket` (as file descriptor 3) and waits until it listens.
     fn start(socket: &std::net::TcpListener, args: &[&std::ffi::OsStr]) -> Process {
+        Process::start_logging(socket, args, "info,asgi_http::access=off").0
+    }
+
+    /// Like [`start`](Process::start), with `RUST_LOG` set to `filter`; also returns the
+    /// lines of its standard output that come after the one that says it listens, as they
+    /// come (up to [`OUTPUT_LINES`] waiting).
+    fn start_logging(
+        socket: &std::net::TcpListener,
+        args: &[&std::ffi::OsStr],
+        filter: &str,
+    ) -> (Process, std::sync::mpsc::Receiver<String>) {
         let fd: OwnedFd = socket.try_clone().unwrap().into();
         let mut command = Command::new(testbed_binary());
         command
@@ -76,7 +90,7 @@ impl Process {
             .env("LISTEN_FDS", "1")
             .env_remove("LISTEN_PID")
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info,asgi_http::access=off")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .fd_mappings(vec![FdMapping {
                 parent_fd: fd,
@@ -85,17 +99,26 @@ impl Process {
             .unwrap();
         let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (listening_tx, listening) = std::sync::mpsc::channel();
+        let (lines_tx, lines) = std::sync::mpsc::sync_channel(OUTPUT_LINES);
         std::thread::spawn(move || {
+            let mut listens = false;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("listening on ") {
-                    let _ = tx.send(());
+                if listens {
+                    // Nobody reads them once the receiver is gone: the output is still read
+                    // to its end, so that the process never blocks on a full pipe.
+                    let _ = lines_tx.send(line);
+                } else if line.contains("listening on ") {
+                    listens = true;
+                    let _ = listening_tx.send(());
                 }
             }
         });
-        rx.recv_timeout(PATIENCE).expect("the process listens");
-        Process { child }
+        listening
+            .recv_timeout(PATIENCE)
+            .expect("the process listens");
+        (Process { child }, lines)
     }
 
     /// SIGTERM, as systemd stops a service: the process drains and exits.
@@ -159,6 +182,30 @@ async fn one_request(addr: SocketAddr) -> Result<(), String> {
         return Err(format!("answer: {} {:?}", answer.status, answer.text()));
     }
     Ok(())
+}
+
+/// The access log's line of a request reaches standard output while the server runs, not
+/// when it exits: the log's writer thread writes out what it has whenever its queue runs
+/// empty, so lines gathered for one system call are never held back on a quiet server.
+#[tokio::test]
+async fn an_access_log_line_reaches_standard_output_while_the_server_runs() {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = socket.local_addr().unwrap();
+    let (mut process, lines) = Process::start_logging(&socket, &[], "info");
+    one_request(addr).await.unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let line = loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .expect("the request's access log line, while the server runs");
+        if line.contains("asgi_http::access") {
+            break line;
+        }
+    };
+    assert!(line.contains("\"GET / HTTP/1.1\" 200"), "{line}");
+    process.terminate();
+    assert_eq!(process.exited().await, Some(0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
