@@ -172,12 +172,17 @@ async fn slow_consumer_fills_its_capacity_and_others_get_everything() {
         layer.group_add("busy", member).await.unwrap();
     }
     other_process.group_add("busy", &elsewhere).await.unwrap();
+    // Each reader reports how many messages it has had, so that the sender can keep pace
+    // with them: a burst never exceeds half the capacity, and the next one goes out only
+    // when both readers have taken the last. However the machine schedules the readers,
+    // their mailboxes never fill, while the slow member's fills at once.
     let readers = [
         (layer.clone(), fast.clone()),
         (other_process.clone(), elsewhere.clone()),
     ]
     .map(|(layer, channel)| {
-        tokio::spawn(async move {
+        let (count, progress) = tokio::sync::watch::channel(0usize);
+        let task = tokio::spawn(async move {
             let mut got = Vec::new();
             while got.len() < 200 {
                 got.push(
@@ -185,18 +190,30 @@ async fn slow_consumer_fills_its_capacity_and_others_get_everything() {
                         .as_i64()
                         .unwrap(),
                 );
+                count.send_replace(got.len());
             }
             got
-        })
+        });
+        (task, progress)
     });
-    for n in 0..200 {
-        layer.group_send("busy", json!({"n": n})).await.unwrap();
-        if n % 20 == 0 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    const BURST: usize = 5;
+    for burst in 0..200 / BURST {
+        for n in burst * BURST..(burst + 1) * BURST {
+            layer.group_send("busy", json!({"n": n})).await.unwrap();
+        }
+        for (_, progress) in &readers {
+            let mut progress = progress.clone();
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                progress.wait_for(|&had| had >= (burst + 1) * BURST),
+            )
+            .await
+            .expect("a reader that keeps up gets every message of the burst")
+            .unwrap();
         }
     }
     let expected: Vec<i64> = (0..200).collect();
-    for reader in readers {
+    for (reader, _) in readers {
         assert_eq!(
             tokio::time::timeout(Duration::from_secs(20), reader)
                 .await
