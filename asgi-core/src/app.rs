@@ -65,52 +65,9 @@ pub trait App: Send + Sync + 'static {
     /// and borrows nothing, so that a server can keep it, move it or spawn it as it is.
     ///
     /// Servers call this; apps rarely need to think about it. The default runs `call` inside
-    /// a future that holds the `Arc`: two futures, two allocations. An app whose `call`
-    /// future borrows nothing from `self` (request handlers, function apps) returns that
-    /// future as it is, one allocation per call less:
-    ///
-    /// ```
-    /// use std::sync::Arc;
-    ///
-    /// use asgi_core::app::AppFuture;
-    /// use asgi_core::{App, Receiver, Scope, Sender};
-    ///
-    /// struct Ok200;
-    ///
-    /// impl Ok200 {
-    ///     // The work, in a future that owns its arguments and nothing of `self`.
-    ///     fn start(scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
-    ///         Box::pin(async move {
-    ///             let _ = (scope, receive, send);
-    ///             Ok(())
-    ///         })
-    ///     }
-    /// }
-    ///
-    /// impl App for Ok200 {
-    ///     fn call<'life0, 'async_trait>(
-    ///         &'life0 self,
-    ///         scope: Scope,
-    ///         receive: Receiver,
-    ///         send: Sender,
-    ///     ) -> AppFuture<'async_trait>
-    ///     where
-    ///         'life0: 'async_trait,
-    ///         Self: 'async_trait,
-    ///     {
-    ///         Ok200::start(scope, receive, send)
-    ///     }
-    ///
-    ///     fn call_owned(
-    ///         self: Arc<Self>,
-    ///         scope: Scope,
-    ///         receive: Receiver,
-    ///         send: Sender,
-    ///     ) -> AppFuture<'static> {
-    ///         Ok200::start(scope, receive, send)
-    ///     }
-    /// }
-    /// ```
+    /// a future that holds the `Arc`: two futures, two allocations. An app whose call
+    /// borrows nothing of `self` (request handlers, routers, function apps) implements
+    /// [`OwnedApp`] instead, and its one future serves both methods.
     fn call_owned(
         self: Arc<Self>,
         scope: Scope,
@@ -121,14 +78,53 @@ pub trait App: Send + Sync + 'static {
     }
 }
 
-// Written out rather than with `async_trait`: the function's own future is boxed as it is.
-// An `async fn` around it would hold the scope, receive and send a second time (it keeps its
-// arguments for as long as it runs), and move them once more.
-impl<F, Fut> App for F
-where
-    F: Fn(Scope, Receiver, Sender) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<(), Error>> + Send + 'static,
-{
+/// An app whose call makes a future that borrows nothing of the app: the other way to write
+/// an [`App`], for apps that do their work before the future exists, or hand out another
+/// app's future.
+///
+/// Every `OwnedApp` is an [`App`]: [`start`](OwnedApp::start) serves both
+/// [`call`](App::call) and [`call_owned`](App::call_owned), so the server keeps the
+/// returned future as it is, with no future of the app's around it. Request handlers, the
+/// HTTP crate's `Router` and `Mount`, and function apps (any `Fn(Scope, Receiver, Sender)
+/// -> impl Future`) are apps this way. A middleware that awaits its inner app inside its
+/// own work is an ordinary [`App`] written with `async fn`.
+///
+/// # Example
+///
+/// A dispatcher that picks one of two apps and returns the picked app's future:
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use asgi_core::app::{AppFuture, OwnedApp};
+/// use asgi_core::{App, Receiver, Scope, Sender};
+///
+/// struct ByScheme {
+///     secure: Arc<dyn App>,
+///     plain: Arc<dyn App>,
+/// }
+///
+/// impl OwnedApp for ByScheme {
+///     fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
+///         let secure = matches!(&scope, Scope::Http(http) if http.scheme == "https");
+///         let app = if secure { &self.secure } else { &self.plain };
+///         Arc::clone(app).call_owned(scope, receive, send)
+///     }
+/// }
+///
+/// fn assert_app(_: impl App) {}
+/// assert_app(ByScheme {
+///     secure: Arc::new(|_: Scope, _: Receiver, _: Sender| async { Ok(()) }),
+///     plain: Arc::new(|_: Scope, _: Receiver, _: Sender| async { Ok(()) }),
+/// });
+/// ```
+pub trait OwnedApp: Send + Sync + 'static {
+    /// Handles one connection (or the lifespan), as [`App::call`] does, in a future that
+    /// owns all it uses.
+    fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static>;
+}
+
+impl<T: OwnedApp> App for T {
     fn call<'life0, 'async_trait>(
         &'life0 self,
         scope: Scope,
@@ -139,7 +135,7 @@ where
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin((self)(scope, receive, send))
+        self.start(scope, receive, send)
     }
 
     fn call_owned(
@@ -148,6 +144,19 @@ where
         receive: Receiver,
         send: Sender,
     ) -> AppFuture<'static> {
+        self.start(scope, receive, send)
+    }
+}
+
+// The function's own future is boxed as it is. An `async fn` around it would hold the scope,
+// receive and send a second time (it keeps its arguments for as long as it runs), and move
+// them once more.
+impl<F, Fut> OwnedApp for F
+where
+    F: Fn(Scope, Receiver, Sender) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), Error>> + Send + 'static,
+{
+    fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
         Box::pin((self)(scope, receive, send))
     }
 }

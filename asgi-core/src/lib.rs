@@ -74,7 +74,7 @@ pub mod guide {
     #![doc = include_str!("../docs/middleware.md")]
 }
 
-pub use app::{App, AppExt, DynApp};
+pub use app::{App, AppExt, DynApp, OwnedApp};
 pub use error::{BoxError, Error, ProtocolError, SendError};
 pub use event::{ReceiveEvent, SendEvent, WebSocketMessage};
 pub use extensions::Extensions;

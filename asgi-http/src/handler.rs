@@ -104,9 +104,8 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
-use std::sync::Arc;
 
-use asgi_core::app::AppFuture;
+use asgi_core::app::{AppFuture, OwnedApp};
 use asgi_core::http::StatusCode;
 use asgi_core::{App, Error, Receiver, Scope, Sender};
 
@@ -388,46 +387,17 @@ where
     Handler { f }
 }
 
-// Written out rather than with `async_trait`: the request is made from the scope before the
-// future is, so the boxed future holds the handler's future and the sender, not the scope as
-// well (an `async fn` keeps its arguments for as long as it runs).
-impl<F, Fut> App for Handler<F>
-where
-    F: Fn(Request) -> Fut + Send + Sync + 'static,
-    Fut: Future + Send + 'static,
-    Fut::Output: IntoResponse,
-{
-    fn call<'life0, 'async_trait>(
-        &'life0 self,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.start(scope, receive, send)
-    }
-
-    fn call_owned(
-        self: Arc<Self>,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'static> {
-        self.start(scope, receive, send)
-    }
-}
-
-impl<F, Fut> Handler<F>
+// An `OwnedApp` rather than an `async_trait` app: the request is made from the scope before
+// the future is, so the boxed future holds the handler's future and the sender, not the
+// scope as well (an `async fn` keeps its arguments for as long as it runs).
+impl<F, Fut> OwnedApp for Handler<F>
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
     Fut: Future + Send + 'static,
     Fut::Output: IntoResponse,
 {
     /// One call: the function runs on the request, and the future answers with what it
-    /// returns. The future borrows nothing of the handler.
+    /// returns.
     fn start(&self, scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
         let request = match scope {
             Scope::Http(http) => Request::new(http, receive),

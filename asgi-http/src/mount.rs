@@ -9,7 +9,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use asgi_core::app::AppFuture;
+use asgi_core::app::{AppFuture, OwnedApp};
 use asgi_core::{App, Receiver, Scope, Sender};
 
 use crate::lifespan::{self, Part};
@@ -164,41 +164,12 @@ impl fmt::Debug for Mount {
     }
 }
 
-// Written out rather than with `async_trait`, as the router's: the mounted app's own future
-// is handed out (`call_owned`), with no future of the mount's around it.
-impl App for Mount {
-    fn call<'life0, 'async_trait>(
-        &'life0 self,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.dispatch(scope, receive, send)
-    }
-
-    fn call_owned(
-        self: Arc<Self>,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'static> {
-        self.dispatch(scope, receive, send)
-    }
-}
-
-impl Mount {
+// An `OwnedApp`, as the router is: the mounted app's own future is handed out
+// (`call_owned`), with no future of the mount's around it.
+impl OwnedApp for Mount {
     /// One call: the mounted app it goes to (its prefix added to `root_path`), the fallback,
     /// or the not-found answer.
-    fn dispatch(
-        &self,
-        mut scope: Scope,
-        receive: Receiver,
-        mut send: Sender,
-    ) -> AppFuture<'static> {
+    fn start(&self, mut scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
         let (path, root_path) = match &mut scope {
             Scope::Http(http) => (&http.path, &mut http.root_path),
             Scope::WebSocket(ws) => (&ws.path, &mut ws.root_path),

@@ -24,7 +24,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use asgi_core::app::AppFuture;
+use asgi_core::app::{AppFuture, OwnedApp};
 use asgi_core::http::{HeaderValue, Method, StatusCode, header};
 use asgi_core::{App, Error, Receiver, Scope, SendEvent, Sender};
 
@@ -595,41 +595,12 @@ impl Router {
     }
 }
 
-// Written out rather than with `async_trait`: the router picks the app before any future is
-// made and hands out that app's own future (`call_owned`), so a routed request carries no
+// An `OwnedApp` rather than an `async_trait` app: the router picks the app before any future
+// is made and hands out that app's own future (`call_owned`), so a routed request carries no
 // future of the router's, and its scope is not moved once more.
-impl App for Router {
-    fn call<'life0, 'async_trait>(
-        &'life0 self,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.dispatch(scope, receive, send)
-    }
-
-    fn call_owned(
-        self: Arc<Self>,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'static> {
-        self.dispatch(scope, receive, send)
-    }
-}
-
-impl Router {
+impl OwnedApp for Router {
     /// One call: the app it goes to, called, or the router's own answer.
-    fn dispatch(
-        &self,
-        mut scope: Scope,
-        receive: Receiver,
-        mut send: Sender,
-    ) -> AppFuture<'static> {
+    fn start(&self, mut scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
         if let Scope::Lifespan(scope) = scope {
             return Box::pin(lifespan::run(scope, receive, send, self.lifespan_parts()));
         }

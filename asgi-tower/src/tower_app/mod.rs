@@ -9,7 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use asgi_core::app::AppFuture;
+use asgi_core::app::{AppFuture, OwnedApp};
 use asgi_core::extensions::HTTP_RESPONSE_TRAILERS;
 use asgi_core::{
     App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
@@ -164,42 +164,10 @@ impl<S> fmt::Debug for TowerApp<S> {
     }
 }
 
-impl<S, ResBody> App for TowerApp<S>
-where
-    S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
-    S::Future: Send,
-    S::Error: Into<BoxError>,
-    ResBody: Body + Send + 'static,
-    ResBody::Data: Send,
-    ResBody::Error: Into<BoxError> + Send,
-{
-    // Written out rather than with `async_trait`: an HTTP request is turned into the
-    // service's future here, and only that future (with the `send` handle) is boxed, once;
-    // the scope and the request never sit in the box.
-    fn call<'life0, 'async_trait>(
-        &'life0 self,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        Self: 'async_trait,
-    {
-        self.start(scope, receive, send)
-    }
-
-    fn call_owned(
-        self: Arc<Self>,
-        scope: Scope,
-        receive: Receiver,
-        send: Sender,
-    ) -> AppFuture<'static> {
-        self.start(scope, receive, send)
-    }
-}
-
-impl<S, ResBody> TowerApp<S>
+// An `OwnedApp` rather than an `async_trait` app: an HTTP request is turned into the
+// service's future here, and only that future (with the `send` handle) is boxed, once; the
+// scope and the request never sit in the box.
+impl<S, ResBody> OwnedApp for TowerApp<S>
 where
     S: Service<Request<ReceiverBody>, Response = Response<ResBody>> + Clone + Send + Sync + 'static,
     S::Future: Send,
