@@ -319,3 +319,112 @@ async fn sighup_reloads_the_certificate_of_a_running_example() {
     assert_eq!(process.exited().await, Some(0));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `GET /scope/x` over TLS on a new connection: the scope the testbed shows, or what went
+/// wrong (a refused certificate shows as a failed handshake or a failed first request).
+async fn scope_over_tls(
+    addr: SocketAddr,
+    config: rustls::ClientConfig,
+) -> Result<serde_json::Value, String> {
+    let tls = tls_common::connect_tls(addr, config)
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| format!("HTTP handshake: {e}"))?;
+    tokio::spawn(conn);
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(get("/scope/x")))
+        .await
+        .map_err(|_| "no response in time".to_owned())?
+        .map_err(|e| format!("request: {e}"))?;
+    let answer = read(response).await.map_err(|e| format!("body: {e}"))?;
+    if answer.status != 200 {
+        return Err(format!("answer: {} {:?}", answer.status, answer.text()));
+    }
+    Ok(answer.json())
+}
+
+/// `--tls-client-auth` picks what `--tls-client-ca` asks of clients, as `ClientAuth` does in
+/// code: `required` by default, `optional` lets a client without a certificate in but
+/// refuses one the CA did not sign, `report-errors` lets that one in too and says why in the
+/// scope. A mode it does not know stops the example with the modes it knows.
+#[tokio::test]
+async fn the_client_auth_flag_of_an_example_sets_how_client_certificates_are_checked() {
+    use tls_common::*;
+
+    let dir = temp_dir("client-auth-flag");
+    let ca = Ca::new("Test CA");
+    let (cert, key) = ca.server("localhost").write(&dir, "server");
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    let alice = ca.client("alice");
+    let mallory = Ca::new("Other CA").client("mallory");
+    let with = |client: Option<&tls_common::Issued>| client_config(&ca, &[b"http/1.1"], client);
+
+    let run = async |mode: Option<&str>| {
+        let socket = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let ca_file = dir.join("ca.pem");
+        let mut args: Vec<&std::ffi::OsStr> = vec![
+            "--tls-cert".as_ref(),
+            cert.as_os_str(),
+            "--tls-key".as_ref(),
+            key.as_os_str(),
+            "--tls-client-ca".as_ref(),
+            ca_file.as_os_str(),
+        ];
+        if let Some(mode) = mode {
+            args.extend([std::ffi::OsStr::new("--tls-client-auth"), mode.as_ref()]);
+        }
+        (Process::start(&socket, &args), addr)
+    };
+
+    // The default: required.
+    let (mut process, addr) = run(None).await;
+    let scope = scope_over_tls(addr, with(Some(&alice))).await.unwrap();
+    assert_eq!(
+        scope["extensions"]["tls"]["client_cert_name"],
+        "O=Example,CN=alice"
+    );
+    assert!(scope_over_tls(addr, with(None)).await.is_err());
+    assert!(scope_over_tls(addr, with(Some(&mallory))).await.is_err());
+    process.terminate();
+    assert_eq!(process.exited().await, Some(0));
+
+    let (mut process, addr) = run(Some("optional")).await;
+    let scope = scope_over_tls(addr, with(None)).await.unwrap();
+    assert_eq!(
+        scope["extensions"]["tls"]["client_cert_chain"],
+        serde_json::json!([])
+    );
+    assert!(scope_over_tls(addr, with(Some(&mallory))).await.is_err());
+    process.terminate();
+    assert_eq!(process.exited().await, Some(0));
+
+    let (mut process, addr) = run(Some("report-errors")).await;
+    let scope = scope_over_tls(addr, with(Some(&mallory))).await.unwrap();
+    let tls = &scope["extensions"]["tls"];
+    let error = tls["client_cert_error"].as_str().unwrap_or_default();
+    assert!(error.contains("UnknownIssuer"), "client_cert_error: {tls}");
+    let scope = scope_over_tls(addr, with(Some(&alice))).await.unwrap();
+    assert_eq!(
+        scope["extensions"]["tls"]["client_cert_error"],
+        serde_json::Value::Null
+    );
+    process.terminate();
+    assert_eq!(process.exited().await, Some(0));
+
+    let refused = Command::new(testbed_binary())
+        .args(["--bind", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .arg("--tls-client-ca")
+        .arg(dir.join("ca.pem"))
+        .args(["--tls-client-auth", "maybe"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "a usage error");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("required, optional, report-errors"), "{said}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,5 +1,6 @@
 //! What every serving example shares: where to listen (`--bind ADDR`, `--uds PATH`, or an
-//! inherited socket with `--fd N`), TLS (`--tls-cert`, `--tls-key`, `--tls-client-ca`),
+//! inherited socket with `--fd N`), TLS (`--tls-cert`, `--tls-key`, `--tls-client-ca`,
+//! `--tls-client-auth`),
 //! proxy headers (`--proxy-headers` / `--no-proxy-headers`, `--forwarded-allow-ips`),
 //! logging with `RUST_LOG`, and the exit status (3 when lifespan startup failed, as uvicorn
 //! does).
@@ -31,6 +32,7 @@ struct Args {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    tls_client_auth: Option<ClientAuth>,
     proxy_headers: bool,
     forwarded_allow_ips: Option<TrustedProxies>,
 }
@@ -42,7 +44,12 @@ const USAGE: &str = "options:
                               socket activation, systemfd; the first one is 3)
   --tls-cert PATH             serve HTTPS with this PEM certificate chain (needs --tls-key)
   --tls-key PATH              the PEM private key of --tls-cert
-  --tls-client-ca PATH        require client certificates signed by a CA in this PEM file
+  --tls-client-ca PATH        check client certificates against the CAs in this PEM file
+  --tls-client-auth MODE      what --tls-client-ca asks of clients: `required` (the
+                              default: no valid certificate, no handshake), `optional` (no
+                              certificate is allowed; an invalid one is refused) or
+                              `report-errors` (any certificate is let through, and the
+                              scope's tls extension says why an invalid one was not trusted)
   --proxy-headers             believe X-Forwarded-For/-Proto and Forwarded from trusted
                               peers (the default)
   --no-proxy-headers          ignore them
@@ -60,6 +67,7 @@ fn parse_args() -> Result<Args, String> {
         tls_cert: None,
         tls_key: None,
         tls_client_ca: None,
+        tls_client_auth: None,
         proxy_headers: true,
         forwarded_allow_ips: None,
     };
@@ -82,6 +90,19 @@ fn parse_args() -> Result<Args, String> {
             "--tls-cert" => parsed.tls_cert = Some(path(&mut args, "--tls-cert")?),
             "--tls-key" => parsed.tls_key = Some(path(&mut args, "--tls-key")?),
             "--tls-client-ca" => parsed.tls_client_ca = Some(path(&mut args, "--tls-client-ca")?),
+            "--tls-client-auth" => {
+                let value = args.next().ok_or("--tls-client-auth needs a mode")?;
+                parsed.tls_client_auth = Some(match value.as_str() {
+                    "required" => ClientAuth::Required,
+                    "optional" => ClientAuth::Optional,
+                    "report-errors" => ClientAuth::OptionalReportErrors,
+                    other => {
+                        return Err(format!(
+                            "--tls-client-auth {other:?}: one of required, optional, report-errors"
+                        ));
+                    }
+                });
+            }
             "--proxy-headers" => parsed.proxy_headers = true,
             "--no-proxy-headers" => parsed.proxy_headers = false,
             "--forwarded-allow-ips" => {
@@ -118,6 +139,9 @@ fn parse_args() -> Result<Args, String> {
     if parsed.tls_client_ca.is_some() && parsed.tls_cert.is_none() {
         return Err("--tls-client-ca needs --tls-cert and --tls-key".to_owned());
     }
+    if parsed.tls_client_auth.is_some() && parsed.tls_client_ca.is_none() {
+        return Err("--tls-client-auth needs --tls-client-ca".to_owned());
+    }
     Ok(parsed)
 }
 
@@ -134,7 +158,7 @@ fn builder(args: Args) -> Result<Builder, String> {
     if let (Some(cert), Some(key)) = (args.tls_cert, args.tls_key) {
         let mut tls = TlsConfig::new(cert, key);
         if let Some(ca) = args.tls_client_ca {
-            tls = tls.client_ca(ca, ClientAuth::Required);
+            tls = tls.client_ca(ca, args.tls_client_auth.unwrap_or(ClientAuth::Required));
         }
         builder = builder.tls(tls);
     }
