@@ -2,13 +2,13 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use asgi_core::{
-    App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, async_trait,
-};
+use asgi_core::app::AppFuture;
+use asgi_core::{App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -356,27 +356,56 @@ impl<A> fmt::Debug for WsgiToAsgi<A> {
     }
 }
 
-#[async_trait]
+// Written out rather than with `async_trait`: `call_owned` runs the same future on the
+// `Arc` itself, one box per call, where the default would box a future around `call`'s.
 impl<A: WsgiApp> App for WsgiToAsgi<A> {
-    async fn call(&self, scope: Scope, receive: Receiver, mut send: Sender) -> Result<(), Error> {
-        match scope {
-            Scope::Http(http) => self.call_http(http, receive, send).await,
-            Scope::WebSocket(_) => {
-                // Closing before accepting is an HTTP 403 for the client. A client that is
-                // already gone needs no answer.
-                let close = SendEvent::WebSocketClose {
-                    code: asgi_core::event::CLOSE_NORMAL,
-                    reason: String::new(),
-                };
-                match send.send(close).await {
-                    Err(e) if e.is_disconnected() => Ok(()),
-                    other => other.map_err(Error::from),
-                }
+    fn call<'life0, 'async_trait>(
+        &'life0 self,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(serve(self, scope, receive, send))
+    }
+
+    fn call_owned(
+        self: Arc<Self>,
+        scope: Scope,
+        receive: Receiver,
+        send: Sender,
+    ) -> AppFuture<'static> {
+        Box::pin(serve(self, scope, receive, send))
+    }
+}
+
+/// One call of `adapter`, borrowed or held by an `Arc`.
+async fn serve<A: WsgiApp>(
+    adapter: impl Deref<Target = WsgiToAsgi<A>> + Send,
+    scope: Scope,
+    receive: Receiver,
+    mut send: Sender,
+) -> Result<(), Error> {
+    match scope {
+        Scope::Http(http) => adapter.call_http(http, receive, send).await,
+        Scope::WebSocket(_) => {
+            // Closing before accepting is an HTTP 403 for the client. A client that is
+            // already gone needs no answer.
+            let close = SendEvent::WebSocketClose {
+                code: asgi_core::event::CLOSE_NORMAL,
+                reason: String::new(),
+            };
+            match send.send(close).await {
+                Err(e) if e.is_disconnected() => Ok(()),
+                other => other.map_err(Error::from),
             }
-            // Lifespan, and any protocol this adapter does not know: returning tells the
-            // server that the app does not take part.
-            _ => Ok(()),
         }
+        // Lifespan, and any protocol this adapter does not know: returning tells the
+        // server that the app does not take part.
+        _ => Ok(()),
     }
 }
 
