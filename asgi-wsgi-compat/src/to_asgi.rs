@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use asgi_core::app::AppFuture;
-use asgi_core::{App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+use asgi_core::{App, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -218,19 +218,18 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         }
     }
 
-    /// Builds the environ and hands the call to a thread of the pool: the response
-    /// channel and the signals come back. Not async, so that the environ and the job are no
-    /// part of the call's future (which is moved, and copied, as a whole).
+    /// Hands the call to a thread of the pool: the response channel and the signals come
+    /// back. Not async, so that the job is no part of the call's future (which is moved, and
+    /// copied, as a whole).
     fn start(
         &self,
-        scope: &HttpScope,
+        mut environ: Environ,
         permit: OwnedSemaphorePermit,
     ) -> io::Result<(
         mpsc::Sender<Outgoing>,
         mpsc::Receiver<Outgoing>,
         Arc<CallSignals>,
     )> {
-        let mut environ = Environ::from_scope(scope);
         let content_length = environ.content_length();
         let signals = Arc::new(CallSignals::default());
         environ.set_input(Input::channel(content_length, signals.clone()));
@@ -281,54 +280,6 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         }
         Ok((out_tx, out_rx, signals))
     }
-
-    async fn call_http(
-        &self,
-        scope: HttpScope,
-        mut receive: Receiver,
-        mut send: Sender,
-    ) -> Result<(), Error> {
-        let Some(permit) = self.acquire().await else {
-            tracing::warn!(
-                threads = self.max_threads,
-                "every WSGI thread stayed busy for the slot timeout; answering 503"
-            );
-            return send_unavailable(&mut send).await;
-        };
-        let Ok((out_tx, mut out_rx, signals)) = self.start(&scope, permit) else {
-            return send_unavailable(&mut send).await;
-        };
-
-        // However this call ends (returned, or dropped with its connection), a read still
-        // waiting for body data then fails instead of waiting for a pump that stopped.
-        let _body_guard = BodyGuard(&signals);
-        let done = {
-            let input = pump_input(&mut receive, &signals, self.read_timeout);
-            let output = pump_output(&mut out_rx, &mut send, &signals.gone);
-            tokio::pin!(input, output);
-            let mut input_done = false;
-            loop {
-                tokio::select! {
-                    () = &mut input, if !input_done => input_done = true,
-                    done = &mut output => break done,
-                }
-            }
-            // Leaving this block drops the input pump and with it the body channel.
-        };
-
-        let Some(outcome) = done else {
-            // The job was dropped unrun: its pool lost every thread.
-            return Err(Error::disconnected());
-        };
-        // The outcome was the last message: the channel is empty, ready for another call.
-        self.channels.put((out_tx, out_rx));
-        match outcome {
-            Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
-            Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
-            Ok(RunOutcome::Aborted(error)) => Err(error),
-            Err(payload) => Err(Error::from_panic(payload)),
-        }
-    }
 }
 
 impl<A> Clone for WsgiToAsgi<A> {
@@ -357,7 +308,8 @@ impl<A> fmt::Debug for WsgiToAsgi<A> {
 }
 
 // Written out rather than with `async_trait`: `call_owned` runs the same future on the
-// `Arc` itself, one box per call, where the default would box a future around `call`'s.
+// `Arc` itself, one box per call, where the default would box a future around `call`'s; and
+// the scope is taken apart before the future is made.
 impl<A: WsgiApp> App for WsgiToAsgi<A> {
     fn call<'life0, 'async_trait>(
         &'life0 self,
@@ -369,7 +321,7 @@ impl<A: WsgiApp> App for WsgiToAsgi<A> {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        Box::pin(serve(self, scope, receive, send))
+        dispatch(self, scope, receive, send)
     }
 
     fn call_owned(
@@ -378,34 +330,91 @@ impl<A: WsgiApp> App for WsgiToAsgi<A> {
         receive: Receiver,
         send: Sender,
     ) -> AppFuture<'static> {
-        Box::pin(serve(self, scope, receive, send))
+        dispatch(self, scope, receive, send)
     }
 }
 
-/// One call of `adapter`, borrowed or held by an `Arc`.
-async fn serve<A: WsgiApp>(
+/// One HTTP call of `adapter`, borrowed or held by an `Arc`: a slot, the app's run on a
+/// thread of the pool, and the pumps between it and the connection.
+async fn call_http<A: WsgiApp>(
     adapter: impl Deref<Target = WsgiToAsgi<A>> + Send,
-    scope: Scope,
-    receive: Receiver,
+    environ: Environ,
+    mut receive: Receiver,
     mut send: Sender,
 ) -> Result<(), Error> {
-    match scope {
-        Scope::Http(http) => adapter.call_http(http, receive, send).await,
-        Scope::WebSocket(_) => {
-            // Closing before accepting is an HTTP 403 for the client. A client that is
-            // already gone needs no answer.
-            let close = SendEvent::WebSocketClose {
-                code: asgi_core::event::CLOSE_NORMAL,
-                reason: String::new(),
-            };
-            match send.send(close).await {
-                Err(e) if e.is_disconnected() => Ok(()),
-                other => other.map_err(Error::from),
+    let Some(permit) = adapter.acquire().await else {
+        tracing::warn!(
+            threads = adapter.max_threads,
+            "every WSGI thread stayed busy for the slot timeout; answering 503"
+        );
+        return send_unavailable(&mut send).await;
+    };
+    let Ok((out_tx, mut out_rx, signals)) = adapter.start(environ, permit) else {
+        return send_unavailable(&mut send).await;
+    };
+
+    // However this call ends (returned, or dropped with its connection), a read still
+    // waiting for body data then fails instead of waiting for a pump that stopped.
+    let _body_guard = BodyGuard(&signals);
+    let done = {
+        let input = pump_input(&mut receive, &signals, adapter.read_timeout);
+        let output = pump_output(&mut out_rx, &mut send, &signals.gone);
+        tokio::pin!(input, output);
+        let mut input_done = false;
+        loop {
+            tokio::select! {
+                () = &mut input, if !input_done => input_done = true,
+                done = &mut output => break done,
             }
         }
+        // Leaving this block drops the input pump and with it the body channel.
+    };
+
+    let Some(outcome) = done else {
+        // The job was dropped unrun: its pool lost every thread.
+        return Err(Error::disconnected());
+    };
+    // The outcome was the last message: the channel is empty, ready for another call.
+    adapter.channels.put((out_tx, out_rx));
+    match outcome {
+        Ok(RunOutcome::Complete | RunOutcome::Replaced) => Ok(()),
+        Ok(RunOutcome::Disconnected) => Err(Error::disconnected()),
+        Ok(RunOutcome::Aborted(error)) => Err(error),
+        Err(payload) => Err(Error::from_panic(payload)),
+    }
+}
+
+/// One call of `adapter`, borrowed or held by an `Arc`. The scope is taken apart here, and
+/// an HTTP scope made into the environ, so that the call's future holds neither.
+fn dispatch<'a, A: WsgiApp>(
+    adapter: impl Deref<Target = WsgiToAsgi<A>> + Send + 'a,
+    scope: Scope,
+    receive: Receiver,
+    send: Sender,
+) -> AppFuture<'a> {
+    match scope {
+        Scope::Http(http) => {
+            let environ = Environ::from_scope(&http);
+            drop(http);
+            Box::pin(call_http(adapter, environ, receive, send))
+        }
+        Scope::WebSocket(_) => Box::pin(refuse_websocket(send)),
         // Lifespan, and any protocol this adapter does not know: returning tells the
         // server that the app does not take part.
-        _ => Ok(()),
+        _ => Box::pin(std::future::ready(Ok(()))),
+    }
+}
+
+/// Closing before accepting is an HTTP 403 for the client. A client that is already gone
+/// needs no answer.
+async fn refuse_websocket(mut send: Sender) -> Result<(), Error> {
+    let close = SendEvent::WebSocketClose {
+        code: asgi_core::event::CLOSE_NORMAL,
+        reason: String::new(),
+    };
+    match send.send(close).await {
+        Err(e) if e.is_disconnected() => Ok(()),
+        other => other.map_err(Error::from),
     }
 }
 
