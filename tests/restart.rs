@@ -164,20 +164,28 @@ struct Counts {
     failed: AtomicU64,
 }
 
+/// `GET path` over HTTP/1.1 on `io`, a new connection: the answer, or what went wrong.
+async fn get_on<IO>(io: IO, path: &str) -> Result<Answer, String>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("handshake: {e}"))?;
+    tokio::spawn(conn);
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(get(path)))
+        .await
+        .map_err(|_| "no response in time".to_owned())?
+        .map_err(|e| format!("request: {e}"))?;
+    read(response).await.map_err(|e| format!("body: {e}"))
+}
+
 /// One request on a new connection: `GET /` must answer 200 "Hello, world!".
 async fn one_request(addr: SocketAddr) -> Result<(), String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    tokio::spawn(conn);
-    let response = tokio::time::timeout(PATIENCE, sender.send_request(get("/")))
-        .await
-        .map_err(|_| "no response in time".to_owned())?
-        .map_err(|e| format!("request: {e}"))?;
-    let answer = read(response).await.map_err(|e| format!("body: {e}"))?;
+    let answer = get_on(stream, "/").await?;
     if answer.status != 200 || answer.text() != "Hello, world!" {
         return Err(format!("answer: {} {:?}", answer.status, answer.text()));
     }
@@ -328,16 +336,8 @@ async fn scope_over_tls(
 ) -> Result<serde_json::Value, String> {
     let tls = tls_common::connect_tls(addr, config)
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| format!("HTTP handshake: {e}"))?;
-    tokio::spawn(conn);
-    let response = tokio::time::timeout(PATIENCE, sender.send_request(get("/scope/x")))
-        .await
-        .map_err(|_| "no response in time".to_owned())?
-        .map_err(|e| format!("request: {e}"))?;
-    let answer = read(response).await.map_err(|e| format!("body: {e}"))?;
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let answer = get_on(tls, "/scope/x").await?;
     if answer.status != 200 {
         return Err(format!("answer: {} {:?}", answer.status, answer.text()));
     }

@@ -164,6 +164,21 @@ where
 /// The future an [`App::call`] returns, as `async_trait` writes it.
 pub type AppFuture<'a> = Pin<Box<dyn Future<Output = Result<(), Error>> + Send + 'a>>;
 
+/// What a server calls to start an app call: [`App::call_owned`], with a panic in the call
+/// itself (an app that works before it returns its future) made the future's outcome, an
+/// [`Error::from_panic`], as a panic while the future runs is once the server catches it.
+pub fn start_call<A: App + ?Sized>(
+    app: Arc<A>,
+    scope: Scope,
+    receive: Receiver,
+    send: Sender,
+) -> AppFuture<'static> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        A::call_owned(app, scope, receive, send)
+    }))
+    .unwrap_or_else(|payload| Box::pin(std::future::ready(Err(Error::from_panic(payload)))))
+}
+
 // The pointer impls hand out the inner app's future as it is, instead of boxing it once more:
 // one allocation and one move of the scope less per call, on every request of a type-erased
 // stack.

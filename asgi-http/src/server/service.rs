@@ -367,13 +367,8 @@ impl AppRun {
     /// Calls `app`. A panic in the call itself (an app that does work before it returns its
     /// future) is the call's outcome, as one while it runs is.
     fn call(app: Arc<dyn App>, scope: Scope, receive: Receiver, send: Sender, end: RunEnd) -> Self {
-        let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| app.call_owned(scope, receive, send)))
-                .unwrap_or_else(|payload| {
-                    Box::pin(std::future::ready(Err(Error::from_panic(payload))))
-                });
         AppRun {
-            call: Some(call),
+            call: Some(asgi_core::app::start_call(app, scope, receive, send)),
             end,
         }
     }

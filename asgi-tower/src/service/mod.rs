@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 
 use asgi_core::protocol::SendProtocol;
 use asgi_core::{
-    App, BoxError, Error, Receiver, Scope, SendEvent, Sender, ServerAddr, ShutdownSignal, State,
+    App, BoxError, Receiver, Scope, SendEvent, Sender, ServerAddr, ShutdownSignal, State,
 };
 use asgi_ws::WebSocketConfig;
 use bytes::Bytes;
@@ -220,10 +220,7 @@ where
         // The app's own future, with none around it (`call_owned`). A panic in the call
         // itself is its outcome, as one while it runs is.
         let app = self.app.clone();
-        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            A::call_owned(app, scope, Receiver::new(source), Sender::new(sink))
-        }))
-        .unwrap_or_else(|payload| Box::pin(std::future::ready(Err(Error::from_panic(payload)))));
+        let call = asgi_core::app::start_call(app, scope, Receiver::new(source), Sender::new(sink));
         ResponseFuture {
             state: FutureState::Http(Some(Running::new(call, exchange))),
             start: None,
