@@ -44,11 +44,13 @@ async fn ping_timeout_closes_1011_within_a_bound() {
 #[tokio::test]
 async fn answered_pings_keep_the_connection_open() {
     let (tx, mut reports) = mpsc::channel(64);
-    let (client, server) = open(reporting_echo(tx), keepalive(50, 100)).await;
+    // Unanswered, the first ping would close it after 350 ms; each pong has 300 ms to come,
+    // room for a busy machine.
+    let (client, server) = open(reporting_echo(tx), keepalive(50, 300)).await;
     // tungstenite answers pings while it reads.
     let (_write, mut read) = client.split();
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = read.next().await {} });
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert!(!server.run.is_finished(), "closed although pongs came");
     assert!(reports.try_recv().is_err(), "the app saw an event");
     reader.abort();
