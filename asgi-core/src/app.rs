@@ -179,6 +179,20 @@ pub fn start_call<A: App + ?Sized>(
     .unwrap_or_else(|payload| Box::pin(std::future::ready(Err(Error::from_panic(payload)))))
 }
 
+/// What an app that serves no WebSockets answers a WebSocket scope with: `websocket.close`
+/// before `websocket.accept`, which the server sends the client as a `403` refusal of the
+/// handshake. A client that is already gone needs no answer, so that is `Ok` too.
+pub async fn refuse_websocket(mut send: Sender) -> Result<(), Error> {
+    let close = crate::event::SendEvent::WebSocketClose {
+        code: crate::event::CLOSE_NORMAL,
+        reason: String::new(),
+    };
+    match send.send(close).await {
+        Err(e) if e.is_disconnected() => Ok(()),
+        other => other.map_err(Error::from),
+    }
+}
+
 // The pointer impls hand out the inner app's future as it is, instead of boxing it once more:
 // one allocation and one move of the scope less per call, on every request of a type-erased
 // stack.

@@ -395,26 +395,12 @@ fn dispatch<'a, A: WsgiApp>(
     match scope {
         Scope::Http(http) => {
             let environ = Environ::from_scope(&http);
-            drop(http);
             Box::pin(call_http(adapter, environ, receive, send))
         }
-        Scope::WebSocket(_) => Box::pin(refuse_websocket(send)),
+        Scope::WebSocket(_) => Box::pin(asgi_core::app::refuse_websocket(send)),
         // Lifespan, and any protocol this adapter does not know: returning tells the
         // server that the app does not take part.
         _ => Box::pin(std::future::ready(Ok(()))),
-    }
-}
-
-/// Closing before accepting is an HTTP 403 for the client. A client that is already gone
-/// needs no answer.
-async fn refuse_websocket(mut send: Sender) -> Result<(), Error> {
-    let close = SendEvent::WebSocketClose {
-        code: asgi_core::event::CLOSE_NORMAL,
-        reason: String::new(),
-    };
-    match send.send(close).await {
-        Err(e) if e.is_disconnected() => Ok(()),
-        other => other.map_err(Error::from),
     }
 }
 

@@ -183,21 +183,12 @@ where
             Scope::Http(http) => http_call(self.service.clone(), http, receive, send),
             Scope::WebSocket(_) => match &self.websocket {
                 Some(app) => app.clone().call_owned(scope, receive, send),
-                None => Box::pin(refuse_websocket(send)),
+                None => Box::pin(asgi_core::app::refuse_websocket(send)),
             },
             Scope::Lifespan(_) => Box::pin(acknowledge_lifespan(receive, send)),
             _ => Box::pin(std::future::ready(Ok(()))),
         }
     }
-}
-
-async fn refuse_websocket(mut send: Sender) -> Result<(), Error> {
-    send.send(SendEvent::WebSocketClose {
-        code: asgi_core::event::CLOSE_NORMAL,
-        reason: String::new(),
-    })
-    .await?;
-    Ok(())
 }
 
 async fn acknowledge_lifespan(mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
