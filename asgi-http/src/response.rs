@@ -11,8 +11,10 @@ use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use asgi_core::app::AppFuture;
 use asgi_core::bytes::Bytes;
 use asgi_core::extensions::{self, Extensions};
+use asgi_core::handle::EventSink;
 use asgi_core::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use asgi_core::{BoxError, Error, SendEvent, Sender};
 use futures_util::stream::{BoxStream, Stream, StreamExt};
@@ -142,9 +144,9 @@ impl Response {
         }
     }
 
-    fn full(content_type: &'static str, body: Bytes) -> Self {
+    fn full(content_type: HeaderValue, body: Bytes) -> Self {
         let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CONTENT_TYPE, content_type);
         Response {
             status: StatusCode::OK,
             headers,
@@ -155,17 +157,17 @@ impl Response {
 
     /// `200 OK`, `text/plain; charset=utf-8`.
     pub fn text(text: impl Into<String>) -> Self {
-        Response::full("text/plain; charset=utf-8", Bytes::from(text.into()))
+        Response::full(TEXT_PLAIN, Bytes::from(text.into()))
     }
 
     /// `200 OK`, `text/html; charset=utf-8`.
     pub fn html(html: impl Into<String>) -> Self {
-        Response::full("text/html; charset=utf-8", Bytes::from(html.into()))
+        Response::full(TEXT_HTML, Bytes::from(html.into()))
     }
 
     /// `200 OK`, `application/octet-stream`.
     pub fn bytes(bytes: impl Into<Bytes>) -> Self {
-        Response::full("application/octet-stream", bytes.into())
+        Response::full(OCTET_STREAM, bytes.into())
     }
 
     /// `200 OK`, `application/json`, with `value` serialized by serde.
@@ -176,7 +178,7 @@ impl Response {
     /// source is the [`serde_json::Error`].
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, Error> {
         let body = serde_json::to_vec(value).map_err(Error::new)?;
-        Ok(Response::full("application/json", Bytes::from(body)))
+        Ok(Response::full(APPLICATION_JSON, Bytes::from(body)))
     }
 
     /// `status` with the JSON body `{"error": message}` (`application/json`): the error
@@ -197,7 +199,7 @@ impl Response {
         let body = serde_json::json!({ "error": message.into() });
         // Infallible: a map with one string is always serializable.
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        Response::full("application/json", Bytes::from(body)).status(status)
+        Response::full(APPLICATION_JSON, Bytes::from(body)).status(status)
     }
 
     /// A response that sends nothing: [`send`](Response::send) returns `error`, so the
@@ -437,14 +439,80 @@ impl Response {
                 // and move it around; an allocation per streamed response costs less.
                 body => return Box::pin(send_body(status, headers, body, send)).await,
             };
-            if allows_body(status) && response_header(&headers, &header::CONTENT_LENGTH).is_none() {
-                headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
-            }
+            set_content_length(status, &mut headers, &bytes);
             send.send(SendEvent::response_start(status, headers))
                 .await?;
             send.send(SendEvent::response_body(bytes, false)).await?;
             Ok(())
         }
+    }
+
+    /// Sends the response as [`send`](Response::send) does, into a `send` it takes, for a
+    /// future that owns both (a [`handler`](crate::handler::handler)'s). A whole body goes
+    /// out at once when the sink takes each event without waiting (the server's sink does):
+    /// then nothing is left to await, and the caller's future never holds a send future. It
+    /// only holds the one this returns when the sink had to wait, or the body streams.
+    pub(crate) fn send_owned(self, mut send: Sender) -> Sent {
+        let Response {
+            status,
+            mut headers,
+            body,
+            error,
+        } = self;
+        if let Some(error) = error {
+            return Sent::Now(Err(error));
+        }
+        let bytes = match body {
+            Body::Full(bytes) => bytes,
+            body => {
+                return Sent::Later(Box::pin(async move {
+                    send_body(status, headers, body, &mut send).await
+                }));
+            }
+        };
+        set_content_length(status, &mut headers, &bytes);
+        let body = SendEvent::response_body(bytes, false);
+        match send.send_now(SendEvent::response_start(status, headers)) {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Sent::Now(Err(error.into())),
+            Err(start) => {
+                return Sent::Later(Box::pin(async move {
+                    send.send(start).await?;
+                    send.send(body).await?;
+                    Ok(())
+                }));
+            }
+        }
+        match send.send_now(body) {
+            Ok(result) => Sent::Now(result.map_err(Error::from)),
+            Err(body) => Sent::Later(Box::pin(async move {
+                send.send(body).await?;
+                Ok(())
+            })),
+        }
+    }
+}
+
+// The content types of the whole-body constructors, checked once when compiled rather than
+// on every response (`HeaderValue::from_static` checks its bytes).
+const TEXT_PLAIN: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
+const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
+const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// How far [`Response::send_owned`] got.
+pub(crate) enum Sent {
+    /// The response went out (or failed) without waiting.
+    Now(Result<(), Error>),
+    /// The sink had to wait: this future sends the rest.
+    Later(AppFuture<'static>),
+}
+
+/// Gives a whole body its `content-length`, unless the app set one or the status allows no
+/// body.
+fn set_content_length(status: StatusCode, headers: &mut HeaderMap, bytes: &Bytes) {
+    if allows_body(status) && response_header(headers, &header::CONTENT_LENGTH).is_none() {
+        headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
     }
 }
 
