@@ -243,27 +243,24 @@ where
     };
     // The service runs its synchronous part here, where a panic would not reach the
     // host's guard around the app's future: it is caught and becomes the future's error.
-    let called = std::panic::catch_unwind(AssertUnwindSafe(|| {
+    // The service's future is boxed where it is made, so that it is not moved again on
+    // its way out.
+    let called = std::panic::catch_unwind(AssertUnwindSafe(move || -> AppFuture<'static> {
         let mut cx = Context::from_waker(Waker::noop());
         match service.poll_ready(&mut cx) {
-            Poll::Ready(Ok(())) => Ok(Ok(service.call(request))),
-            Poll::Ready(Err(e)) => Err(Error::new(e.into())),
+            Poll::Ready(Ok(())) => Box::pin(respond(service.call(request), rules, send)),
+            Poll::Ready(Err(e)) => Box::pin(std::future::ready(Err(Error::new(e.into())))),
             // Not ready: the request waits in the future, and readiness is asked again with
             // the task's waker.
-            Poll::Pending => Ok(Err((service, request))),
+            Poll::Pending => Box::pin(async move {
+                poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(|e| Error::new(e.into()))?;
+                respond(service.call(request), rules, send).await
+            }),
         }
     }));
-    match called {
-        Ok(Ok(Ok(future))) => Box::pin(respond(future, rules, send)),
-        Ok(Ok(Err((mut service, request)))) => Box::pin(async move {
-            poll_fn(|cx| service.poll_ready(cx))
-                .await
-                .map_err(|e| Error::new(e.into()))?;
-            respond(service.call(request), rules, send).await
-        }),
-        Ok(Err(e)) => Box::pin(std::future::ready(Err(e))),
-        Err(payload) => Box::pin(std::future::ready(Err(Error::from_panic(payload)))),
-    }
+    called.unwrap_or_else(|payload| Box::pin(std::future::ready(Err(Error::from_panic(payload)))))
 }
 
 /// The answer to a scope whose path and query make no valid URI.
