@@ -447,21 +447,25 @@ impl Response {
         }
     }
 
+    /// The parts that are sent, or the error of a header given to
+    /// [`header`](Response::header) that is not a valid name or value.
+    fn into_sendable(self) -> Result<(StatusCode, HeaderMap, Body), Error> {
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok((self.status, self.headers, self.body)),
+        }
+    }
+
     /// Sends the response as [`send`](Response::send) does, into a `send` it takes, for a
     /// future that owns both (a [`handler`](crate::handler::handler)'s). A whole body goes
     /// out at once when the sink takes each event without waiting (the server's sink does):
     /// then nothing is left to await, and the caller's future never holds a send future. It
     /// only holds the one this returns when the sink had to wait, or the body streams.
     pub(crate) fn send_owned(self, mut send: Sender) -> Sent {
-        let Response {
-            status,
-            mut headers,
-            body,
-            error,
-        } = self;
-        if let Some(error) = error {
-            return Sent::Now(Err(error));
-        }
+        let (status, mut headers, body) = match self.into_sendable() {
+            Ok(parts) => parts,
+            Err(error) => return Sent::Now(Err(error)),
+        };
         let bytes = match body {
             Body::Full(bytes) => bytes,
             body => {
