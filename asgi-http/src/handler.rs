@@ -398,7 +398,7 @@ where
 {
     /// One call: the function runs on the request, and the future answers with what it
     /// returns.
-    fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
+    fn start(&self, scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
         let request = match scope {
             Scope::Http(http) => Request::new(http, receive),
             other => {
@@ -411,11 +411,10 @@ where
             }
         };
         let handled = (self.f)(request);
-        // The response is sent by `send_owned`, not by an awaited `Response::send`: the boxed
-        // future then holds the handler's future and the sender, and no send future beside
-        // them. That halves its size, which every request allocates and moves.
+        // `start_sending`, not an awaited `Response::send`: the boxed future then holds the
+        // handler's future and the sender, and not the response beside them as well.
         Box::pin(async move {
-            match handled.await.into_response().send_owned(send) {
+            match handled.await.into_response().start_sending(&mut send) {
                 Sent::Now(result) => result,
                 Sent::Later(sending) => sending.await,
             }

@@ -7,7 +7,6 @@
 //! ([`streaming`](Response::streaming)) or a file ([`file`](Response::file)).
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -418,63 +417,38 @@ impl Response {
     /// # Cancel safety
     ///
     /// Not cancel safe: dropping the future part way leaves the response incomplete.
-    // Not an `async fn`: an `async fn` keeps its arguments (the whole response) in its
-    // future for as long as it runs, beside the parts taken out of them. Taking the response
-    // apart first leaves a future of the parts alone, which every handler's future carries.
-    pub fn send(self, send: &mut Sender) -> impl Future<Output = Result<(), Error>> + Send + '_ {
+    // The future holds the response and, only when the sink had to wait or the body
+    // streams, a pointer at the rest of the sending (see `start_sending`): not a send future
+    // with its event, which every caller's future would carry and move.
+    pub async fn send(self, send: &mut Sender) -> Result<(), Error> {
+        match self.start_sending(send) {
+            Sent::Now(result) => result,
+            Sent::Later(sending) => sending.await,
+        }
+    }
+
+    /// Starts sending the response into `send`. A whole body goes out at once when the sink
+    /// takes each event without waiting (the server's sink does, through
+    /// [`EventSink::send_now`]): nothing is left to await then. What has to wait (a sink
+    /// that cannot take an event at once, a body that streams) is returned as a boxed
+    /// future, so that the caller's future never holds a send future of its own.
+    pub(crate) fn start_sending(self, send: &mut Sender) -> Sent<'_> {
         let Response {
             status,
             mut headers,
             body,
             error,
         } = self;
-        async move {
-            if let Some(error) = error {
-                return Err(error);
-            }
-            let bytes = match body {
-                Body::Full(bytes) => bytes,
-                // Boxed: the other bodies' futures are several times the size of the whole
-                // body's, and every `send` future (and every handler's) would carry that size
-                // and move it around; an allocation per streamed response costs less.
-                body => return Box::pin(send_body(status, headers, body, send)).await,
-            };
-            set_content_length(status, &mut headers, &bytes);
-            send.send(SendEvent::response_start(status, headers))
-                .await?;
-            send.send(SendEvent::response_body(bytes, false)).await?;
-            Ok(())
+        if let Some(error) = error {
+            return Sent::Now(Err(error));
         }
-    }
-
-    /// The parts that are sent, or the error of a header given to
-    /// [`header`](Response::header) that is not a valid name or value.
-    fn into_sendable(self) -> Result<(StatusCode, HeaderMap, Body), Error> {
-        match self.error {
-            Some(error) => Err(error),
-            None => Ok((self.status, self.headers, self.body)),
-        }
-    }
-
-    /// Sends the response as [`send`](Response::send) does, into a `send` it takes, for a
-    /// future that owns both (a [`handler`](crate::handler::handler)'s). A whole body goes
-    /// out at once when the sink takes each event without waiting (the server's sink does):
-    /// then nothing is left to await, and the caller's future never holds a send future. It
-    /// only holds the one this returns when the sink had to wait, or the body streams.
-    pub(crate) fn send_owned(self, mut send: Sender) -> Sent {
-        let (status, mut headers, body) = match self.into_sendable() {
-            Ok(parts) => parts,
-            Err(error) => return Sent::Now(Err(error)),
-        };
         let bytes = match body {
             Body::Full(bytes) => bytes,
-            body => {
-                return Sent::Later(Box::pin(async move {
-                    send_body(status, headers, body, &mut send).await
-                }));
-            }
+            body => return Sent::Later(Box::pin(send_body(status, headers, body, send))),
         };
-        set_content_length(status, &mut headers, &bytes);
+        if allows_body(status) && response_header(&headers, &header::CONTENT_LENGTH).is_none() {
+            headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
+        }
         let body = SendEvent::response_body(bytes, false);
         match send.send_now(SendEvent::response_start(status, headers)) {
             Ok(Ok(())) => {}
@@ -504,20 +478,12 @@ const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-
 const OCTET_STREAM: HeaderValue = HeaderValue::from_static("application/octet-stream");
 const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-/// How far [`Response::send_owned`] got.
-pub(crate) enum Sent {
+/// How far [`Response::start_sending`] got.
+pub(crate) enum Sent<'a> {
     /// The response went out (or failed) without waiting.
     Now(Result<(), Error>),
-    /// The sink had to wait: this future sends the rest.
-    Later(AppFuture<'static>),
-}
-
-/// Gives a whole body its `content-length`, unless the app set one or the status allows no
-/// body.
-fn set_content_length(status: StatusCode, headers: &mut HeaderMap, bytes: &Bytes) {
-    if allows_body(status) && response_header(headers, &header::CONTENT_LENGTH).is_none() {
-        headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
-    }
+    /// The rest of the sending, which has to wait.
+    Later(AppFuture<'a>),
 }
 
 /// The first value of `name` in `headers`. A response has few headers: up to
