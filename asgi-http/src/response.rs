@@ -6,6 +6,7 @@
 //! [`html`](Response::html), [`json`](Response::json), [`bytes`](Response::bytes)), a stream
 //! ([`streaming`](Response::streaming)) or a file ([`file`](Response::file)).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -132,6 +133,14 @@ impl fmt::Debug for Response {
     }
 }
 
+/// A text body's bytes: static text is referred to, not copied; owned text is moved.
+fn text_bytes(text: Cow<'static, str>) -> Bytes {
+    match text {
+        Cow::Borrowed(text) => Bytes::from_static(text.as_bytes()),
+        Cow::Owned(text) => Bytes::from(text),
+    }
+}
+
 impl Response {
     /// A response with `status`, no headers and an empty body.
     pub fn new(status: StatusCode) -> Self {
@@ -155,13 +164,16 @@ impl Response {
     }
 
     /// `200 OK`, `text/plain; charset=utf-8`.
-    pub fn text(text: impl Into<String>) -> Self {
-        Response::full(TEXT_PLAIN, Bytes::from(text.into()))
+    ///
+    /// Takes a `&'static str` (sent as it is, without a copy) or a `String` (moved in), as
+    /// axum's `IntoResponse` does; a borrowed `&str` is sent with `text(s.to_owned())`.
+    pub fn text(text: impl Into<Cow<'static, str>>) -> Self {
+        Response::full(TEXT_PLAIN, text_bytes(text.into()))
     }
 
-    /// `200 OK`, `text/html; charset=utf-8`.
-    pub fn html(html: impl Into<String>) -> Self {
-        Response::full(TEXT_HTML, Bytes::from(html.into()))
+    /// `200 OK`, `text/html; charset=utf-8`. Takes what [`text`](Response::text) takes.
+    pub fn html(html: impl Into<Cow<'static, str>>) -> Self {
+        Response::full(TEXT_HTML, text_bytes(html.into()))
     }
 
     /// `200 OK`, `application/octet-stream`.
@@ -754,6 +766,24 @@ mod tests {
         };
         assert_eq!(headers[header::CONTENT_LENGTH], "5");
         assert_eq!(events[1], SendEvent::response_body("hello", false));
+    }
+
+    #[tokio::test]
+    async fn static_text_is_sent_without_a_copy_and_owned_text_is_moved() {
+        static GREETING: &str = "Hello, world!";
+        let events = events_of(Response::text(GREETING)).await;
+        let SendEvent::HttpResponseBody { body, .. } = &events[1] else {
+            panic!("expected a body, got {:?}", events[1]);
+        };
+        assert_eq!(body.as_ptr(), GREETING.as_ptr());
+
+        let owned = String::from("<p>owned</p>");
+        let at = owned.as_ptr();
+        let events = events_of(Response::html(owned)).await;
+        let SendEvent::HttpResponseBody { body, .. } = &events[1] else {
+            panic!("expected a body, got {:?}", events[1]);
+        };
+        assert_eq!((body.as_ptr(), &body[..]), (at, &b"<p>owned</p>"[..]));
     }
 
     #[tokio::test]
