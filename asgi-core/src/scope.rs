@@ -296,6 +296,16 @@ pub struct HttpScope {
     pub shutdown: ShutdownSignal,
 }
 
+/// `raw_path` for a scope made from `path` alone: its bytes, with no allocation for an empty
+/// path (a server's scope, whose paths are filled in afterwards).
+fn raw_path_of(path: &str) -> Bytes {
+    if path.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(path.as_bytes())
+    }
+}
+
 fn default_http_scheme() -> Cow<'static, str> {
     Cow::Borrowed("http")
 }
@@ -314,7 +324,7 @@ impl HttpScope {
             http_version: HttpVersion::Http11,
             method,
             scheme: default_http_scheme(),
-            raw_path: Bytes::copy_from_slice(path.as_bytes()),
+            raw_path: raw_path_of(&path),
             path,
             query_string: Bytes::new(),
             root_path: String::new(),
@@ -383,7 +393,7 @@ impl WebSocketScope {
             asgi: AsgiVersion::HTTP,
             http_version: HttpVersion::Http11,
             scheme: default_ws_scheme(),
-            raw_path: Bytes::copy_from_slice(path.as_bytes()),
+            raw_path: raw_path_of(&path),
             path,
             query_string: Bytes::new(),
             root_path: String::new(),
