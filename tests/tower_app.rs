@@ -322,6 +322,30 @@ async fn trailers_pass_through_when_the_request_asks_for_them() {
 }
 
 #[tokio::test]
+async fn trailers_are_dropped_when_the_request_does_not_ask_for_them() {
+    let router = axum::Router::new().route(
+        "/trailers",
+        get(|| async {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "0".parse().unwrap());
+            let frames = futures_util::stream::iter([
+                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from("pay"))),
+                Ok(http_body::Frame::data(Bytes::from("load"))),
+                Ok(http_body::Frame::trailers(trailers)),
+            ]);
+            AxumBody::new(http_body_util::StreamBody::new(frames))
+        }),
+    );
+    let server = start(TowerApp::new(router), |b| b).await;
+    // HTTP/1.1 without `TE: trailers`: the body arrives whole, the trailers do not.
+    let answer = fetch(server.addr, "/trailers").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.text(), "payload");
+    assert!(answer.headers.get("grpc-status").is_none());
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn service_error_gives_500() {
     let service = tower::service_fn(|_: Request<asgi::tower::ReceiverBody>| async {
         Err::<http::Response<String>, _>(std::io::Error::other("the service is down"))

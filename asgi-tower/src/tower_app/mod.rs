@@ -6,6 +6,7 @@ mod body;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
@@ -19,7 +20,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tower_service::Service;
 
@@ -300,6 +300,9 @@ where
 
 /// Sends the response: the start with the first frame (so that an early body error is still
 /// a `500`), then a body event per data frame, each waiting for the client.
+///
+/// Written with one step future and one send per kind of event, so that the future keeps
+/// little beside the event in flight: it is part of every request's boxed future.
 async fn send_body<B>(
     body: B,
     start: SendEvent,
@@ -311,65 +314,67 @@ where
     B::Error: Into<BoxError>,
 {
     let mut body = std::pin::pin!(body);
-    let mut start = Some(start);
-    loop {
-        let frame = match body.frame().await {
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => return Err(Error::new(e.into())),
-            None => {
-                if let Some(start) = start.take() {
-                    send.send(start).await?;
+    let mut step = next_step(body.as_mut()).await?;
+    send.send(start).await?;
+    let fields = loop {
+        match step {
+            Step::Chunk { chunk, more } => {
+                if !more || !chunk.is_empty() {
+                    send.send(SendEvent::response_body(chunk, more)).await?;
                 }
+                if !more {
+                    break None;
+                }
+            }
+            Step::End(fields) => {
                 send.send(SendEvent::response_body(Bytes::new(), false))
                     .await?;
-                if trailers {
-                    send_trailers(send, HeaderMap::new()).await?;
-                }
-                return Ok(());
-            }
-        };
-        if let Some(start) = start.take() {
-            send.send(start).await?;
-        }
-        match frame.into_data() {
-            Ok(mut data) => {
-                let chunk = data.copy_to_bytes(data.remaining());
-                let last = body.is_end_stream();
-                if last || !chunk.is_empty() {
-                    send.send(SendEvent::response_body(chunk, !last)).await?;
-                }
-                if last {
-                    if trailers {
-                        send_trailers(send, HeaderMap::new()).await?;
-                    }
-                    return Ok(());
-                }
-            }
-            Err(frame) => {
-                // A trailers frame ends the body.
-                send.send(SendEvent::response_body(Bytes::new(), false))
-                    .await?;
-                match frame.into_trailers() {
-                    Ok(fields) if trailers => send_trailers(send, fields).await?,
-                    Ok(_) => tracing::debug!(
-                        "response trailers dropped: the scope or the request does not allow them"
-                    ),
-                    Err(_) if trailers => send_trailers(send, HeaderMap::new()).await?,
-                    Err(_) => {}
-                }
-                return Ok(());
+                break fields;
             }
         }
+        step = next_step(body.as_mut()).await?;
+    };
+    if trailers {
+        send.send(SendEvent::HttpResponseTrailers {
+            headers: fields.unwrap_or_default(),
+            more_trailers: false,
+        })
+        .await?;
+    } else if fields.is_some() {
+        tracing::debug!("response trailers dropped: the scope or the request does not allow them");
     }
+    Ok(())
 }
 
-async fn send_trailers(send: &mut Sender, headers: HeaderMap) -> Result<(), Error> {
-    send.send(SendEvent::HttpResponseTrailers {
-        headers,
-        more_trailers: false,
+/// What the next frame of a response body says.
+enum Step {
+    /// Data; `more` is false when the body ended with it.
+    Chunk { chunk: Bytes, more: bool },
+    /// The body ended: with its trailers, or (`None`) with none.
+    End(Option<HeaderMap>),
+}
+
+/// The next [`Step`] of `body`.
+fn next_step<B>(mut body: Pin<&mut B>) -> impl Future<Output = Result<Step, Error>> + '_
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    poll_fn(move |cx| {
+        let step = match std::task::ready!(body.as_mut().poll_frame(cx)) {
+            None => Step::End(None),
+            Some(Err(e)) => return Poll::Ready(Err(Error::new(e.into()))),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut data) => Step::Chunk {
+                    chunk: data.copy_to_bytes(data.remaining()),
+                    more: !body.is_end_stream(),
+                },
+                // A trailers frame ends the body (a frame is data or trailers).
+                Err(frame) => Step::End(frame.into_trailers().ok()),
+            },
+        };
+        Poll::Ready(Ok(step))
     })
-    .await?;
-    Ok(())
 }
 
 fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
