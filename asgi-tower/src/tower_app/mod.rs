@@ -18,7 +18,7 @@ use asgi_core::{
 };
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
-use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use tower_service::Service;
@@ -180,7 +180,8 @@ where
     /// `send` handle), or the WebSocket fallback's.
     fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
         match scope {
-            Scope::Http(http) => http_call(self.service.clone(), http, receive, send),
+            // Taken apart where it lies: the scope is not moved again on its way.
+            Scope::Http(mut http) => http_call(self.service.clone(), &mut http, receive, send),
             Scope::WebSocket(_) => match &self.websocket {
                 Some(app) => app.clone().call_owned(scope, receive, send),
                 None => Box::pin(asgi_core::app::refuse_websocket(send)),
@@ -218,7 +219,7 @@ struct TrailerRules {
 /// holds the service's future and not the scope, the request and the service besides.
 fn http_call<S, ResBody>(
     mut service: S,
-    scope: HttpScope,
+    scope: &mut HttpScope,
     receive: Receiver,
     send: Sender,
 ) -> AppFuture<'static>
@@ -385,7 +386,8 @@ fn has_token(value: &HeaderValue, token: &[u8]) -> bool {
 }
 
 /// The request for a scope; `None` when its path and query make no valid URI.
-fn request_from_scope(mut scope: HttpScope, receive: Receiver) -> Option<Request<ReceiverBody>> {
+/// The scope's fields the request takes are moved out of it.
+fn request_from_scope(scope: &mut HttpScope, receive: Receiver) -> Option<Request<ReceiverBody>> {
     let uri = if scope.root_path.is_empty()
         && scope.query_string.is_empty()
         && scope.raw_path.first() == Some(&b'/')
@@ -394,7 +396,7 @@ fn request_from_scope(mut scope: HttpScope, receive: Receiver) -> Option<Request
         // copied (what `route_uri` would build).
         Uri::from_maybe_shared(std::mem::take(&mut scope.raw_path)).ok()?
     } else {
-        route_uri(&scope)?
+        route_uri(scope)?
     };
     let version = match scope.http_version {
         HttpVersion::Http10 => Version::HTTP_10,
@@ -402,9 +404,9 @@ fn request_from_scope(mut scope: HttpScope, receive: Receiver) -> Option<Request
         _ => Version::HTTP_11,
     };
     let mut request = Request::new(ReceiverBody::new(receive));
-    *request.method_mut() = scope.method;
+    *request.method_mut() = std::mem::replace(&mut scope.method, Method::GET);
     *request.version_mut() = version;
-    *request.headers_mut() = scope.headers;
+    *request.headers_mut() = std::mem::take(&mut scope.headers);
     let extensions = request.extensions_mut();
     // Each extension is an allocation: the client goes in once, in the form its users
     // look for.
@@ -421,9 +423,9 @@ fn request_from_scope(mut scope: HttpScope, receive: Receiver) -> Option<Request
         }
     }
     extensions.insert(ScopeInfo {
-        root_path: scope.root_path,
-        state: scope.state,
-        shutdown: scope.shutdown,
+        root_path: std::mem::take(&mut scope.root_path),
+        state: std::mem::take(&mut scope.state),
+        shutdown: std::mem::take(&mut scope.shutdown),
     });
     *request.uri_mut() = uri;
     Some(request)
@@ -479,7 +481,6 @@ fn original_uri(raw_path: &[u8], path: &str, query: &[u8]) -> Option<Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Method;
 
     fn scope(root: &str, path: &str, raw: &[u8], query: &[u8]) -> HttpScope {
         let mut scope = HttpScope::new(Method::GET, path);
