@@ -20,6 +20,7 @@ use tokio::net::{TcpSocket, TcpStream};
 // ---------------------------------------------------------------------------------------------
 // Raw HTTP/2: just enough framing to play a client that a client library would not let us be.
 
+const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
@@ -94,6 +95,20 @@ fn pings(bytes: &[u8]) -> Vec<Vec<u8>> {
         at += 9 + len;
     }
     out
+}
+
+/// Reads until what came satisfies `done`, up to `wait`; returns whether it did.
+async fn read_until(stream: &mut TcpStream, wait: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+    let mut bytes = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let deadline = tokio::time::Instant::now() + wait;
+    while !done(&bytes) {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&buf[..n]),
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Reads until the server closes the connection, up to `wait`; returns the bytes and whether
@@ -282,6 +297,43 @@ async fn http2_a_stream_reset_before_its_app_ran_does_not_call_the_app() {
         "a few resets cost the connection"
     );
     assert_eq!(counting.calls.load(Ordering::SeqCst), 0);
+    drop(stream);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn http2_once_a_client_reset_a_stream_its_rapid_resets_do_not_call_the_app() {
+    let counting = Counting::default();
+    let server = start(counting.app(Duration::from_millis(50)), |b| b).await;
+    let mut stream = TcpStream::connect(server.addr).await.unwrap();
+    // One request answered: a connection whose client has reset nothing no longer holds its
+    // requests back.
+    let mut bytes = preface();
+    bytes.extend(get_headers(1, "/"));
+    stream.write_all(&bytes).await.unwrap();
+    let answered = read_until(&mut stream, PATIENCE, |bytes| {
+        frames(bytes)
+            .iter()
+            .any(|&(kind, flags, _)| kind == DATA && flags & END_STREAM != 0)
+    })
+    .await;
+    assert!(answered, "the first request was not answered");
+    // A stream reset while its app runs: the client is one that resets.
+    stream.write_all(&rapid_reset(3, "/")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    // From then on, a stream reset in the same write as its request does not call its app.
+    let mut bytes = Vec::new();
+    for i in 0..5 {
+        bytes.extend(rapid_reset(5 + 2 * i, "/"));
+    }
+    stream.write_all(&bytes).await.unwrap();
+    let (received, _) = read_until_closed(&mut stream, Duration::from_millis(300)).await;
+    assert!(
+        !frames(&received).iter().any(|f| f.0 == GOAWAY),
+        "a few resets cost the connection"
+    );
+    assert_eq!(counting.calls.load(Ordering::SeqCst), before);
     drop(stream);
     server.stop().await.unwrap();
 }

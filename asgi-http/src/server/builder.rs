@@ -237,7 +237,13 @@ impl Builder {
     /// [`http2_max_pending_accept_reset_streams`](Builder::http2_max_pending_accept_reset_streams)
     /// of them wait in one read ("rapid reset" protection, CVE-2023-44487).
     ///
-    /// A stream the client reset before its app was called never calls it. The app calls a
+    /// A stream the client reset before its app was called never calls it. Until a
+    /// connection has completed a response, and for good once its client has reset a stream,
+    /// that includes a stream reset in the same read as its request: the request waits one
+    /// turn of the scheduler before its app is called, and the reset is seen first. Over a
+    /// connection that has answered and seen no reset, requests go to their apps at once,
+    /// and a first burst of such resets can call their apps (counted against this allowance
+    /// all the same, and bounded as below). The app calls a
     /// connection has running, including those whose stream the client reset, are bounded by
     /// [`http2_max_concurrent_streams`](Builder::http2_max_concurrent_streams): a request over
     /// it waits for one of them to return before its app is called.

@@ -19,7 +19,7 @@ pub(crate) struct FinishGuard<B> {
     /// server makes itself and WebSocket handshakes.
     exchange: Option<Arc<Exchange<B>>>,
     log: Option<Box<AccessLog>>,
-    _activity: ActivityGuard,
+    activity: ActivityGuard,
 }
 
 impl<B> FinishGuard<B> {
@@ -27,7 +27,7 @@ impl<B> FinishGuard<B> {
         FinishGuard {
             exchange: None,
             log,
-            _activity: activity,
+            activity,
         }
     }
 
@@ -49,6 +49,9 @@ impl<B> FinishGuard<B> {
     /// Ends the request: `bytes` of body went to hyper; `complete` is false when the
     /// response was cut short (the client left, or it was aborted).
     pub(crate) fn finish(self, bytes: u64, complete: bool) {
+        if complete {
+            self.activity.response_completed();
+        }
         if let Some(exchange) = &self.exchange {
             exchange.close(if complete {
                 Closed::ResponseComplete

@@ -488,8 +488,8 @@ pub(crate) struct ResponseFuture {
     /// The connection of an HTTP/2 request: dropped before its head, the client reset its
     /// stream, and the connection counts it.
     http2: Option<Arc<Activity>>,
-    /// True once the first poll of an HTTP/2 request gave hyper its turn to look for a
-    /// reset of the stream.
+    /// True once the first poll went by: an HTTP/2 request's, on a connection wary of
+    /// resets, gave hyper its turn to look for a reset of the stream.
     yielded: bool,
 }
 
@@ -507,14 +507,21 @@ impl Future for ResponseFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if this.http2.is_some() && !this.yielded {
+        if !this.yielded {
+            this.yielded = true;
             // hyper looks for the client's RST_STREAM only while this future is pending, and
             // it reads a whole batch of frames before it accepts the streams in it: a stream
             // reset in the same batch as its request ("rapid reset") is dropped here, after
-            // one turn of the scheduler, before its app is called.
-            this.yielded = true;
-            cx.waker().wake_by_ref();
-            return Poll::Pending;
+            // one turn of the scheduler, before its app is called. Only on a connection that
+            // may be resetting streams: see `Activity::wary_of_resets`.
+            if this
+                .http2
+                .as_ref()
+                .is_some_and(|activity| activity.wary_of_resets())
+            {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
         if let FutureState::Queued { permit, .. } = &mut this.state {
             let Poll::Ready(permit) = permit.as_mut().poll(cx) else {

@@ -4,7 +4,7 @@
 //! settings and the listener's [`Peer`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use asgi_core::host::Shutdown;
@@ -85,7 +85,17 @@ pub(crate) struct Activity {
     resets: Option<Mutex<ResetAllowance>>,
     /// Notified when the client reset a stream over its allowance.
     pub(crate) reset_flood: Notify,
+    /// What the client's resets so far say: [`RESETS_UNKNOWN`], [`RESETS_NONE`] or
+    /// [`RESETS_SEEN`]. See [`Activity::wary_of_resets`].
+    resets_seen: AtomicU8,
 }
+
+/// No response of the connection has completed yet, and the client reset no stream.
+const RESETS_UNKNOWN: u8 = 0;
+/// A response completed, and the client has reset no stream.
+const RESETS_NONE: u8 = 1;
+/// The client reset a stream before its response was complete.
+const RESETS_SEEN: u8 = 2;
 
 impl Activity {
     /// The activity of a new connection: up to `app_calls` app calls at once for its HTTP/2
@@ -101,9 +111,36 @@ impl Activity {
         }
     }
 
+    /// Whether an HTTP/2 request's app call waits for one turn of the scheduler first, so
+    /// that a stream the client reset in the same read as its request ("rapid reset") is
+    /// dropped before its app is called: until a response of the connection has completed,
+    /// and for good once its client has reset a stream. A client that has reset nothing has
+    /// its requests go to their apps at once: the turn costs a second poll of each stream's
+    /// task and splits hyper's batches of responses (a third more writes under load).
+    pub(crate) fn wary_of_resets(&self) -> bool {
+        self.resets_seen.load(Ordering::Relaxed) != RESETS_NONE
+    }
+
+    /// A response of the connection completed: unless its client has reset a stream, its
+    /// requests no longer wait a turn (see [`wary_of_resets`](Activity::wary_of_resets)).
+    pub(crate) fn response_completed(&self) {
+        if self.resets_seen.load(Ordering::Relaxed) == RESETS_UNKNOWN {
+            // Fails, as it should, when a reset came in between.
+            let _ = self.resets_seen.compare_exchange(
+                RESETS_UNKNOWN,
+                RESETS_NONE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
     /// Counts a stream the client reset before its response was complete; over the
-    /// allowance, the connection's task hears of it.
+    /// allowance, the connection's task hears of it. From then on the connection's requests
+    /// wait a turn before their apps are called (see
+    /// [`wary_of_resets`](Activity::wary_of_resets)).
     pub(crate) fn client_reset(&self) {
+        self.resets_seen.store(RESETS_SEEN, Ordering::Relaxed);
         let Some(resets) = &self.resets else {
             return;
         };
@@ -162,6 +199,13 @@ impl ActivityGuard {
         activity.active.fetch_add(1, Ordering::AcqRel);
         activity.started.fetch_add(1, Ordering::AcqRel);
         ActivityGuard(activity.clone())
+    }
+}
+
+impl ActivityGuard {
+    /// The request's response was sent whole.
+    pub(crate) fn response_completed(&self) {
+        self.0.response_completed();
     }
 }
 
