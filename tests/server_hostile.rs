@@ -279,6 +279,27 @@ async fn http2_reset_streams_still_running_count_against_the_stream_limit() {
     server.stop().await.unwrap();
 }
 
+/// Writes `bytes` and five streams from `first` on, each reset in the same write as its
+/// HEADERS, and checks that they cost the connection nothing and called no app.
+async fn five_rapid_resets_call_no_app(
+    stream: &mut TcpStream,
+    mut bytes: Vec<u8>,
+    first: u32,
+    counting: &Counting,
+) {
+    let before = counting.calls.load(Ordering::SeqCst);
+    for i in 0..5 {
+        bytes.extend(rapid_reset(first + 2 * i, "/"));
+    }
+    stream.write_all(&bytes).await.unwrap();
+    let (received, _) = read_until_closed(stream, Duration::from_millis(300)).await;
+    assert!(
+        !frames(&received).iter().any(|f| f.0 == GOAWAY),
+        "a few resets cost the connection"
+    );
+    assert_eq!(counting.calls.load(Ordering::SeqCst), before);
+}
+
 #[tokio::test]
 async fn http2_a_stream_reset_before_its_app_ran_does_not_call_the_app() {
     let counting = Counting::default();
@@ -286,17 +307,7 @@ async fn http2_a_stream_reset_before_its_app_ran_does_not_call_the_app() {
     let mut stream = TcpStream::connect(server.addr).await.unwrap();
     // Five streams reset in the same write as their HEADERS: the server reads each reset
     // before it could answer.
-    let mut bytes = preface();
-    for i in 0..5 {
-        bytes.extend(rapid_reset(1 + 2 * i, "/"));
-    }
-    stream.write_all(&bytes).await.unwrap();
-    let (received, _) = read_until_closed(&mut stream, Duration::from_millis(300)).await;
-    assert!(
-        !frames(&received).iter().any(|f| f.0 == GOAWAY),
-        "a few resets cost the connection"
-    );
-    assert_eq!(counting.calls.load(Ordering::SeqCst), 0);
+    five_rapid_resets_call_no_app(&mut stream, preface(), 1, &counting).await;
     drop(stream);
     server.stop().await.unwrap();
 }
@@ -321,19 +332,8 @@ async fn http2_once_a_client_reset_a_stream_its_rapid_resets_do_not_call_the_app
     // A stream reset while its app runs: the client is one that resets.
     stream.write_all(&rapid_reset(3, "/")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = counting.calls.load(Ordering::SeqCst);
     // From then on, a stream reset in the same write as its request does not call its app.
-    let mut bytes = Vec::new();
-    for i in 0..5 {
-        bytes.extend(rapid_reset(5 + 2 * i, "/"));
-    }
-    stream.write_all(&bytes).await.unwrap();
-    let (received, _) = read_until_closed(&mut stream, Duration::from_millis(300)).await;
-    assert!(
-        !frames(&received).iter().any(|f| f.0 == GOAWAY),
-        "a few resets cost the connection"
-    );
-    assert_eq!(counting.calls.load(Ordering::SeqCst), before);
+    five_rapid_resets_call_no_app(&mut stream, Vec::new(), 5, &counting).await;
     drop(stream);
     server.stop().await.unwrap();
 }

@@ -299,31 +299,10 @@ async fn tower_http_compression_and_trace_around_an_asgi_app_served_as_an_app() 
     server.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn trailers_pass_through_when_the_request_asks_for_them() {
-    let router = axum::Router::new().route(
-        "/trailers",
-        get(|| async {
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", "0".parse().unwrap());
-            let frames = futures_util::stream::iter([
-                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from("payload"))),
-                Ok(http_body::Frame::trailers(trailers)),
-            ]);
-            AxumBody::new(http_body_util::StreamBody::new(frames))
-        }),
-    );
-    let server = start(TowerApp::new(router), |b| b).await;
-    let answer = common::fetch_h2_with_trailers(server.addr, "/trailers").await;
-    assert_eq!(answer.text(), "payload");
-    let trailers = answer.trailers.expect("trailers arrive");
-    assert_eq!(trailers["grpc-status"], "0");
-    server.stop().await.unwrap();
-}
-
-#[tokio::test]
-async fn trailers_are_dropped_when_the_request_does_not_ask_for_them() {
-    let router = axum::Router::new().route(
+/// A router whose `/trailers` answers `payload` in two data frames, then a `grpc-status: 0`
+/// trailer.
+fn trailers_router() -> axum::Router {
+    axum::Router::new().route(
         "/trailers",
         get(|| async {
             let mut trailers = HeaderMap::new();
@@ -335,8 +314,22 @@ async fn trailers_are_dropped_when_the_request_does_not_ask_for_them() {
             ]);
             AxumBody::new(http_body_util::StreamBody::new(frames))
         }),
-    );
-    let server = start(TowerApp::new(router), |b| b).await;
+    )
+}
+
+#[tokio::test]
+async fn trailers_pass_through_when_the_request_asks_for_them() {
+    let server = start(TowerApp::new(trailers_router()), |b| b).await;
+    let answer = common::fetch_h2_with_trailers(server.addr, "/trailers").await;
+    assert_eq!(answer.text(), "payload");
+    let trailers = answer.trailers.expect("trailers arrive");
+    assert_eq!(trailers["grpc-status"], "0");
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn trailers_are_dropped_when_the_request_does_not_ask_for_them() {
+    let server = start(TowerApp::new(trailers_router()), |b| b).await;
     // HTTP/1.1 without `TE: trailers`: the body arrives whole, the trailers do not.
     let answer = fetch(server.addr, "/trailers").await;
     assert_eq!(answer.status, StatusCode::OK);

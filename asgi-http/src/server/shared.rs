@@ -116,7 +116,7 @@ impl Activity {
     /// dropped before its app is called: until a response of the connection has completed,
     /// and for good once its client has reset a stream. A client that has reset nothing has
     /// its requests go to their apps at once: the turn costs a second poll of each stream's
-    /// task and splits hyper's batches of responses (a third more writes under load).
+    /// task and splits hyper's batches of responses (half again as many writes under load).
     pub(crate) fn wary_of_resets(&self) -> bool {
         self.resets_seen.load(Ordering::Relaxed) != RESETS_NONE
     }
