@@ -97,33 +97,49 @@ fn pings(bytes: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Reads until what came satisfies `done`, up to `wait`; returns whether it did.
-async fn read_until(stream: &mut TcpStream, wait: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+/// How a read of [`read_until_end`] ended.
+#[derive(Debug, PartialEq)]
+enum ReadEnd {
+    /// What came satisfied the condition.
+    Done,
+    /// The server closed the connection (or the read failed).
+    Closed,
+    /// The wait passed.
+    TimedOut,
+}
+
+/// Reads until what came satisfies `done`, the server closes the connection, or `wait`
+/// passes; returns the bytes and which came first.
+async fn read_until_end(
+    stream: &mut TcpStream,
+    wait: Duration,
+    done: impl Fn(&[u8]) -> bool,
+) -> (Vec<u8>, ReadEnd) {
     let mut bytes = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     let deadline = tokio::time::Instant::now() + wait;
-    while !done(&bytes) {
+    loop {
+        if done(&bytes) {
+            return (bytes, ReadEnd::Done);
+        }
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => bytes.extend_from_slice(&buf[..n]),
-            _ => return false,
+            Err(_) => return (bytes, ReadEnd::TimedOut),
+            Ok(Ok(0) | Err(_)) => return (bytes, ReadEnd::Closed),
+            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
         }
     }
-    true
+}
+
+/// Reads until what came satisfies `done`, up to `wait`; returns whether it did.
+async fn read_until(stream: &mut TcpStream, wait: Duration, done: impl Fn(&[u8]) -> bool) -> bool {
+    read_until_end(stream, wait, done).await.1 == ReadEnd::Done
 }
 
 /// Reads until the server closes the connection, up to `wait`; returns the bytes and whether
 /// it closed.
 async fn read_until_closed(stream: &mut TcpStream, wait: Duration) -> (Vec<u8>, bool) {
-    let mut bytes = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => return (bytes, false),
-            Ok(Ok(0) | Err(_)) => return (bytes, true),
-            Ok(Ok(n)) => bytes.extend_from_slice(&buf[..n]),
-        }
-    }
+    let (bytes, end) = read_until_end(stream, wait, |_| false).await;
+    (bytes, end == ReadEnd::Closed)
 }
 
 /// An app that counts its calls and how many run at once, and answers after `sleep`.

@@ -200,9 +200,7 @@ impl ActivityGuard {
         activity.started.fetch_add(1, Ordering::AcqRel);
         ActivityGuard(activity.clone())
     }
-}
 
-impl ActivityGuard {
     /// The request's response was sent whole.
     pub(crate) fn response_completed(&self) {
         self.0.response_completed();
