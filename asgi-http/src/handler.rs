@@ -104,6 +104,8 @@
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use asgi_core::app::{AppFuture, OwnedApp};
 use asgi_core::http::StatusCode;
@@ -398,7 +400,7 @@ where
 {
     /// One call: the function runs on the request, and the future answers with what it
     /// returns.
-    fn start(&self, scope: Scope, receive: Receiver, mut send: Sender) -> AppFuture<'static> {
+    fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static> {
         let request = match scope {
             Scope::Http(http) => Request::new(http, receive),
             other => {
@@ -410,15 +412,54 @@ where
                 return Box::pin(std::future::ready(Err(error)));
             }
         };
-        let handled = (self.f)(request);
-        // `start_sending`, not an awaited `Response::send`: the boxed future then holds the
-        // handler's future and the sender, and not the response beside them as well.
-        Box::pin(async move {
-            match handled.await.into_response().start_sending(&mut send) {
-                Sent::Now(result) => result,
-                Sent::Later(sending) => sending.await,
-            }
+        Box::pin(HandlerCall {
+            handled: (self.f)(request),
+            send: Some(send),
+            sending: None,
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// One call of a handler: its future, then the sending of what it returned.
+    ///
+    /// A future of its own rather than an `async` block: the block would keep the handler's
+    /// future twice over (once as it was handed in, once as it is awaited), and move it from
+    /// one place to the other on the first poll. This one holds it once, where the box put
+    /// it, and polls it there.
+    struct HandlerCall<Fut> {
+        #[pin]
+        handled: Fut,
+        // The sender, until the handler's answer is handed to it.
+        send: Option<Sender>,
+        // The rest of the sending, when it has to wait (a streamed body, a sink that could
+        // not take the response at once).
+        sending: Option<AppFuture<'static>>,
+    }
+}
+
+impl<Fut> Future for HandlerCall<Fut>
+where
+    Fut: Future,
+    Fut::Output: IntoResponse,
+{
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(sending) = this.sending {
+            return sending.as_mut().poll(cx);
+        }
+        let answer = ready!(this.handled.poll(cx));
+        let Some(send) = this.send.take() else {
+            // Polled again after it returned.
+            return Poll::Ready(Ok(()));
+        };
+        // The sender is handed over: what has to wait owns it, and borrows nothing.
+        match answer.into_response().start_sending(send) {
+            Sent::Now(result) => Poll::Ready(result),
+            Sent::Later(sending) => this.sending.insert(sending).as_mut().poll(cx),
+        }
     }
 }
 

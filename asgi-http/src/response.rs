@@ -6,7 +6,7 @@
 //! [`html`](Response::html), [`json`](Response::json), [`bytes`](Response::bytes)), a stream
 //! ([`streaming`](Response::streaming)) or a file ([`file`](Response::file)).
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -444,7 +444,13 @@ impl Response {
     /// [`EventSink::send_now`]): nothing is left to await then. What has to wait (a sink
     /// that cannot take an event at once, a body that streams) is returned as a boxed
     /// future, so that the caller's future never holds a send future of its own.
-    pub(crate) fn start_sending(self, send: &mut Sender) -> Sent<'_> {
+    ///
+    /// `send` is the sender or a borrow of it: a caller that owns its sender hands it over,
+    /// and gets back a future that borrows nothing (`Sent<'static>`).
+    pub(crate) fn start_sending<'a, S>(self, mut send: S) -> Sent<'a>
+    where
+        S: BorrowMut<Sender> + Send + 'a,
+    {
         let Response {
             status,
             mut headers,
@@ -456,27 +462,35 @@ impl Response {
         }
         let bytes = match body {
             Body::Full(bytes) => bytes,
-            body => return Sent::Later(Box::pin(send_body(status, headers, body, send))),
+            body => {
+                return Sent::Later(Box::pin(async move {
+                    send_body(status, headers, body, send.borrow_mut()).await
+                }));
+            }
         };
         if allows_body(status) && response_header(&headers, &header::CONTENT_LENGTH).is_none() {
             headers.insert(header::CONTENT_LENGTH, content_length(bytes.len() as u64));
         }
         let body = SendEvent::response_body(bytes, false);
-        match send.send_now(SendEvent::response_start(status, headers)) {
+        match send
+            .borrow_mut()
+            .send_now(SendEvent::response_start(status, headers))
+        {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Sent::Now(Err(error.into())),
             Err(start) => {
                 return Sent::Later(Box::pin(async move {
+                    let send = send.borrow_mut();
                     send.send(start).await?;
                     send.send(body).await?;
                     Ok(())
                 }));
             }
         }
-        match send.send_now(body) {
+        match send.borrow_mut().send_now(body) {
             Ok(result) => Sent::Now(result.map_err(Error::from)),
             Err(body) => Sent::Later(Box::pin(async move {
-                send.send(body).await?;
+                send.borrow_mut().send(body).await?;
                 Ok(())
             })),
         }

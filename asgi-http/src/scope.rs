@@ -6,8 +6,9 @@
 //!   from [`ScopeOptions::secure`];
 //! - `path` (percent-decoded), `raw_path` and `query_string` from the request target, under
 //!   the `root_path` ([`MountedTarget`]);
-//! - `headers` moved from the request, not copied; over HTTP/2 the `:authority` becomes the
-//!   `host` header, as ASGI asks;
+//! - `headers` moved from the request, not copied (the head is borrowed, and left with an
+//!   empty header map); over HTTP/2 the `:authority` becomes the `host` header, as ASGI
+//!   asks;
 //! - `client`, `server`, `extensions`, `state` and `shutdown` from the options, moved in.
 //!
 //! # Example
@@ -15,10 +16,10 @@
 //! ```
 //! use asgi_http::scope::{MountedTarget, ScopeOptions, http_scope};
 //!
-//! let (parts, ()) = http::Request::get("/users/a%20b?page=2").body(()).unwrap().into_parts();
+//! let (mut parts, ()) = http::Request::get("/users/a%20b?page=2").body(()).unwrap().into_parts();
 //! let mut options = ScopeOptions::default();
 //! options.target = MountedTarget::Prefixed("/api".into());
-//! let scope = http_scope(parts, options);
+//! let scope = http_scope(&mut parts, options);
 //! assert_eq!(scope.path, "/api/users/a b");
 //! assert_eq!(&scope.raw_path[..], b"/api/users/a%20b");
 //! assert_eq!(scope.root_path, "/api");
@@ -113,17 +114,14 @@ macro_rules! fill {
     };
 }
 
-/// The HTTP scope of a request, from its head (the header map is moved, not copied) and the
-/// options. See the module docs.
-pub fn http_scope(parts: Parts, options: ScopeOptions<'_>) -> HttpScope {
-    let Parts {
-        method,
-        uri,
-        version,
-        headers,
-        ..
-    } = parts;
-    let common = Common::new(&uri, version, headers, options.target);
+/// The HTTP scope of a request, from its head and the options. The head's header map is moved
+/// into the scope, not copied, and the head is left with an empty one; the rest of it is
+/// read where it lies (the head is not moved, so that its few hundred bytes are not copied on
+/// every request). See the module docs.
+pub fn http_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> HttpScope {
+    let method = parts.method.clone();
+    let headers = std::mem::take(&mut parts.headers);
+    let common = Common::new(&parts.uri, parts.version, headers, options.target);
     // The path is set below: `new` would copy it into `raw_path`.
     let mut scope = HttpScope::new(method, String::new());
     if options.secure {
@@ -133,17 +131,13 @@ pub fn http_scope(parts: Parts, options: ScopeOptions<'_>) -> HttpScope {
     scope
 }
 
-/// The WebSocket scope of a handshake, from its head (the header map is moved, not copied)
-/// and the options; `subprotocols` and the `websocket.http.response` extension are filled in
-/// by `asgi_ws::start`. See the module docs.
-pub fn websocket_scope(parts: Parts, options: ScopeOptions<'_>) -> WebSocketScope {
-    let Parts {
-        uri,
-        version,
-        headers,
-        ..
-    } = parts;
-    let common = Common::new(&uri, version, headers, options.target);
+/// The WebSocket scope of a handshake, from its head and the options, as [`http_scope`]
+/// takes them (the header map is moved into the scope); `subprotocols` and the
+/// `websocket.http.response` extension are filled in by `asgi_ws::start`. See the module
+/// docs.
+pub fn websocket_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> WebSocketScope {
+    let headers = std::mem::take(&mut parts.headers);
+    let common = Common::new(&parts.uri, parts.version, headers, options.target);
     let mut scope = WebSocketScope::new(String::new());
     scope.scheme = asgi_ws::handshake::scheme(options.secure).into();
     fill!(scope, common, options);
@@ -232,7 +226,7 @@ mod tests {
             },
             ..ScopeOptions::default()
         };
-        let scope = http_scope(parts, options);
+        let scope = http_scope(&mut { parts }, options);
         assert_eq!(scope.path, "/app/a b");
         assert_eq!(&scope.raw_path[..], b"/app/a%20b");
         assert_eq!(&scope.query_string[..], b"x=1");
@@ -246,7 +240,7 @@ mod tests {
                 .version(Version::HTTP_2)
                 .header(HOST, "other"),
         );
-        let scope = http_scope(parts, ScopeOptions::default());
+        let scope = http_scope(&mut { parts }, ScopeOptions::default());
         assert_eq!(scope.http_version, HttpVersion::Http2);
         assert_eq!(scope.headers[HOST], "example.com:8443");
         assert_eq!(scope.headers.get_all(HOST).iter().count(), 1);
@@ -263,12 +257,12 @@ mod tests {
             extensions: Extensions::from_static(&["http.response.trailers"]),
             ..ScopeOptions::default()
         };
-        let http = http_scope(head(http::Request::get("/")), options());
+        let http = http_scope(&mut head(http::Request::get("/")), options());
         assert_eq!(http.scheme, "https");
         assert_eq!(http.path, "/root/");
         assert_eq!(http.client, Some(client));
         assert!(http.extensions.supports("http.response.trailers"));
-        let ws = websocket_scope(head(http::Request::get("/chat")), options());
+        let ws = websocket_scope(&mut head(http::Request::get("/chat")), options());
         assert_eq!(ws.scheme, "wss");
         assert_eq!(ws.path, "/root/chat");
         assert_eq!(ws.root_path, "/root");

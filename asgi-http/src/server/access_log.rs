@@ -3,8 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Method, Request, Version};
+use http::{HeaderValue, Method, Version};
 
 /// The `tracing` target of the access log, to filter it (`RUST_LOG=asgi_http::access=off`).
 pub const ACCESS_LOG_TARGET: &str = "asgi_http::access";
@@ -29,16 +30,16 @@ impl AccessLog {
     ///
     /// Boxed: the guard that carries it moves with the response (into the exchange, out to
     /// hyper), and a pointer moves for less than the whole record.
-    pub(crate) fn start<B>(request: &Request<B>, client: Option<SocketAddr>) -> Option<Box<Self>> {
+    pub(crate) fn start(head: &Parts, client: Option<SocketAddr>) -> Option<Box<Self>> {
         if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
             return None;
         }
         Some(Box::new(AccessLog {
             client,
-            method: request.method().clone(),
+            method: head.method.clone(),
             // A clone of the request's own bytes: no copy.
-            target: request.uri().path_and_query().cloned(),
-            version: request.version(),
+            target: head.uri.path_and_query().cloned(),
+            version: head.version,
             status: 0,
             request_id: None,
             start: Instant::now(),
@@ -187,7 +188,7 @@ mod tests {
 
     #[test]
     fn the_line_has_every_part_in_order() {
-        let request = Request::get("/items?page=2").body(()).unwrap();
+        let request = http::Request::get("/items?page=2").body(()).unwrap();
         let mut log = AccessLog {
             client: Some("10.0.0.7:51000".parse().unwrap()),
             method: request.method().clone(),

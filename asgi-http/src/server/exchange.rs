@@ -112,16 +112,15 @@ impl<B> Exchange<B> {
         let mut inner = self.lock();
         // A head goes to the service future as long as it waits, even when the client is
         // gone: hyper may still be waiting for it to finish the connection.
-        if !matches!(inner.head, Head::Waiting(_)) {
+        let Head::Waiting(waiting) = &mut inner.head else {
             drop(inner);
             // Dropped outside the lock: a response body's drop may lock its exchange.
             drop(response);
             return false;
-        }
-        let waker = match std::mem::replace(&mut inner.head, Head::Ready(response)) {
-            Head::Waiting(waker) => waker,
-            Head::Ready(_) | Head::Taken => None,
         };
+        let waker = waiting.take();
+        // Written in place (the response is moved once, not swapped through a temporary).
+        inner.head = Head::Ready(response);
         if let Some(progress) = progress {
             inner.progress = progress;
         }

@@ -16,7 +16,7 @@ const SUPPORTED_EXTENSIONS: [&str; 2] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_P
 const SUPPORTED_EXTENSIONS_TLS: [&str; 3] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS];
 
 /// Builds the scope of a request from its head (the header map is moved, not copied).
-pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> HttpScope {
+pub(crate) fn http_scope(parts: &mut Parts, conn: &ConnInfo, shared: &Shared) -> HttpScope {
     let extensions = match &conn.peer.tls {
         None => Extensions::from_static(&SUPPORTED_EXTENSIONS),
         Some(tls) => {
@@ -32,22 +32,26 @@ pub(crate) fn http_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> Http
 /// what [`http_scope`] builds before it adds the connection's. Public, but hidden, for the
 /// fuzz targets only: not part of the API.
 #[doc(hidden)]
-pub fn http_scope_from_head(parts: Parts, root_path: &str) -> HttpScope {
+pub fn http_scope_from_head(mut parts: Parts, root_path: &str) -> HttpScope {
     let options = ScopeOptions {
         target: MountedTarget::Prefixed(root_path.into()),
         ..ScopeOptions::default()
     };
-    crate::scope::http_scope(parts, options)
+    crate::scope::http_scope(&mut parts, options)
 }
 
 /// Builds the scope of a WebSocket handshake from its head (the header map is moved, not
 /// copied). `scheme` is `wss` over an encrypted connection, `ws` otherwise.
-pub(crate) fn websocket_scope(parts: Parts, conn: &ConnInfo, shared: &Shared) -> WebSocketScope {
+pub(crate) fn websocket_scope(
+    mut parts: Parts,
+    conn: &ConnInfo,
+    shared: &Shared,
+) -> WebSocketScope {
     let mut extensions = Extensions::default();
     if let Some(tls) = &conn.peer.tls {
         extensions.set_tls(tls.clone());
     }
-    crate::scope::websocket_scope(parts, options(conn, shared, extensions))
+    crate::scope::websocket_scope(&mut parts, options(conn, shared, extensions))
 }
 
 fn options<'a>(conn: &ConnInfo, shared: &'a Shared, extensions: Extensions) -> ScopeOptions<'a> {

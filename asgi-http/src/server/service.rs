@@ -14,6 +14,7 @@ use asgi_core::protocol::SendProtocol;
 use asgi_core::{App, Error, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
 use http::header::{HOST, TE, UPGRADE};
+use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
 use http_body::Body;
@@ -82,12 +83,15 @@ impl Service<Request<Incoming>> for ConnService {
     type Future = ResponseFuture;
 
     fn call(&self, request: Request<Incoming>) -> ResponseFuture {
-        let scan = HeadScan::new(request.headers());
+        // Taken apart at once: the head is read where it lies, and its header map moves into
+        // the scope, with no move of the whole head on the way.
+        let (mut head, body) = request.into_parts();
+        let scan = HeadScan::new(&head.headers);
         // Resolved once, for the scope and the access log alike; only when a proxy header
         // came (without one, there is nothing to resolve).
         let forwarding = match &self.shared.config.proxy_headers {
             Some(trusted) if scan.forwarded => {
-                Some(trusted.resolve(self.conn.peer.client, request.headers()))
+                Some(trusted.resolve(self.conn.peer.client, &head.headers))
             }
             _ => None,
         };
@@ -96,26 +100,26 @@ impl Service<Request<Incoming>> for ConnService {
                 .as_ref()
                 .and_then(|forwarding| forwarding.client)
                 .unwrap_or(self.conn.peer.client);
-            AccessLog::start(&request, client)
+            AccessLog::start(&head, client)
         } else {
             None
         };
         let finish = FinishGuard::new(ActivityGuard::new(&self.activity), log);
-        let http1 = request.version() != Version::HTTP_2;
+        let http1 = head.version != Version::HTTP_2;
 
         // hyper enforces the header count for HTTP/1 (431 before the request gets here); an
         // HTTP/2 header block is only bounded in bytes, so its count is checked here.
-        if request.headers().len() > self.shared.config.max_headers {
+        if head.headers.len() > self.shared.config.max_headers {
             return self.reject(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, false, finish);
         }
-        if let Some(why) = malformed_head(&request, &scan) {
+        if let Some(why) = malformed_head(&head, &scan) {
             tracing::info!("{why}: answering 400");
             return self.reject(StatusCode::BAD_REQUEST, http1, finish);
         }
         let limit = self.shared.config.max_request_body;
         if let Some(limit) = limit {
             // The size hint's lower bound is the `Content-Length`, when there is one.
-            if request.body().size_hint().lower() > limit {
+            if body.size_hint().lower() > limit {
                 tracing::info!(limit, "request body over the limit: answering 413");
                 return self.reject(StatusCode::PAYLOAD_TOO_LARGE, http1, finish);
             }
@@ -123,13 +127,19 @@ impl Service<Request<Incoming>> for ConnService {
 
         // Every request is dispatched here, by protocol: a WebSocket handshake
         // (`Upgrade: websocket`) goes to the WebSocket protocol, everything else is HTTP.
-        if (scan.upgrade && is_websocket_upgrade(request.headers()))
-            || is_extended_connect(&request)
-        {
-            return self.websocket(request, finish, forwarding);
+        if (scan.upgrade && is_websocket_upgrade(&head.headers)) || is_extended_connect(&head) {
+            return self.websocket(Request::from_parts(head, body), finish, forwarding);
         }
-        let trailers_allowed = !http1 || (scan.te && te_trailers(request.headers()));
-        self.http(request, finish, forwarding, trailers_allowed, http1, limit)
+        let trailers_allowed = !http1 || (scan.te && te_trailers(&head.headers));
+        self.http(
+            &mut head,
+            body,
+            finish,
+            forwarding,
+            trailers_allowed,
+            http1,
+            limit,
+        )
     }
 }
 
@@ -205,10 +215,13 @@ impl ConnService {
         }
     }
 
-    /// Serves `request` as HTTP: its scope, its app task, and the future of its head.
+    /// Serves the request of `head` and `body` as HTTP: its scope (which takes the head's
+    /// header map), its app task, and the future of its response head.
+    #[allow(clippy::too_many_arguments)]
     fn http(
         &self,
-        request: Request<Incoming>,
+        head: &mut Parts,
+        body: Incoming,
         mut finish: Finish,
         forwarding: Option<Forwarding>,
         trailers_allowed: bool,
@@ -217,28 +230,14 @@ impl ConnService {
     ) -> ResponseFuture {
         let exchange = Arc::new(ServerExchange::new());
         finish.set_exchange(exchange.clone());
-        let (parts, body) = request.into_parts();
-        // For the app's error log lines; clones of the request's own bytes.
-        let method = parts.method.clone();
-        let target = parts.uri.path_and_query().cloned();
-
-        let mut scope = Scope::Http(http_scope(parts, &self.conn, &self.shared));
-        if let Some(forwarding) = forwarding {
-            forwarding.apply(&mut scope);
-        }
-        let protocol = SendProtocol::for_scope(&scope);
-        let receive = Receiver::new(RequestBody::new(body, exchange.clone(), limit, http1));
-        let send = Sender::new(ResponseSink::new(
-            protocol,
-            exchange.clone(),
-            trailers_allowed,
-        ));
-        let app = self.shared.app.clone();
         let end = RunEnd {
             exchange: exchange.clone(),
-            method,
-            target,
+            // For the app's error log lines; clones of the request's own bytes.
+            method: head.method.clone(),
+            target: head.uri.path_and_query().cloned(),
         };
+        let receive = Receiver::new(RequestBody::new(body, exchange.clone(), limit, http1));
+        let app = self.shared.app.clone();
         let tasks = self.shared.app_tasks.clone();
         // An HTTP/2 request's app call takes one of the connection's permits, held until the
         // app returns; without one, it waits.
@@ -251,16 +250,25 @@ impl ConnService {
             Some(calls) => match calls.clone().try_acquire_owned() {
                 Ok(permit) => Some(permit),
                 Err(_) => {
-                    return ResponseFuture {
-                        state: FutureState::Queued {
-                            permit: Box::pin(calls.acquire_owned()),
-                            call: Box::new(QueuedCall {
+                    let call = self.with_scope(
+                        head,
+                        forwarding,
+                        &exchange,
+                        trailers_allowed,
+                        |scope, send| {
+                            Box::new(QueuedCall {
                                 app,
                                 scope,
                                 receive,
                                 send,
                                 end,
-                            }),
+                            })
+                        },
+                    );
+                    return ResponseFuture {
+                        state: FutureState::Queued {
+                            permit: Box::pin(calls.acquire_owned()),
+                            call,
                             exchange,
                             tasks,
                         },
@@ -272,8 +280,17 @@ impl ConnService {
             },
             None => None,
         };
+        let run = AppRun::start(end, || {
+            self.with_scope(
+                head,
+                forwarding,
+                &exchange,
+                trailers_allowed,
+                |scope, send| app.call_owned(scope, receive, send),
+            )
+        });
         let state = FutureState::Inline {
-            run: Some(AppRun::call(app, scope, receive, send, end)),
+            run: Some(run),
             permit,
             exchange,
             tasks,
@@ -285,6 +302,30 @@ impl ConnService {
             yielded: false,
         }
     }
+
+    /// Builds the request's scope (which takes the head's header map) and its sender, and
+    /// hands both to `take`. They are made where they are handed over, so that the scope, a
+    /// few hundred bytes, is not moved again on its way to the app.
+    #[inline]
+    fn with_scope<R>(
+        &self,
+        head: &mut Parts,
+        forwarding: Option<Forwarding>,
+        exchange: &Arc<ServerExchange>,
+        trailers_allowed: bool,
+        take: impl FnOnce(Scope, Sender) -> R,
+    ) -> R {
+        let mut scope = Scope::Http(http_scope(head, &self.conn, &self.shared));
+        if let Some(forwarding) = forwarding {
+            forwarding.apply(&mut scope);
+        }
+        let send = Sender::new(ResponseSink::new(
+            SendProtocol::for_scope(&scope),
+            exchange.clone(),
+            trailers_allowed,
+        ));
+        take(scope, send)
+    }
 }
 
 /// Why the request head is malformed in a way hyper's parser lets through, if it is.
@@ -294,18 +335,15 @@ impl ConnService {
 ///   HTTP/2 carries `:authority`.
 /// - The request target must be ASCII (RFC 9112 3.2, RFC 3986): raw bytes above 127 get
 ///   400, as uvicorn answers; percent-encoded ones are what clients send.
-fn malformed_head<B>(request: &Request<B>, scan: &HeadScan) -> Option<&'static str> {
-    if request.version() == Version::HTTP_11 {
+fn malformed_head(head: &Parts, scan: &HeadScan) -> Option<&'static str> {
+    if head.version == Version::HTTP_11 {
         match scan.hosts {
             0 => return Some("HTTP/1.1 request without a Host header"),
             1 => {}
             _ => return Some("HTTP/1.1 request with more than one Host header"),
         }
     }
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or("", PathAndQuery::as_str);
+    let target = head.uri.path_and_query().map_or("", PathAndQuery::as_str);
     if !target.is_ascii() {
         return Some("raw non-ASCII bytes in the request target");
     }
@@ -313,10 +351,10 @@ fn malformed_head<B>(request: &Request<B>, scan: &HeadScan) -> Option<&'static s
 }
 
 /// True for an HTTP/2 WebSocket request (RFC 8441): `CONNECT` with `:protocol websocket`.
-fn is_extended_connect<B>(request: &Request<B>) -> bool {
-    request.method() == Method::CONNECT
-        && request
-            .extensions()
+fn is_extended_connect(head: &Parts) -> bool {
+    head.method == Method::CONNECT
+        && head
+            .extensions
             .get::<Protocol>()
             .is_some_and(|protocol| protocol.as_str().eq_ignore_ascii_case("websocket"))
 }
@@ -364,11 +402,14 @@ struct QueuedCall {
 }
 
 impl AppRun {
-    /// Calls `app`. A panic in the call itself (an app that does work before it returns its
-    /// future) is the call's outcome, as one while it runs is.
-    fn call(app: Arc<dyn App>, scope: Scope, receive: Receiver, send: Sender, end: RunEnd) -> Self {
+    /// Starts an app call: `call` calls the app. A panic in it (an app that does work before
+    /// it returns its future) is the call's outcome, as one while it runs is.
+    fn start(end: RunEnd, call: impl FnOnce() -> AppFuture<'static>) -> Self {
+        let call = std::panic::catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
+            Box::pin(std::future::ready(Err(Error::from_panic(payload))))
+        });
         AppRun {
-            call: Some(asgi_core::app::start_call(app, scope, receive, send)),
+            call: Some(call),
             end,
         }
     }
@@ -542,7 +583,7 @@ impl Future for ResponseFuture {
                     end,
                 } = *call;
                 this.state = FutureState::Inline {
-                    run: Some(AppRun::call(app, scope, receive, send, end)),
+                    run: Some(AppRun::start(end, || app.call_owned(scope, receive, send))),
                     // The semaphore is never closed.
                     permit: permit.ok(),
                     exchange,
