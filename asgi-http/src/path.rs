@@ -44,6 +44,22 @@ pub fn split_target(target: &[u8]) -> Target {
     }
 }
 
+/// [`split_target`] for a target that is already a string (a parsed URI's): the same parts,
+/// without checking again that a path with no escapes is UTF-8.
+pub(crate) fn split_str_target(target: &str) -> Target {
+    let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = if raw_path.contains('%') {
+        decode_path(raw_path.as_bytes())
+    } else {
+        raw_path.to_owned()
+    };
+    Target {
+        path,
+        raw_path: Bytes::copy_from_slice(raw_path.as_bytes()),
+        query_string: Bytes::copy_from_slice(query.as_bytes()),
+    }
+}
+
 /// Percent-decodes a raw path into a UTF-8 string; invalid sequences become U+FFFD.
 pub fn decode_path(raw_path: &[u8]) -> String {
     // Fast path: most paths have no escapes and are ASCII.
@@ -54,4 +70,29 @@ pub fn decode_path(raw_path: &[u8]) -> String {
     }
     let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(raw_path).into();
     String::from_utf8_lossy(&decoded).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_string_target_splits_as_its_bytes_do() {
+        for target in [
+            "/",
+            "/a/b",
+            "/a?x=1",
+            "/a?",
+            "/?x=1?y=2",
+            "/caf%C3%A9/a%2Fb?q=%20x&y",
+            "/%FF",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(
+                split_str_target(target),
+                split_target(target.as_bytes()),
+                "{target}"
+            );
+        }
+    }
 }

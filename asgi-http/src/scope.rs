@@ -38,7 +38,7 @@ use http::request::Parts;
 use http::uri::PathAndQuery;
 use http::{Uri, Version};
 
-use crate::path::{Target, split_target};
+use crate::path::{Target, split_str_target};
 
 /// Where the request target sits under the `root_path`.
 #[derive(Debug, Clone)]
@@ -173,11 +173,8 @@ impl Common {
         let (target, root_path) = match target {
             MountedTarget::Whole { target, root_path } => (target, root_path),
             MountedTarget::Prefixed(root_path) => {
-                let target = split_target(
-                    uri.path_and_query()
-                        .map_or("/", PathAndQuery::as_str)
-                        .as_bytes(),
-                );
+                let target =
+                    split_str_target(uri.path_and_query().map_or("/", PathAndQuery::as_str));
                 let target = prefixed(target, &root_path);
                 (target, root_path.into_owned())
             }
