@@ -105,7 +105,7 @@ macro_rules! fill {
         $scope.raw_path = $common.raw_path;
         $scope.query_string = $common.query_string;
         $scope.root_path = $common.root_path;
-        $scope.headers = $common.headers;
+        crate::response::put_headers(&mut $scope.headers, $common.headers);
         $scope.client = $options.client;
         $scope.server = $options.server;
         $scope.extensions = $options.extensions;

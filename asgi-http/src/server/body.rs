@@ -294,6 +294,6 @@ pub(crate) fn response(
 ) -> Response<ResponseBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    *response.headers_mut() = headers;
+    crate::response::put_headers(response.headers_mut(), headers);
     response
 }

@@ -1,9 +1,11 @@
 //! The state one request shares between hyper's side (the service future, the response body)
 //! and the app's side (its `Receiver` and `Sender`), which run in different tasks.
 //!
-//! It is one allocation per request, with one lock held for a few instructions at a time: the response head travels through it (a one-shot slot the service future waits on),
-//! and it records why the app's `recv` now returns `http.disconnect`.
+//! It is one allocation per request, with one lock held for a few instructions at a time: the
+//! response head travels through it (a one-shot slot the service future waits on), and it
+//! records why the app's `recv` now returns `http.disconnect`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
@@ -58,6 +60,9 @@ struct Inner<B> {
 /// this module does not depend on the body's).
 pub(crate) struct Exchange<B> {
     inner: Mutex<Inner<B>>,
+    /// True once `closed` is `ClientGone`: written under the lock, read without it, so that
+    /// the check every `send` makes costs a load, not a lock.
+    client_gone: AtomicBool,
 }
 
 impl<B> std::fmt::Debug for Exchange<B> {
@@ -79,6 +84,7 @@ impl<B> Exchange<B> {
                 recv_waker: None,
                 progress: Progress::NotStarted,
             }),
+            client_gone: AtomicBool::new(false),
         }
     }
 
@@ -168,6 +174,9 @@ impl<B> Exchange<B> {
             return;
         }
         inner.closed = Some(why);
+        if why == Closed::ClientGone {
+            self.client_gone.store(true, Ordering::Release);
+        }
         let waker = inner.recv_waker.take();
         drop(inner);
         if let Some(waker) = waker {
@@ -195,7 +204,7 @@ impl<B> Exchange<B> {
 
     /// True once the client is gone.
     pub(crate) fn is_client_gone(&self) -> bool {
-        self.lock().closed == Some(Closed::ClientGone)
+        self.client_gone.load(Ordering::Acquire)
     }
 
     /// The app's `recv` waiting for the end of the request: ready once it is closed.

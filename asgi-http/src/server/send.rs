@@ -36,6 +36,9 @@ enum State {
     Streaming {
         tx: mpsc::Sender<Chunk>,
         trailers: bool,
+        /// Trailers of `http.response.trailers` events with `more_trailers`, merged until
+        /// the last one.
+        pending_trailers: HeaderMap,
     },
     /// The app sent its whole response.
     Done,
@@ -52,9 +55,6 @@ pub(crate) struct ResponseSink {
     exchange: Arc<ServerExchange>,
     state: State,
     trailers_allowed: bool,
-    /// Trailers of `http.response.trailers` events with `more_trailers`, merged until the
-    /// last one.
-    pending_trailers: HeaderMap,
 }
 
 impl std::fmt::Debug for ResponseSink {
@@ -78,7 +78,6 @@ impl ResponseSink {
             exchange,
             state: State::Waiting,
             trailers_allowed,
-            pending_trailers: HeaderMap::new(),
         }
     }
 
@@ -137,11 +136,15 @@ impl ResponseSink {
                     self.exchange
                         .send_head(response(status, headers, stream), false),
                 )?;
-                self.state = State::Streaming { tx, trailers };
+                self.state = State::Streaming {
+                    tx,
+                    trailers,
+                    pending_trailers: HeaderMap::new(),
+                };
             }
             other => self.state = other,
         }
-        let State::Streaming { tx, trailers } = &self.state else {
+        let State::Streaming { tx, trailers, .. } = &self.state else {
             // The protocol check admits a body event only after the start.
             return Ok(());
         };
@@ -160,18 +163,25 @@ impl ResponseSink {
     }
 
     async fn trailers(&mut self, headers: HeaderMap, more_trailers: bool) -> Result<(), SendError> {
-        if self.pending_trailers.is_empty() {
-            self.pending_trailers = headers;
+        // The protocol check admits trailers only after a body sent with `trailers` set,
+        // which streams.
+        let State::Streaming {
+            tx,
+            pending_trailers,
+            ..
+        } = &mut self.state
+        else {
+            return Ok(());
+        };
+        if pending_trailers.is_empty() {
+            *pending_trailers = headers;
         } else {
-            merge(&mut self.pending_trailers, headers);
+            merge(pending_trailers, headers);
         }
         if more_trailers {
             return Ok(());
         }
-        let State::Streaming { tx, .. } = &self.state else {
-            return Ok(());
-        };
-        let trailers = std::mem::take(&mut self.pending_trailers);
+        let trailers = std::mem::take(pending_trailers);
         tx.send(Chunk::Trailers(trailers))
             .await
             .map_err(|_| SendError::Disconnected)?;
@@ -210,7 +220,11 @@ impl ResponseSink {
                 self.exchange
                     .send_head(response(status, headers, body), false),
             )?;
-            self.state = State::Streaming { tx, trailers };
+            self.state = State::Streaming {
+                tx,
+                trailers,
+                pending_trailers: HeaderMap::new(),
+            };
         } else {
             let body = ResponseBody::stream(Some(file), None, self.trailers_allowed);
             sent(

@@ -33,6 +33,7 @@ use super::send::ResponseSink;
 use super::shared::{Activity, ActivityGuard, ConnInfo, Shared, WebSocketStreamGuard};
 use super::websocket::{self, HandshakeFuture, Holds};
 use crate::middleware::proxy_headers::{Forwarding, is_proxy_header};
+use crate::response::discard_headers;
 
 /// The service hyper calls for each request of one connection.
 pub(crate) struct ConnService {
@@ -131,7 +132,7 @@ impl Service<Request<Incoming>> for ConnService {
             return self.websocket(Request::from_parts(head, body), finish, forwarding);
         }
         let trailers_allowed = !http1 || (scan.te && te_trailers(&head.headers));
-        self.http(
+        let future = self.http(
             &mut head,
             body,
             finish,
@@ -139,7 +140,12 @@ impl Service<Request<Incoming>> for ConnService {
             trailers_allowed,
             http1,
             limit,
-        )
+        );
+        // The head's header map went into the scope; the empty one left in its place is let go
+        // of without a drop.
+        let Parts { headers, .. } = head;
+        discard_headers(headers);
+        future
     }
 }
 
