@@ -512,18 +512,14 @@ pub(crate) enum Sent<'a> {
     Later(AppFuture<'a>),
 }
 
-/// Puts `headers` where a fresh, empty header map is (a new response's, a new scope's), and
-/// lets go of the one replaced with [`discard_headers`].
-pub(crate) fn put_headers(slot: &mut HeaderMap, headers: HeaderMap) {
-    discard_headers(std::mem::replace(slot, headers));
-}
-
-/// Drops `headers`, unless the map has no capacity: such a map holds no memory
+/// Puts `headers` where a fresh, empty header map is (a new response's, a new scope's). The
+/// map replaced is dropped, unless it has no capacity: such a map holds no memory
 /// (`HeaderMap::new` allocates nothing), so it is forgotten instead, which spares the hot path
 /// the fifty-odd instructions that dropping even an empty map costs.
-pub(crate) fn discard_headers(headers: HeaderMap) {
-    if headers.capacity() == 0 {
-        std::mem::forget(headers);
+pub(crate) fn put_headers(slot: &mut HeaderMap, headers: HeaderMap) {
+    let replaced = std::mem::replace(slot, headers);
+    if replaced.capacity() == 0 {
+        std::mem::forget(replaced);
     }
 }
 

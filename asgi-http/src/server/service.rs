@@ -33,7 +33,6 @@ use super::send::ResponseSink;
 use super::shared::{Activity, ActivityGuard, ConnInfo, Shared, WebSocketStreamGuard};
 use super::websocket::{self, HandshakeFuture, Holds};
 use crate::middleware::proxy_headers::{Forwarding, is_proxy_header};
-use crate::response::discard_headers;
 
 /// The service hyper calls for each request of one connection.
 pub(crate) struct ConnService {
@@ -132,7 +131,7 @@ impl Service<Request<Incoming>> for ConnService {
             return self.websocket(Request::from_parts(head, body), finish, forwarding);
         }
         let trailers_allowed = !http1 || (scan.te && te_trailers(&head.headers));
-        let future = self.http(
+        self.http(
             &mut head,
             body,
             finish,
@@ -140,12 +139,7 @@ impl Service<Request<Incoming>> for ConnService {
             trailers_allowed,
             http1,
             limit,
-        );
-        // The head's header map went into the scope; the empty one left in its place is let go
-        // of without a drop.
-        let Parts { headers, .. } = head;
-        discard_headers(headers);
-        future
+        )
     }
 }
 
