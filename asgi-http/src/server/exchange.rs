@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
-use http::Response;
+use http::uri::PathAndQuery;
+use http::{Method, Response};
 
 /// How far the app got with its response, for the log line written when it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,11 @@ struct Inner<B> {
 /// this module does not depend on the body's).
 pub(crate) struct Exchange<B> {
     inner: Mutex<Inner<B>>,
+    /// The request's method and target, for the log line of how the app call ended (clones
+    /// of the request's own bytes). Kept here, in the allocation the request has anyway,
+    /// rather than in the future hyper moves on every request.
+    method: Method,
+    target: Option<PathAndQuery>,
     /// True once `closed` is `ClientGone`: written under the lock, read without it, so that
     /// the check every `send` makes costs a load, not a lock.
     client_gone: AtomicBool,
@@ -76,8 +82,11 @@ impl<B> std::fmt::Debug for Exchange<B> {
 }
 
 impl<B> Exchange<B> {
-    pub(crate) fn new() -> Self {
+    /// The exchange of a request with `method` and `target`.
+    pub(crate) fn new(method: Method, target: Option<PathAndQuery>) -> Self {
         Exchange {
+            method,
+            target,
             inner: Mutex::new(Inner {
                 head: Head::Waiting(None),
                 closed: None,
@@ -86,6 +95,12 @@ impl<B> Exchange<B> {
             }),
             client_gone: AtomicBool::new(false),
         }
+    }
+
+    /// The request's method, and its target (`/` when it had none), for log lines.
+    pub(crate) fn request_line(&self) -> (&Method, &str) {
+        let target = self.target.as_ref().map_or("/", PathAndQuery::as_str);
+        (&self.method, target)
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner<B>> {
@@ -241,7 +256,7 @@ mod tests {
 
     #[tokio::test]
     async fn head_reaches_the_waiting_service_future() {
-        let exchange = Exchange::<ResponseBody>::new();
+        let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(exchange.poll_head(&mut cx).is_pending());
         assert!(exchange.send_head(head(StatusCode::CREATED), true));
@@ -252,7 +267,7 @@ mod tests {
 
     #[test]
     fn a_second_head_is_refused() {
-        let exchange = Exchange::<ResponseBody>::new();
+        let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         assert!(exchange.send_head(head(StatusCode::OK), false));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         assert_eq!(exchange.outcome().0, Progress::Streaming);
@@ -260,7 +275,7 @@ mod tests {
 
     #[test]
     fn an_abandoned_head_refuses_the_app_and_means_the_client_left() {
-        let exchange = Exchange::<ResponseBody>::new();
+        let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         exchange.abandon_head();
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         assert!(exchange.is_client_gone());
@@ -270,7 +285,7 @@ mod tests {
     #[test]
     fn a_head_still_reaches_hyper_after_the_client_left_mid_body() {
         // hyper keeps waiting for the head when the client vanished while sending its body.
-        let exchange = Exchange::<ResponseBody>::new();
+        let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         exchange.close(Closed::ClientGone);
         exchange.send_server_head(head(StatusCode::INTERNAL_SERVER_ERROR));
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -282,7 +297,7 @@ mod tests {
 
     #[tokio::test]
     async fn close_wakes_a_pending_recv_and_keeps_the_first_reason() {
-        let exchange = std::sync::Arc::new(Exchange::<ResponseBody>::new());
+        let exchange = std::sync::Arc::new(Exchange::<ResponseBody>::new(Method::GET, None));
         let waiting = {
             let exchange = exchange.clone();
             tokio::spawn(async move { poll_fn(|cx| exchange.poll_closed(cx)).await })
@@ -296,7 +311,7 @@ mod tests {
 
     #[test]
     fn a_body_over_the_limit_answers_413_in_place_of_the_app() {
-        let exchange = Exchange::<ResponseBody>::new();
+        let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         exchange.reject_body(
             server_response(StatusCode::PAYLOAD_TOO_LARGE, true),
             Closed::BodyTooLarge,

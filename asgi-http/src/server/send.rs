@@ -358,7 +358,7 @@ mod tests {
     use std::task::Context;
 
     fn sink(trailers_allowed: bool) -> (ResponseSink, Arc<ServerExchange>) {
-        let exchange = Arc::new(ServerExchange::new());
+        let exchange = Arc::new(ServerExchange::new(Method::GET, None));
         let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
         let sink = ResponseSink::new(
             SendProtocol::for_scope(&scope),

@@ -69,7 +69,7 @@ impl ConnService {
     /// A response the server gives without calling the app.
     fn reject(&self, status: StatusCode, close: bool, finish: Finish) -> ResponseFuture {
         ResponseFuture {
-            state: FutureState::Ready(Some(server_response(status, close))),
+            state: FutureState::Ready(Some(Box::new(server_response(status, close)))),
             finish: Some(finish),
             http2: None,
             yielded: false,
@@ -228,13 +228,15 @@ impl ConnService {
         http1: bool,
         limit: Option<u64>,
     ) -> ResponseFuture {
-        let exchange = Arc::new(ServerExchange::new());
+        // The method and target are for the app's error log lines: clones of the request's
+        // own bytes.
+        let exchange = Arc::new(ServerExchange::new(
+            head.method.clone(),
+            head.uri.path_and_query().cloned(),
+        ));
         finish.set_exchange(exchange.clone());
         let end = RunEnd {
             exchange: exchange.clone(),
-            // For the app's error log lines; clones of the request's own bytes.
-            method: head.method.clone(),
-            target: head.uri.path_and_query().cloned(),
         };
         let receive = Receiver::new(RequestBody::new(body, exchange.clone(), limit, http1));
         let app = self.shared.app.clone();
@@ -383,12 +385,10 @@ struct AppRun {
     end: RunEnd,
 }
 
-/// What the end of an app call is logged with.
+/// What the end of an app call is logged with: the request's exchange (its method and
+/// target, and what became of its response).
 struct RunEnd {
     exchange: Arc<ServerExchange>,
-    /// For the app's error log lines; clones of the request's own bytes.
-    method: Method,
-    target: Option<PathAndQuery>,
 }
 
 /// An HTTP/2 app call waiting for its place among the connection's: the app is called once
@@ -439,8 +439,7 @@ impl Future for AppRun {
 impl RunEnd {
     /// Logs how the app call ended, by its result and what became of the response.
     fn log(&self, result: Result<(), Error>) {
-        let method = &self.method;
-        let path = self.target.as_ref().map_or("/", PathAndQuery::as_str);
+        let (method, path) = self.exchange.request_line();
         let (progress, closed) = self.exchange.outcome();
         let client_gone = matches!(
             closed,
@@ -481,12 +480,11 @@ impl RunEnd {
     }
 }
 
-// The ready response is large, but this future lives where hyper keeps it (once per HTTP/1
-// connection, in the task of an HTTP/2 stream); boxing the response would add an allocation.
-#[allow(clippy::large_enum_variant)]
 enum FutureState {
-    /// A response the server made itself; `None` once returned.
-    Ready(Option<Response<ResponseBody>>),
+    /// A response the server made itself (a 400, 413 or 431, never the app's); `None` once
+    /// returned. Boxed: unboxed, it would make every request's future four times as large,
+    /// and hyper moves that future on every request.
+    Ready(Option<Box<Response<ResponseBody>>>),
     /// The app has not been polled yet. The first poll of this future polls it once, inline:
     /// an app that answers without waiting (most do) completes right there, with no task of
     /// its own and no wake-up across tasks. An app that has to wait is moved, unfinished, into
@@ -593,7 +591,7 @@ impl Future for ResponseFuture {
         }
         let mut response = match &mut this.state {
             FutureState::Ready(response) => match response.take() {
-                Some(response) => response,
+                Some(response) => *response,
                 None => return Poll::Pending,
             },
             FutureState::Inline {
