@@ -402,8 +402,9 @@ struct QueuedCall {
 }
 
 impl AppRun {
-    /// Starts an app call: `call` calls the app. A panic in it (an app that does work before
-    /// it returns its future) is the call's outcome, as one while it runs is.
+    /// Starts an app call: `call` calls the app (the server's `call` also builds the scope
+    /// there, so that it is made where the app takes it). A panic in it (an app that does work
+    /// before it returns its future) is the call's outcome, a 500, as one while it runs is.
     fn start(end: RunEnd, call: impl FnOnce() -> AppFuture<'static>) -> Self {
         let call = std::panic::catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
             Box::pin(std::future::ready(Err(Error::from_panic(payload))))
