@@ -220,6 +220,35 @@ async fn handler_served_directly_answers_over_the_real_server() {
     server.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_handlers_streamed_response_arrives_whole_over_the_real_server() {
+    // The body streams, so the handler's call goes on sending after its handler returned:
+    // each chunk waits a turn of the scheduler before it comes.
+    let app = handler(|_: Request| async move {
+        let chunks = futures_util::stream::unfold(0u8, |n| async move {
+            if n == 3 {
+                return None;
+            }
+            tokio::task::yield_now().await;
+            let chunk = asgi::core::bytes::Bytes::from(format!("part {n};"));
+            Some((Ok::<_, std::io::Error>(chunk), n + 1))
+        });
+        Response::streaming(chunks)
+    });
+    let server = start(app, |b| b).await;
+    let answer = send(
+        server.addr,
+        http::Request::get("/stream")
+            .header("host", "test")
+            .body(full(""))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text(), "part 0;part 1;part 2;");
+    server.stop().await.unwrap();
+}
+
 fn json_router() -> Router {
     Router::new()
         .route("/todos", get(raw).post(create))
