@@ -13,7 +13,7 @@ use asgi::server::router::{Router, get, post, websocket};
 use asgi::server::test_client::{TestClient, TestRequest};
 use serde::Deserialize;
 
-use common::{full, send, start};
+use common::{Answer, full, send, start};
 
 #[derive(Deserialize)]
 struct NewTodo {
@@ -200,24 +200,35 @@ async fn handler_refuses_a_websocket_scope_with_an_error_naming_it() {
     );
 }
 
+/// Serves `app` on a server of its own, sends it one `method` request for `path` with `body`,
+/// and stops the server.
+async fn one_request_over_the_real_server(
+    app: impl App,
+    method: Method,
+    path: &str,
+    body: &'static str,
+) -> Answer {
+    let server = start(app, |b| b).await;
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "test")
+        .body(full(body))
+        .unwrap();
+    let answer = send(server.addr, request).await;
+    server.stop().await.unwrap();
+    answer
+}
+
 #[tokio::test]
 async fn handler_served_directly_answers_over_the_real_server() {
     // `serve(handler(..))`: the handler has no lifespan, and the server goes on without.
     let app = handler(|request: Request| async move {
         Response::text(format!("{} {}", request.method(), request.path()))
     });
-    let server = start(app, |b| b).await;
-    let answer = send(
-        server.addr,
-        http::Request::post("/hello")
-            .header("host", "test")
-            .body(full("x"))
-            .unwrap(),
-    )
-    .await;
+    let answer = one_request_over_the_real_server(app, Method::POST, "/hello", "x").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "POST /hello");
-    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -235,18 +246,9 @@ async fn a_handlers_streamed_response_arrives_whole_over_the_real_server() {
         });
         Response::streaming(chunks)
     });
-    let server = start(app, |b| b).await;
-    let answer = send(
-        server.addr,
-        http::Request::get("/stream")
-            .header("host", "test")
-            .body(full(""))
-            .unwrap(),
-    )
-    .await;
+    let answer = one_request_over_the_real_server(app, Method::GET, "/stream", "").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "part 0;part 1;part 2;");
-    server.stop().await.unwrap();
 }
 
 fn json_router() -> Router {
