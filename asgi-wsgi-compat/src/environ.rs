@@ -144,22 +144,51 @@ pub struct Environ {
 
 static EMPTY: WsgiStr = WsgiStr::new();
 
-/// Room for the entries of a typical request's environ (the CGI variables, `wsgi.*`, a
-/// dozen headers) before the map grows: one allocation for most requests.
-const ENVIRON_CAPACITY: usize = 32;
+/// Room in a new environ's list for the entries a middleware or the app adds, beyond those of
+/// the request: [`Environ::from_scope`] sizes the list to the request's entries and this.
+const ENVIRON_SPARE: usize = 2;
 
-/// The environ's map: a list searched from the front. With the few dozen entries of an
-/// environ, comparing lengths first, it finds a key faster than a tree and is built with one
-/// allocation instead of one per node; [`Environ::iter`] sorts on demand.
+/// The CGI variables [`Environ::from_scope`] sets at most, besides the `HTTP_*` and
+/// `CONTENT_*` ones of the headers: `REQUEST_METHOD`, `SCRIPT_NAME`, `PATH_INFO`,
+/// `QUERY_STRING`, `RAW_URI`, `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`, `REMOTE_ADDR`,
+/// `REMOTE_PORT`, `HTTPS`, and `wsgi.url_scheme` when it is not `http`.
+const CGI_ENTRIES: usize = 12;
+
+/// The `wsgi.*` entries every environ starts with: the same values for every request, so they
+/// are kept here, once, and not copied into each environ's list. An environ's list takes one
+/// over when it is set, and drops it when it is removed.
+static FIXED: [(&str, Value); 6] = [
+    (
+        "wsgi.version",
+        Value::Version(WSGI_VERSION.0, WSGI_VERSION.1),
+    ),
+    ("wsgi.url_scheme", Value::Str(WsgiStr::from_static("http"))),
+    ("wsgi.multithread", Value::Bool(true)),
+    ("wsgi.multiprocess", Value::Bool(false)),
+    ("wsgi.run_once", Value::Bool(false)),
+    ("wsgi.input_terminated", Value::Bool(true)),
+];
+
+/// Every entry of [`FIXED`], as a [`Vars::fixed`] mask.
+const ALL_FIXED: u8 = (1 << FIXED.len()) - 1;
+
+/// The environ's map: a list searched from the front, and the entries of [`FIXED`] it still
+/// has. With the few dozen entries of an environ, comparing lengths first, it finds a key
+/// faster than a tree and is built with one allocation instead of one per node;
+/// [`Environ::iter`] sorts on demand.
 #[derive(Clone, Default)]
 pub(crate) struct Vars {
     entries: Vec<(Cow<'static, str>, Value)>,
+    /// Bit `i` set: the environ has `FIXED[i]`, and its list has no entry of that name.
+    fixed: u8,
 }
 
 impl Vars {
-    fn with_capacity(capacity: usize) -> Self {
+    /// A map with the entries of [`FIXED`], and room for `capacity` more.
+    fn with_fixed(capacity: usize) -> Self {
         Vars {
             entries: Vec::with_capacity(capacity),
+            fixed: ALL_FIXED,
         }
     }
 
@@ -167,36 +196,67 @@ impl Vars {
         self.entries.iter().position(|(key, _)| key == name)
     }
 
+    /// The index in [`FIXED`] of `name`, when the map has that fixed entry.
+    fn fixed_index(&self, name: &str) -> Option<usize> {
+        if self.fixed == 0 || !name.starts_with("wsgi.") {
+            return None;
+        }
+        FIXED
+            .iter()
+            .position(|(key, _)| *key == name)
+            .filter(|&i| self.fixed & (1 << i) != 0)
+    }
+
+    /// Takes the fixed entry `name` out of the map, if it has it: its value.
+    fn take_fixed(&mut self, name: &str) -> Option<Value> {
+        let i = self.fixed_index(name)?;
+        self.fixed &= !(1 << i);
+        Some(FIXED[i].1.clone())
+    }
+
     pub(crate) fn get(&self, name: &str) -> Option<&Value> {
-        self.position(name).map(|i| &self.entries[i].1)
+        match self.position(name) {
+            Some(i) => Some(&self.entries[i].1),
+            None => self.fixed_index(name).map(|i| &FIXED[i].1),
+        }
     }
 
     fn insert(&mut self, name: Cow<'static, str>, value: Value) -> Option<Value> {
         match self.position(&name) {
             Some(i) => Some(std::mem::replace(&mut self.entries[i].1, value)),
             None => {
+                let replaced = self.take_fixed(&name);
                 self.entries.push((name, value));
-                None
+                replaced
             }
         }
     }
 
     /// Adds a key the caller knows is not there yet.
     fn push_new(&mut self, name: Cow<'static, str>, value: Value) {
-        debug_assert!(self.position(&name).is_none(), "{name} set twice");
+        debug_assert!(self.get(&name).is_none(), "{name} set twice");
         self.entries.push((name, value));
     }
 
     fn remove(&mut self, name: &str) -> Option<Value> {
-        self.position(name).map(|i| self.entries.swap_remove(i).1)
+        match self.position(name) {
+            Some(i) => Some(self.entries.swap_remove(i).1),
+            None => self.take_fixed(name),
+        }
     }
 
     /// The entries sorted by name.
     pub(crate) fn sorted(&self) -> Vec<(&str, &Value)> {
+        let fixed = FIXED
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.fixed & (1 << i) != 0)
+            .map(|(_, (key, value))| (*key, value));
         let mut sorted: Vec<_> = self
             .entries
             .iter()
             .map(|(key, value)| (key.as_ref(), value))
+            .chain(fixed)
             .collect();
         sorted.sort_unstable_by_key(|(key, _)| *key);
         sorted
@@ -216,22 +276,13 @@ impl Environ {
     /// `wsgi.url_scheme` `http`, `wsgi.multithread` `true`, `wsgi.multiprocess` and
     /// `wsgi.run_once` `false`, an empty `wsgi.input`, and `wsgi.errors` into `tracing`.
     pub fn new() -> Self {
-        let mut vars = Vars::with_capacity(ENVIRON_CAPACITY);
-        for (key, value) in [
-            (
-                "wsgi.version",
-                Value::Version(WSGI_VERSION.0, WSGI_VERSION.1),
-            ),
-            ("wsgi.url_scheme", Value::Str(WsgiStr::from_static("http"))),
-            ("wsgi.multithread", Value::Bool(true)),
-            ("wsgi.multiprocess", Value::Bool(false)),
-            ("wsgi.run_once", Value::Bool(false)),
-            ("wsgi.input_terminated", Value::Bool(true)),
-        ] {
-            vars.push_new(Cow::Borrowed(key), value);
-        }
+        Environ::with_room(ENVIRON_SPARE)
+    }
+
+    /// [`Environ::new`] with room for `capacity` entries besides the `wsgi.*` ones.
+    fn with_room(capacity: usize) -> Self {
         Environ {
-            vars,
+            vars: Vars::with_fixed(capacity),
             input: Input::empty(),
             errors: Errors::new(),
             state: State::empty(),
@@ -279,7 +330,11 @@ impl Environ {
     /// The environ for an HTTP scope, mapped as the type's docs describe, with an empty
     /// `wsgi.input` (a host sets the body stream with [`set_input`](Environ::set_input)).
     pub fn from_scope(scope: &HttpScope) -> Self {
-        let mut environ = Environ::new();
+        // The list holds what this sets, and a little room: one allocation of the size this
+        // request needs. (A list of 32 entries, as before, was a 2 KiB allocation per
+        // request, past the sizes the allocator keeps ready.)
+        let mut environ =
+            Environ::with_room(CGI_ENTRIES + scope.headers.keys_len() + ENVIRON_SPARE);
         let https = scope.scheme == "https";
         // Every value this builds is written into one buffer and handed out as a shared
         // slice of it: two allocations (the buffer and its shared header) for all of them,
@@ -352,10 +407,12 @@ impl Environ {
             Cow::Borrowed(scheme) => WsgiStr::from_static(scheme),
             Cow::Owned(scheme) => text.piece(scheme.as_bytes()),
         };
-        // `Environ::new` set `http`.
-        environ
-            .vars
-            .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
+        // `Environ::new` has `http`.
+        if scheme != "http" {
+            environ
+                .vars
+                .insert(Cow::Borrowed("wsgi.url_scheme"), Value::Str(scheme));
+        }
         // `iter` yields the values of one name one after the other: each name's values are
         // joined as they come, with no lookup by name.
         let mut current: Option<(&HeaderName, Option<Cow<'static, str>>)> = None;
@@ -820,6 +877,58 @@ fn decode_form(raw: &[u8]) -> WsgiStr {
 mod tests {
     use super::*;
     use http::{HeaderValue, Method};
+
+    #[test]
+    fn the_wsgi_entries_are_replaced_and_removed_as_any_other() {
+        let mut environ = Environ::new();
+        assert_eq!(environ.version(), Some(WSGI_VERSION));
+        assert_eq!(environ.url_scheme(), "http");
+        let keys: Vec<&str> = environ.iter().map(|(key, _)| key).collect();
+        assert_eq!(
+            keys,
+            [
+                "wsgi.input_terminated",
+                "wsgi.multiprocess",
+                "wsgi.multithread",
+                "wsgi.run_once",
+                "wsgi.url_scheme",
+                "wsgi.version",
+            ]
+        );
+
+        assert_eq!(
+            environ.insert("wsgi.multithread", Value::Bool(false)),
+            Some(Value::Bool(true))
+        );
+        assert!(!environ.multithread());
+        assert_eq!(
+            environ.insert("wsgi.multithread", Value::Bool(true)),
+            Some(Value::Bool(false))
+        );
+        assert_eq!(environ.remove("wsgi.multithread"), Some(Value::Bool(true)));
+        assert_eq!(environ.remove("wsgi.multithread"), None);
+        assert!(!environ.contains_key("wsgi.multithread"));
+        assert_eq!(
+            environ.remove("wsgi.run_once"),
+            Some(Value::Bool(false)),
+            "a fixed entry never set is removed too"
+        );
+        assert_eq!(environ.iter().count(), 4);
+
+        let https = {
+            let mut scope = HttpScope::new(Method::GET, "/".to_owned());
+            scope.scheme = "https".into();
+            Environ::from_scope(&scope)
+        };
+        assert_eq!(https.url_scheme(), "https");
+        assert_eq!(
+            https
+                .iter()
+                .filter(|(key, _)| *key == "wsgi.url_scheme")
+                .count(),
+            1
+        );
+    }
 
     #[test]
     fn cgi_keys() {

@@ -1,6 +1,7 @@
 //! [`WsgiToAsgi`]: a [`WsgiApp`] as an ASGI [`App`], on a pool of persistent threads.
 
 use std::fmt;
+use std::future::Ready;
 use std::io;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use asgi_core::app::AppFuture;
-use asgi_core::{App, Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+use asgi_core::error::SendError;
+use asgi_core::{App, Error, EventSink, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
+use futures_util::future::{BoxFuture, Either};
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{HeaderMap, StatusCode};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -572,32 +575,44 @@ async fn pump_output(
     send: &mut Sender,
     gone: &AtomicBool,
 ) -> Option<std::thread::Result<RunOutcome>> {
-    while let Some(message) = rx.recv().await {
-        let part = match message {
-            Outgoing::Done(outcome) => return Some(outcome),
-            Outgoing::Dropped => return None,
-            Outgoing::Part(part) => part,
+    loop {
+        // The message and its part live in this block only: a local that lived on across the
+        // send's `await` would take room of its own in the call's future, which is boxed and
+        // moved on every request.
+        let (sending, then) = {
+            let message = rx.recv().await?;
+            let part = match message {
+                Outgoing::Done(outcome) => return Some(outcome),
+                Outgoing::Dropped => return None,
+                Outgoing::Part(part) => part,
+            };
+            if gone.load(Ordering::SeqCst) {
+                continue;
+            }
+            // One send at a time, of one event; a part with both gives its body next.
+            let (first, then) = match part {
+                ResponsePart::Start { status, headers } => {
+                    (SendEvent::response_start(status, headers), None)
+                }
+                ResponsePart::Body { data, more_body } => {
+                    (SendEvent::response_body(data, more_body), None)
+                }
+                ResponsePart::StartWithBody {
+                    status,
+                    headers,
+                    data,
+                    more_body,
+                } => (
+                    SendEvent::response_start(status, headers),
+                    Some((data, more_body)),
+                ),
+            };
+            (send_event(send, first), then)
         };
-        if gone.load(Ordering::SeqCst) {
-            continue;
+        let mut sent = sending.await;
+        if let (Ok(()), Some((data, more_body))) = (&sent, then) {
+            sent = send_event(send, SendEvent::response_body(data, more_body)).await;
         }
-        let sent = match part {
-            ResponsePart::Start { status, headers } => {
-                send.send(SendEvent::response_start(status, headers)).await
-            }
-            ResponsePart::Body { data, more_body } => {
-                send.send(SendEvent::response_body(data, more_body)).await
-            }
-            ResponsePart::StartWithBody {
-                status,
-                headers,
-                data,
-                more_body,
-            } => match send.send(SendEvent::response_start(status, headers)).await {
-                Ok(()) => send.send(SendEvent::response_body(data, more_body)).await,
-                Err(e) => Err(e),
-            },
-        };
         if let Err(e) = sent {
             if !e.is_disconnected() {
                 // The response state machine only produces parts in protocol order; a
@@ -607,7 +622,19 @@ async fn pump_output(
             gone.store(true, Ordering::SeqCst);
         }
     }
-    None
+}
+
+/// A send of [`send_event`]: done, or waiting in the sender's boxed `send`.
+type Sending<'a> = Either<Ready<Result<(), SendError>>, BoxFuture<'a, Result<(), SendError>>>;
+
+/// Sends `event`: at once when the sender takes it without waiting (a server storing a
+/// response head), else through the sender's boxed `send`. Not an `async fn`, and not a
+/// [`Sender::send`] future: the future that awaits this holds a box pointer, not the event.
+fn send_event(send: &mut Sender, event: SendEvent) -> Sending<'_> {
+    match EventSink::send_now(send, event) {
+        Ok(result) => Either::Left(std::future::ready(result)),
+        Err(event) => Either::Right(EventSink::send(send, event)),
+    }
 }
 
 /// The blocking end of the response channel, where the host's response state delivers the
