@@ -39,8 +39,8 @@ pub fn split_target(target: &[u8]) -> Target {
     };
     Target {
         path: decode_path(raw_path),
-        raw_path: Bytes::copy_from_slice(raw_path),
-        query_string: Bytes::copy_from_slice(query),
+        raw_path: bytes_of(raw_path),
+        query_string: bytes_of(query),
     }
 }
 
@@ -55,8 +55,18 @@ pub(crate) fn split_str_target(target: &str) -> Target {
     };
     Target {
         path,
-        raw_path: Bytes::copy_from_slice(raw_path.as_bytes()),
-        query_string: Bytes::copy_from_slice(query.as_bytes()),
+        raw_path: bytes_of(raw_path.as_bytes()),
+        query_string: bytes_of(query.as_bytes()),
+    }
+}
+
+/// `bytes` copied into a new buffer; none for no bytes (most requests have no query), where
+/// `Bytes::copy_from_slice` still goes through a vector's conversion.
+fn bytes_of(bytes: &[u8]) -> Bytes {
+    if bytes.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(bytes)
     }
 }
 

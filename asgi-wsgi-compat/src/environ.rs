@@ -777,18 +777,32 @@ impl Text {
         self.take()
     }
 
-    /// An IP address as text. IPv4 is written number by number with `itoa`: `Display` pads
-    /// through a formatter, which costs more than the rest of the environ.
+    /// An IP address as text, as `Display` writes it. IPv4 is written digit by digit:
+    /// `Display` pads through a formatter, which costs more than the rest of the environ.
     fn ip(&mut self, ip: IpAddr) -> WsgiStr {
         match ip {
             IpAddr::V4(v4) => {
-                let mut number = itoa::Buffer::new();
-                let [a, b, c, d] = v4.octets();
-                self.extend(number.format(a).as_bytes());
-                for octet in [b, c, d] {
-                    self.extend(b".");
-                    self.extend(number.format(octet).as_bytes());
+                // Written digit by digit on the stack, then added to the buffer at once:
+                // each addition to the buffer costs a capacity check and a copy call.
+                let mut text = [0u8; 15];
+                let mut len = 0;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        text[len] = b'.';
+                        len += 1;
+                    }
+                    if octet >= 100 {
+                        text[len] = b'0' + octet / 100;
+                        len += 1;
+                    }
+                    if octet >= 10 {
+                        text[len] = b'0' + octet / 10 % 10;
+                        len += 1;
+                    }
+                    text[len] = b'0' + octet % 10;
+                    len += 1;
                 }
+                self.extend(&text[..len]);
             }
             IpAddr::V6(v6) => {
                 // Writing into a `BytesMut` cannot fail.
@@ -928,6 +942,22 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn an_ipv4_address_is_written_as_display_writes_it() {
+        let mut text = Text::new(0);
+        for octets in [
+            [0, 0, 0, 0],
+            [9, 10, 99, 100],
+            [127, 0, 0, 1],
+            [255, 254, 205, 1],
+        ] {
+            let ip = IpAddr::from(octets);
+            assert_eq!(text.ip(ip), ip.to_string());
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(text.ip(v6), "2001:db8::1");
     }
 
     #[test]
