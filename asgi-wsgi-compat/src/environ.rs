@@ -144,15 +144,21 @@ pub struct Environ {
 
 static EMPTY: WsgiStr = WsgiStr::new();
 
-/// Room in a new environ's list for the entries a middleware or the app adds, beyond those of
-/// the request: [`Environ::from_scope`] sizes the list to the request's entries and this.
-const ENVIRON_SPARE: usize = 2;
+/// Room in a new environ's list ([`Environ::new`]) for the entries a caller adds.
+const ENVIRON_SPARE: usize = 16;
 
-/// The CGI variables [`Environ::from_scope`] sets at most, besides the `HTTP_*` and
-/// `CONTENT_*` ones of the headers: `REQUEST_METHOD`, `SCRIPT_NAME`, `PATH_INFO`,
-/// `QUERY_STRING`, `RAW_URI`, `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`, `REMOTE_ADDR`,
-/// `REMOTE_PORT`, `HTTPS`, and `wsgi.url_scheme` when it is not `http`.
-const CGI_ENTRIES: usize = 12;
+/// How many entries [`Environ::from_scope`] puts in the list for `scope`: the CGI variables
+/// it always sets (`REQUEST_METHOD`, `SCRIPT_NAME`, `PATH_INFO`, `QUERY_STRING`, `RAW_URI`,
+/// `SERVER_NAME`, `SERVER_PORT`, `SERVER_PROTOCOL`), `REMOTE_ADDR` and `REMOTE_PORT` with a
+/// client, `HTTPS` and `wsgi.url_scheme` over TLS (or another scheme), and one per header
+/// name. Sized to that, the list of a request with a few headers stays under 1 KiB (the
+/// largest allocation the allocator keeps ready per thread); a list that an app adds to
+/// grows as any `Vec`.
+fn scope_entries(scope: &HttpScope) -> usize {
+    let client = if scope.client.is_some() { 2 } else { 0 };
+    let scheme = if scope.scheme == "http" { 0 } else { 2 };
+    8 + client + scheme + scope.headers.keys_len()
+}
 
 /// The `wsgi.*` entries every environ starts with: the same values for every request, so they
 /// are kept here, once, and not copied into each environ's list. An environ's list takes one
@@ -330,11 +336,8 @@ impl Environ {
     /// The environ for an HTTP scope, mapped as the type's docs describe, with an empty
     /// `wsgi.input` (a host sets the body stream with [`set_input`](Environ::set_input)).
     pub fn from_scope(scope: &HttpScope) -> Self {
-        // The list holds what this sets, and a little room: one allocation of the size this
-        // request needs. (A list of 32 entries, as before, was a 2 KiB allocation per
-        // request, past the sizes the allocator keeps ready.)
-        let mut environ =
-            Environ::with_room(CGI_ENTRIES + scope.headers.keys_len() + ENVIRON_SPARE);
+        // The list holds what this sets: one allocation of the size this request needs.
+        let mut environ = Environ::with_room(scope_entries(scope));
         let https = scope.scheme == "https";
         // Every value this builds is written into one buffer and handed out as a shared
         // slice of it: two allocations (the buffer and its shared header) for all of them,
@@ -942,6 +945,30 @@ mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_scopes_environ_list_is_sized_once_to_its_entries() {
+        for https in [false, true] {
+            let mut scope = HttpScope::new(Method::POST, "/a".to_owned());
+            scope.client = Some("10.0.0.1:5000".parse().unwrap());
+            if https {
+                scope.scheme = "https".into();
+            }
+            for (name, value) in [
+                ("host", "example.com"),
+                ("content-type", "text/plain"),
+                ("content-length", "3"),
+                ("x-a", "1"),
+                ("x-a", "2"),
+            ] {
+                scope.headers.append(name, HeaderValue::from_static(value));
+            }
+            let environ = Environ::from_scope(&scope);
+            let entries = &environ.vars.entries;
+            assert_eq!(entries.len(), scope_entries(&scope), "https {https}");
+            assert_eq!(entries.capacity(), entries.len(), "https {https}");
+        }
     }
 
     #[test]
