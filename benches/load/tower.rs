@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use asgi::core::http::header::{CONTENT_TYPE, HeaderValue};
+use asgi::core::http::{HeaderMap, StatusCode};
 use asgi::prelude::*;
 use asgi::tower::{AsgiService, TowerApp};
 use tokio::net::TcpListener;
@@ -54,15 +56,18 @@ fn axum_hello() -> axum::Router {
     )
 }
 
-/// The ASGI hello app, as the `hello` example writes it (a request handler answering
-/// `Response::text`).
-///
-/// A handler rather than a raw `(scope, receive, send)` function: a raw app's future holds
-/// the whole scope, its sender and each event it awaits the send of (1,200 bytes here), and
-/// is boxed on every request, past the sizes the allocator keeps ready per thread; the
-/// handler's call is about 540 bytes.
-async fn asgi_hello(_: Request) -> Response {
-    Response::text("Hello, world!")
+/// The ASGI hello app, as the `hello` example answers `/`.
+async fn asgi_hello(scope: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {
+    let Scope::Http(_) = scope else {
+        return Ok(());
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    send.send(SendEvent::response_start(StatusCode::OK, headers))
+        .await?;
+    send.send(SendEvent::response_body("Hello, world!", false))
+        .await?;
+    Ok(())
 }
 
 /// Runs one of this suite's servers (`--serve tower-KIND`) until killed.
@@ -79,8 +84,8 @@ pub(crate) fn serve(kind: &str, addr: SocketAddr) -> BoxResult<()> {
             match kind {
                 "axum" => axum::serve(TcpListener::bind(addr).await?, axum_hello()).await?,
                 "asgi-service" => {
-                    let router = axum::Router::new()
-                        .route_service("/", AsgiService::new(handler(asgi_hello)));
+                    let router =
+                        axum::Router::new().route_service("/", AsgiService::new(asgi_hello));
                     axum::serve(TcpListener::bind(addr).await?, router).await?
                 }
                 "tower-app" => {
