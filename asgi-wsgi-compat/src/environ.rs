@@ -144,7 +144,10 @@ pub struct Environ {
 
 static EMPTY: WsgiStr = WsgiStr::new();
 
-/// Room in a new environ's list ([`Environ::new`]) for the entries a caller adds.
+/// Room in the list of an environ made with [`Environ::new`] (a test's, a host's that sets
+/// its own variables) for the entries its caller adds: 16, the CGI variables and a few
+/// headers, in one allocation of 1 KiB. Not a limit: the list grows past it as any `Vec`.
+/// Not a setting either; [`Environ::from_scope`] sizes its list to the request instead.
 const ENVIRON_SPARE: usize = 16;
 
 /// How many entries [`Environ::from_scope`] puts in the list for `scope`: the CGI variables
