@@ -185,7 +185,7 @@ const ALL_FIXED: u8 = (1 << FIXED.len()) - 1;
 /// has. With the few dozen entries of an environ, comparing lengths first, it finds a key
 /// faster than a tree and is built with one allocation instead of one per node;
 /// [`Environ::iter`] sorts on demand.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Vars {
     entries: Vec<(Cow<'static, str>, Value)>,
     /// Bit `i` set: the environ has `FIXED[i]`, and its list has no entry of that name.
