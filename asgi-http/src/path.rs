@@ -47,8 +47,23 @@ pub fn split_target(target: &[u8]) -> Target {
 /// [`split_target`] for a target that is already a string (a parsed URI's): the same parts,
 /// without checking again that a path with no escapes is UTF-8.
 pub(crate) fn split_str_target(target: &str) -> Target {
-    let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
-    let path = if raw_path.contains('%') {
+    // One pass over the path finds both its end and whether it has escapes: a request's path
+    // is short, and two searches cost more than one.
+    let bytes = target.as_bytes();
+    let mut escaped = false;
+    let mut end = bytes.len();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'?' {
+            end = i;
+            break;
+        }
+        escaped |= b == b'%';
+    }
+    let (raw_path, query) = match target.get(end + 1..) {
+        Some(query) => (&target[..end], query),
+        None => (target, ""),
+    };
+    let path = if escaped {
         decode_path(raw_path.as_bytes())
     } else {
         raw_path.to_owned()
@@ -94,6 +109,7 @@ mod tests {
             "/a?x=1",
             "/a?",
             "/?x=1?y=2",
+            "/plain?q=%20",
             "/caf%C3%A9/a%2Fb?q=%20x&y",
             "/%FF",
             "/caf\u{e9}",
