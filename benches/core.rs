@@ -38,7 +38,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn event_round_trip(c: &mut Criterion) {
     let rt = runtime();
-    let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
+    let scope = Scope::from(HttpScope::new(Method::GET, "/"));
     let (app_tx, mut server_rx) = mpsc::channel::<SendEvent>(16);
     let (server_tx, app_rx) = mpsc::channel::<ReceiveEvent>(16);
     let mut send = Sender::new(ChannelSink::new(&scope, app_tx));
@@ -101,7 +101,7 @@ impl<A: App> Layer<A> for PassThroughLayer {
 
 fn layers(c: &mut Criterion) {
     let rt = runtime();
-    let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
+    let scope = Scope::from(HttpScope::new(Method::GET, "/"));
     let mut group = c.benchmark_group("layers");
     group.bench_function("bare", |b| {
         b.to_async(&rt)

@@ -15,7 +15,7 @@ use http::Method;
 #[tokio::main]
 async fn main() {
     let hello = WsgiToAsgi::new(Validator::new(simple_app));
-    let outcome = testing::call(&hello, Scope::Http(HttpScope::new(Method::GET, "/")), []).await;
+    let outcome = testing::call(&hello, Scope::from(HttpScope::new(Method::GET, "/")), []).await;
     print("GET /", &outcome);
 
     // The testbed, mounted at /wsgi: its paths are relative to SCRIPT_NAME.
@@ -26,7 +26,7 @@ async fn main() {
         ReceiveEvent::request("streamed ", true),
         ReceiveEvent::request("back", false),
     ];
-    let outcome = testing::call(&app, Scope::Http(echo), body).await;
+    let outcome = testing::call(&app, Scope::from(echo), body).await;
     print("POST /wsgi/echo", &outcome);
 
     let mut environ = HttpScope::new(Method::GET, "/wsgi/environ/caf%C3%A9");
@@ -34,7 +34,7 @@ async fn main() {
     environ.root_path = "/wsgi".into();
     // An empty body, as a server delivers for a GET: this endpoint reads wsgi.input.
     let no_body = [ReceiveEvent::request("", false)];
-    let outcome = testing::call(&app, Scope::Http(environ), no_body).await;
+    let outcome = testing::call(&app, Scope::from(environ), no_body).await;
     print("GET /wsgi/environ/caf%C3%A9", &outcome);
 }
 

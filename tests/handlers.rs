@@ -190,7 +190,7 @@ async fn missing_route_parameter_is_the_apps_bug_not_a_400() {
 #[tokio::test]
 async fn handler_refuses_a_websocket_scope_with_an_error_naming_it() {
     let app = handler(|_: Request| async { Response::text("hi") });
-    let scope = Scope::WebSocket(asgi::core::WebSocketScope::new("/ws"));
+    let scope = Scope::from(asgi::core::WebSocketScope::new("/ws"));
     let outcome = asgi::core::host::testing::call(&app, scope, []).await;
     let err = outcome.result.unwrap_err();
     assert!(

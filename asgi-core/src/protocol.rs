@@ -18,7 +18,7 @@ use crate::scope::Scope;
 /// use asgi_core::protocol::SendProtocol;
 /// use http::{HeaderMap, Method, StatusCode};
 ///
-/// let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
+/// let scope = Scope::from(HttpScope::new(Method::GET, "/"));
 /// let mut protocol = SendProtocol::for_scope(&scope);
 /// let err = protocol.check(&SendEvent::response_body("early", false)).unwrap_err();
 /// assert_eq!(err.received(), "http.response.body");

@@ -34,19 +34,51 @@ pub const LIFESPAN_SPEC_VERSION: &str = "2.0";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type")]
 #[non_exhaustive]
-// The HTTP and WebSocket scopes are much larger than the lifespan one; boxing them would cost an
-// allocation per request to save bytes on a value that exists once per connection.
-#[allow(clippy::large_enum_variant)]
 pub enum Scope {
     /// An HTTP request (`"type": "http"`).
+    ///
+    /// Boxed, as the WebSocket scope is: a scope of hundreds of bytes is handed from the
+    /// server through every middleware to the app, and each hand-over would copy it whole.
+    /// Boxed, it moves as a pointer; its fields read as they would unboxed (`scope.path`).
+    /// Make one with `Scope::from(HttpScope::new(..))` or `Scope::Http(Box::new(..))`.
     #[serde(rename = "http")]
-    Http(HttpScope),
-    /// A WebSocket connection (`"type": "websocket"`).
+    Http(Box<HttpScope>),
+    /// A WebSocket connection (`"type": "websocket"`), boxed as [`Scope::Http`] is.
     #[serde(rename = "websocket")]
-    WebSocket(WebSocketScope),
+    WebSocket(Box<WebSocketScope>),
     /// The application's lifespan (`"type": "lifespan"`).
     #[serde(rename = "lifespan")]
     Lifespan(LifespanScope),
+}
+
+impl From<HttpScope> for Scope {
+    fn from(scope: HttpScope) -> Self {
+        Scope::Http(Box::new(scope))
+    }
+}
+
+impl From<WebSocketScope> for Scope {
+    fn from(scope: WebSocketScope) -> Self {
+        Scope::WebSocket(Box::new(scope))
+    }
+}
+
+impl From<Box<HttpScope>> for Scope {
+    fn from(scope: Box<HttpScope>) -> Self {
+        Scope::Http(scope)
+    }
+}
+
+impl From<Box<WebSocketScope>> for Scope {
+    fn from(scope: Box<WebSocketScope>) -> Self {
+        Scope::WebSocket(scope)
+    }
+}
+
+impl From<LifespanScope> for Scope {
+    fn from(scope: LifespanScope) -> Self {
+        Scope::Lifespan(scope)
+    }
 }
 
 impl Scope {

@@ -11,7 +11,7 @@ use asgi_core::{
 };
 
 fn http() -> Scope {
-    Scope::Http(HttpScope::new(Method::GET, "/"))
+    Scope::from(HttpScope::new(Method::GET, "/"))
 }
 
 async fn hello(_: Scope, _: Receiver, mut send: Sender) -> Result<(), Error> {

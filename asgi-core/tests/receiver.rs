@@ -8,7 +8,7 @@ use asgi_core::http::Method;
 use asgi_core::{Error, HttpScope, ReceiveEvent, Receiver, Scope, Sender, WebSocketScope};
 
 fn http() -> Scope {
-    Scope::Http(HttpScope::new(Method::POST, "/"))
+    Scope::from(HttpScope::new(Method::POST, "/"))
 }
 
 #[tokio::test]
@@ -52,7 +52,7 @@ async fn websocket_disconnect_is_abnormal_closure_when_peer_vanishes() {
             Ok::<(), Error>(())
         }
     };
-    testing::call(&app, Scope::WebSocket(WebSocketScope::new("/")), []).await;
+    testing::call(&app, Scope::from(WebSocketScope::new("/")), []).await;
     assert_eq!(
         outcome_event.lock().unwrap().clone(),
         Some(ReceiveEvent::WebSocketDisconnect {

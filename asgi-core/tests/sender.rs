@@ -8,11 +8,11 @@ use asgi_core::{
 };
 
 fn http() -> Scope {
-    Scope::Http(HttpScope::new(Method::GET, "/"))
+    Scope::from(HttpScope::new(Method::GET, "/"))
 }
 
 fn ws() -> Scope {
-    Scope::WebSocket(WebSocketScope::new("/ws"))
+    Scope::from(WebSocketScope::new("/ws"))
 }
 
 fn start() -> SendEvent {

@@ -244,7 +244,7 @@ fn sample_http_scope() -> HttpScope {
 
 #[test]
 fn http_scope_serializes_as_spec_dict() {
-    let value = serde_json::to_value(Scope::Http(sample_http_scope())).unwrap();
+    let value = serde_json::to_value(Scope::from(sample_http_scope())).unwrap();
     assert_eq!(
         value,
         json!({
@@ -267,14 +267,14 @@ fn http_scope_serializes_as_spec_dict() {
 
 #[test]
 fn scopes_round_trip() {
-    let value = serde_json::to_value(Scope::Http(sample_http_scope())).unwrap();
+    let value = serde_json::to_value(Scope::from(sample_http_scope())).unwrap();
     let back: Scope = serde_json::from_value(value.clone()).unwrap();
     assert_eq!(serde_json::to_value(&back).unwrap(), value);
 
     let mut ws = WebSocketScope::new("/ws");
     ws.subprotocols = vec!["chat".into(), "superchat".into()];
     ws.server = Some(ServerAddr::Unix("/run/app.sock".into()));
-    let value = serde_json::to_value(Scope::WebSocket(ws)).unwrap();
+    let value = serde_json::to_value(Scope::from(ws)).unwrap();
     assert_eq!(value["type"], "websocket");
     assert_eq!(value["scheme"], "ws");
     assert_eq!(value["subprotocols"], json!(["chat", "superchat"]));
@@ -305,6 +305,6 @@ fn minimal_scope_dict_takes_spec_defaults() {
     assert_eq!(http.root_path, "");
     assert!(http.headers.is_empty());
     assert_eq!(http.client, None);
-    let value: Value = serde_json::to_value(Scope::Http(http)).unwrap();
+    let value: Value = serde_json::to_value(Scope::from(http)).unwrap();
     assert_eq!(value["client"], Value::Null);
 }

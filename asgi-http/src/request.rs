@@ -209,7 +209,7 @@ enum BodyState {
 /// # }).unwrap();
 /// ```
 pub struct Request {
-    scope: HttpScope,
+    scope: Box<HttpScope>,
     receive: Receiver,
     body: BodyState,
 }
@@ -225,10 +225,11 @@ impl fmt::Debug for Request {
 }
 
 impl Request {
-    /// A request over an HTTP scope and its receiver.
-    pub fn new(scope: HttpScope, receive: Receiver) -> Self {
+    /// A request over an HTTP scope (boxed, as [`Scope::Http`] holds it, or not) and its
+    /// receiver.
+    pub fn new(scope: impl Into<Box<HttpScope>>, receive: Receiver) -> Self {
         Request {
-            scope,
+            scope: scope.into(),
             receive,
             body: BodyState::Unread,
         }
@@ -384,8 +385,8 @@ impl Request {
         &mut self.receive
     }
 
-    /// The scope and the receiver.
-    pub fn into_parts(self) -> (HttpScope, Receiver) {
+    /// The scope, boxed as [`Scope::Http`] holds it, and the receiver.
+    pub fn into_parts(self) -> (Box<HttpScope>, Receiver) {
         (self.scope, self.receive)
     }
 
@@ -600,7 +601,7 @@ mod tests {
         };
         let mut scope = HttpScope::new(Method::POST, "/");
         scope.headers = headers;
-        let mut session = Session::start(app, Scope::Http(scope));
+        let mut session = Session::start(app, Scope::from(scope));
         for event in events {
             session.send(event).await.unwrap();
         }
@@ -662,7 +663,7 @@ mod tests {
 
     #[test]
     fn from_scope_rejects_other_scope_types() {
-        let scope = Scope::WebSocket(asgi_core::WebSocketScope::new("/ws"));
+        let scope = Scope::from(asgi_core::WebSocketScope::new("/ws"));
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         drop(tx);
         let receive = Receiver::new(asgi_core::host::channel::ChannelSource::new(&scope, rx));

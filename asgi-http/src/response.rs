@@ -734,7 +734,7 @@ mod tests {
                 Ok::<(), Error>(())
             }
         };
-        let scope = Scope::Http(HttpScope::new(asgi_core::http::Method::GET, "/"));
+        let scope = Scope::from(HttpScope::new(asgi_core::http::Method::GET, "/"));
         let outcome = testing::call(&app, scope, []).await;
         outcome.result.unwrap();
         outcome.sent

@@ -127,7 +127,7 @@ async fn mount_respects_an_existing_root_path() {
     let mount = Mount::new().mount("/api", where_am_i);
     let mut scope = HttpScope::new(Method::GET, "/app/api/x");
     scope.root_path = "/app".to_owned();
-    let outcome = testing::call(&mount, Scope::Http(scope), []).await;
+    let outcome = testing::call(&mount, Scope::from(scope), []).await;
     outcome.result.as_ref().unwrap();
     assert_eq!(
         String::from_utf8(outcome.body()).unwrap(),

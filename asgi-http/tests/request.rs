@@ -181,7 +181,7 @@ where
             Ok::<(), Error>(())
         }
     };
-    let mut session = Session::start(app, Scope::Http(HttpScope::new(Method::POST, "/")));
+    let mut session = Session::start(app, Scope::from(HttpScope::new(Method::POST, "/")));
     for event in events {
         session.send(event).await.unwrap();
     }

@@ -46,7 +46,7 @@ impl Drop for TempFile {
 fn scope_with(extensions: Extensions) -> Scope {
     let mut scope = HttpScope::new(Method::GET, "/");
     scope.extensions = extensions;
-    Scope::Http(scope)
+    Scope::from(scope)
 }
 
 #[tokio::test]

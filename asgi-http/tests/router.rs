@@ -257,7 +257,7 @@ async fn http_request_to_a_websocket_only_route_gives_404() {
 #[tokio::test]
 async fn websocket_not_found_closes_when_the_server_has_no_denial_extension() {
     let router = Router::new().route("/ws", websocket(ws_echo));
-    let scope = Scope::WebSocket(WebSocketScope::new("/other"));
+    let scope = Scope::from(WebSocketScope::new("/other"));
     let outcome = testing::call(&router, scope, [ReceiveEvent::WebSocketConnect]).await;
     outcome.result.as_ref().unwrap();
     assert_eq!(
@@ -274,7 +274,7 @@ async fn routing_uses_the_path_after_root_path() {
     let router = Router::new().route("/users/{id}", get(describe));
     let mut scope = HttpScope::new(Method::GET, "/api/users/7");
     scope.root_path = "/api".to_owned();
-    let outcome = testing::call(&router, Scope::Http(scope), []).await;
+    let outcome = testing::call(&router, Scope::from(scope), []).await;
     outcome.result.as_ref().unwrap();
     assert_eq!(outcome.status(), Some(StatusCode::OK));
     assert_eq!(outcome.body(), b"GET id=7");

@@ -420,12 +420,12 @@ impl Future for AppRun {
 /// ```
 pub fn start(
     app: impl App,
-    scope: WebSocketScope,
+    scope: impl Into<Box<WebSocketScope>>,
     request: &UpgradeRequest,
     config: &WebSocketConfig,
     spawn: impl FnOnce(AppRun),
 ) -> impl Future<Output = HandshakeOutcome> + Send + 'static {
-    let mut scope = scope;
+    let mut scope: Box<WebSocketScope> = scope.into();
     scope.subprotocols = request.subprotocols().to_vec();
     scope.extensions.add_supported(WEBSOCKET_HTTP_RESPONSE);
     let path = scope.path.clone();
@@ -436,7 +436,7 @@ pub fn start(
     let (to_app, app_rx) = mpsc::channel(config.receive_queue.max(1));
     let (app_tx, from_app) = mpsc::channel(config.send_queue.max(1));
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let scope = Scope::WebSocket(scope);
+    let scope = Scope::from(scope);
     let source = AppSource {
         first: Some(ReceiveEvent::WebSocketConnect),
         rx: app_rx,

@@ -68,7 +68,7 @@ enum Phase {
 /// # use asgi_core::host::testing::Session;
 /// # use asgi_core::{ReceiveEvent, SendEvent, WebSocketScope};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let mut session = Session::start(echo, Scope::WebSocket(WebSocketScope::new("/echo")));
+/// let mut session = Session::start(echo, Scope::from(WebSocketScope::new("/echo")));
 /// session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
 /// assert_eq!(session.recv().await.map(|e| e.type_name()), Some("websocket.accept"));
 /// session.send(ReceiveEvent::WebSocketReceive("hi".into())).await.unwrap();
@@ -89,7 +89,7 @@ enum Phase {
 /// before `accept`, accepting twice).
 #[derive(Debug)]
 pub struct WebSocket {
-    scope: WebSocketScope,
+    scope: Box<WebSocketScope>,
     receive: Receiver,
     send: Sender,
     phase: Phase,
@@ -97,10 +97,11 @@ pub struct WebSocket {
 }
 
 impl WebSocket {
-    /// Wraps the scope and handles of one WebSocket connection.
-    pub fn new(scope: WebSocketScope, receive: Receiver, send: Sender) -> Self {
+    /// Wraps the scope (boxed, as [`Scope::WebSocket`](asgi_core::Scope::WebSocket) holds it,
+    /// or not) and handles of one WebSocket connection.
+    pub fn new(scope: impl Into<Box<WebSocketScope>>, receive: Receiver, send: Sender) -> Self {
         WebSocket {
-            scope,
+            scope: scope.into(),
             receive,
             send,
             phase: Phase::Connecting,
@@ -269,8 +270,9 @@ impl WebSocket {
         Ok(())
     }
 
-    /// The scope and the raw handles, to go on with events directly.
-    pub fn into_parts(self) -> (WebSocketScope, Receiver, Sender) {
+    /// The scope, boxed as [`Scope::WebSocket`](asgi_core::Scope::WebSocket) holds it, and
+    /// the raw handles, to go on with events directly.
+    pub fn into_parts(self) -> (Box<WebSocketScope>, Receiver, Sender) {
         (self.scope, self.receive, self.send)
     }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
 fn scope() -> Scope {
-    Scope::WebSocket(WebSocketScope::new("/ws"))
+    Scope::from(WebSocketScope::new("/ws"))
 }
 
 fn ws(scope: Scope, receive: Receiver, send: Sender) -> WebSocket {
@@ -125,7 +125,7 @@ async fn denying_app(scope: Scope, receive: Receiver, send: Sender) -> Result<()
 async fn deny_sends_the_response_start_and_body() {
     let mut scope = WebSocketScope::new("/ws");
     scope.extensions = Extensions::with_supported([WEBSOCKET_HTTP_RESPONSE]);
-    let mut session = Session::start(denying_app, Scope::WebSocket(scope));
+    let mut session = Session::start(denying_app, Scope::from(scope));
     session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
     let Some(SendEvent::WebSocketHttpResponseStart { status, headers }) = session.recv().await
     else {

@@ -39,7 +39,7 @@ static FILLER: [u8; TESTBED_CHUNK_SIZE] = [b'x'; TESTBED_CHUNK_SIZE];
 ///
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 /// let app = WsgiToAsgi::new(simple_app);
-/// let outcome = testing::call(&app, Scope::Http(HttpScope::new(Method::GET, "/")), []).await;
+/// let outcome = testing::call(&app, Scope::from(HttpScope::new(Method::GET, "/")), []).await;
 /// assert_eq!(outcome.body(), b"Hello world!\n");
 /// # });
 /// ```
@@ -84,7 +84,7 @@ pub fn simple_app(_environ: Environ, start_response: StartResponse) -> Result<Bo
 /// let mut scope = HttpScope::new(Method::POST, "/wsgi/echo");
 /// scope.root_path = "/wsgi".into();
 /// let body = [ReceiveEvent::request("ping", true), ReceiveEvent::request("pong", false)];
-/// let outcome = testing::call(&app, Scope::Http(scope), body).await;
+/// let outcome = testing::call(&app, Scope::from(scope), body).await;
 /// assert_eq!(outcome.body(), b"pingpong");
 /// # });
 /// ```

@@ -119,7 +119,7 @@ pub fn default_max_threads() -> usize {
 ///
 /// # tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap().block_on(async {
 /// let app = WsgiToAsgi::new(hello).max_threads(4);
-/// let scope = Scope::Http(HttpScope::new(Method::GET, "/world"));
+/// let scope = Scope::from(HttpScope::new(Method::GET, "/world"));
 /// let outcome = testing::call(&app, scope, []).await;
 /// assert_eq!(outcome.status(), Some(http::StatusCode::OK));
 /// assert_eq!(outcome.body(), b"Hello from /world!");

@@ -159,7 +159,7 @@ impl<A: App> WsgiApp for AsgiToWsgi<A> {
             .and_then(|v| v.parse::<u64>().ok());
         scope.state = state;
         scope.extensions = extensions;
-        let scope = Scope::Http(scope);
+        let scope = Scope::from(scope);
 
         let (tx, rx) = mpsc::channel(BRIDGE_CHANNEL_CAPACITY);
         let receive = Receiver::new(BridgeSource {

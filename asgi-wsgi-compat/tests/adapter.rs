@@ -47,7 +47,7 @@ fn gated(
 }
 
 fn get(path: &str) -> Scope {
-    Scope::Http(scope(Method::GET, path))
+    Scope::from(scope(Method::GET, path))
 }
 
 #[test]
@@ -226,7 +226,7 @@ async fn websocket_is_refused_with_close() {
     let app = WsgiToAsgi::new(simple_app);
     let outcome = testing::call(
         &app,
-        Scope::WebSocket(WebSocketScope::new("/ws")),
+        Scope::from(WebSocketScope::new("/ws")),
         [ReceiveEvent::WebSocketConnect],
     )
     .await;

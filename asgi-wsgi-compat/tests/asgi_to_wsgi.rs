@@ -43,7 +43,7 @@ async fn echo(_: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), E
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_streams_both_ways_on_demand() {
-    let mut session = Session::start(round_trip(echo), Scope::Http(scope(Method::POST, "/")));
+    let mut session = Session::start(round_trip(echo), Scope::from(scope(Method::POST, "/")));
     session
         .send(ReceiveEvent::request("one", true))
         .await
@@ -82,7 +82,7 @@ async fn inner_scope_mirrors_the_outer_one() {
         let slot = slot.clone();
         async move {
             if let Scope::Http(http) = scope {
-                *slot.lock().unwrap() = Some(http);
+                *slot.lock().unwrap() = Some(*http);
             }
             send.send(SendEvent::response_start(
                 StatusCode::NO_CONTENT,
@@ -109,7 +109,7 @@ async fn inner_scope_mirrors_the_outer_one() {
         .insert("content-type", HeaderValue::from_static("text/csv"));
     outer.client = Some("192.0.2.7:5555".parse().unwrap());
     outer.server = Some(ServerAddr::Tcp("127.0.0.1:8080".parse().unwrap()));
-    let outcome = testing::call(&round_trip(app), Scope::Http(outer), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(outer), []).await;
     assert_eq!(outcome.status(), Some(StatusCode::NO_CONTENT));
     let inner = captured.lock().unwrap().take().unwrap();
     assert_eq!(inner.method, Method::PUT);
@@ -131,7 +131,7 @@ async fn inner_scope_mirrors_the_outer_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_before_start_gives_500() {
     let app = |_: Scope, _: Receiver, _: Sender| async { Err::<(), _>(Error::msg("no database")) };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     assert_eq!(outcome.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
 }
 
@@ -140,7 +140,7 @@ async fn panic_before_start_gives_500() {
     async fn app(_: Scope, _: Receiver, _: Sender) -> Result<(), Error> {
         panic!("async handler bug")
     }
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     assert_eq!(outcome.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
 }
 
@@ -152,7 +152,7 @@ async fn error_after_start_aborts_the_response() {
         send.send(SendEvent::response_body("partial", true)).await?;
         Err(Error::msg("stream broke"))
     };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     let seen = seen(&outcome.sent);
     assert_eq!(seen.body, b"partial");
     assert!(!seen.complete);
@@ -173,7 +173,7 @@ async fn returning_before_the_response_is_complete_aborts() {
         send.send(SendEvent::response_body("half", true)).await?;
         Ok(())
     };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     assert!(!seen(&outcome.sent).complete);
     assert!(outcome.result.is_err());
 }
@@ -190,7 +190,7 @@ async fn hop_by_hop_headers_of_the_async_app_are_dropped() {
         send.send(SendEvent::response_body("fine", false)).await?;
         Ok(())
     };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     let seen = seen(&outcome.sent);
     assert_eq!(seen.status, Some(StatusCode::OK));
     assert_eq!(seen.headers["x-kept"], "yes");
@@ -223,7 +223,7 @@ async fn trailers_are_accepted_and_dropped() {
             Ok(())
         }
     };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     let seen = seen(&outcome.sent);
     assert_eq!(seen.body, b"body");
     assert!(seen.complete);
@@ -246,7 +246,7 @@ async fn pathsend_streams_the_file() {
             Ok(())
         }
     };
-    let outcome = testing::call(&round_trip(app), Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&round_trip(app), Scope::from(scope(Method::GET, "/")), []).await;
     std::fs::remove_file(&path).unwrap();
     let seen = seen(&outcome.sent);
     assert_eq!(seen.body, content);
@@ -274,7 +274,7 @@ async fn client_disconnect_reaches_the_async_app() {
             Ok(())
         }
     };
-    let mut session = Session::start(round_trip(app), Scope::Http(scope(Method::GET, "/")));
+    let mut session = Session::start(round_trip(app), Scope::from(scope(Method::GET, "/")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();

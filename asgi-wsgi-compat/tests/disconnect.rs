@@ -56,7 +56,7 @@ fn endless(
 }
 
 async fn still_serves(app: &impl App) {
-    let outcome = testing::call(app, Scope::Http(scope(Method::GET, "/hello")), []).await;
+    let outcome = testing::call(app, Scope::from(scope(Method::GET, "/hello")), []).await;
     assert_eq!(outcome.status(), Some(StatusCode::OK), "{outcome:?}");
 }
 
@@ -64,7 +64,7 @@ async fn still_serves(app: &impl App) {
 async fn disconnect_mid_download_closes_the_body_and_frees_the_slot() {
     let closed = Arc::new(AtomicBool::new(false));
     let app = pool_of_one(endless(closed.clone()));
-    let mut session = Session::start(app.clone(), Scope::Http(scope(Method::GET, "/stream")));
+    let mut session = Session::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
     assert!(matches!(
         next(&mut session).await,
         Some(SendEvent::HttpResponseStart { .. })
@@ -98,7 +98,7 @@ async fn disconnect_mid_download_fails_the_apps_write() {
             }
         },
     );
-    let mut session = Session::start(app.clone(), Scope::Http(scope(Method::GET, "/stream")));
+    let mut session = Session::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();
@@ -133,7 +133,7 @@ async fn disconnect_mid_upload_fails_the_apps_read() {
             Ok(Body::from("ok"))
         },
     );
-    let mut session = Session::start(app.clone(), Scope::Http(scope(Method::POST, "/upload")));
+    let mut session = Session::start(app.clone(), Scope::from(scope(Method::POST, "/upload")));
     session
         .send(ReceiveEvent::request("part-1", true))
         .await
@@ -178,7 +178,7 @@ async fn disconnect_mid_upload_closes_a_body_that_streams_the_input() {
             Ok(Body::try_from_chunks(chunks).on_close(move || flag.store(true, Ordering::SeqCst)))
         },
     );
-    let mut session = Session::start(app.clone(), Scope::Http(scope(Method::POST, "/echo")));
+    let mut session = Session::start(app.clone(), Scope::from(scope(Method::POST, "/echo")));
     session
         .send(ReceiveEvent::request("ping", true))
         .await
@@ -199,7 +199,7 @@ async fn disconnect_is_not_logged_as_an_error() {
     let _guard = logs.capture();
     let closed = Arc::new(AtomicBool::new(false));
     let app = pool_of_one(endless(closed));
-    let mut session = Session::start(app, Scope::Http(scope(Method::GET, "/stream")));
+    let mut session = Session::start(app, Scope::from(scope(Method::GET, "/stream")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();
@@ -227,7 +227,7 @@ async fn dropped_call_still_frees_the_slot_when_the_app_returns() {
             Ok(Body::from("late").on_close(move || flag.store(true, Ordering::SeqCst)))
         },
     );
-    let s = Scope::Http(scope(Method::GET, "/"));
+    let s = Scope::from(scope(Method::GET, "/"));
     let (_to_app, app_rx) = mpsc::channel(4);
     let (app_tx, _from_app) = mpsc::channel(4);
     let receive = Receiver::new(ChannelSource::new(&s, app_rx));

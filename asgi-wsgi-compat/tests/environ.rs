@@ -18,7 +18,7 @@ async fn environ_of(scope: asgi_core::HttpScope, body: &'static [u8]) -> Map<Str
     let app = WsgiToAsgi::new(testbed);
     let outcome = testing::call(
         &app,
-        Scope::Http(scope),
+        Scope::from(scope),
         [ReceiveEvent::request(body, false)],
     )
     .await;

@@ -14,7 +14,7 @@ use common::{scope, seen};
 use http::{Method, StatusCode};
 
 async fn get(app: &impl App) -> testing::Outcome {
-    testing::call(app, Scope::Http(scope(Method::GET, "/")), []).await
+    testing::call(app, Scope::from(scope(Method::GET, "/")), []).await
 }
 
 /// Records the error a call returned to the app, for the test to inspect.
@@ -305,7 +305,7 @@ async fn head_response_may_declare_a_length_it_does_not_send() {
             Ok(Body::empty())
         },
     );
-    let outcome = testing::call(&app, Scope::Http(scope(Method::HEAD, "/")), []).await;
+    let outcome = testing::call(&app, Scope::from(scope(Method::HEAD, "/")), []).await;
     let seen = seen(&outcome.sent);
     assert_eq!(seen.status, Some(StatusCode::OK));
     assert_eq!(seen.headers["content-length"], "1234");

@@ -56,7 +56,7 @@ async fn upload_reads_interleave_with_pushes() {
             Ok(Body::from(format!("{chunks} chunks, {bytes} bytes")))
         },
     );
-    let mut session = Session::start(app, Scope::Http(scope(Method::POST, "/upload")));
+    let mut session = Session::start(app, Scope::from(scope(Method::POST, "/upload")));
     let data = Bytes::from(vec![7u8; CHUNK]);
     for i in 0..CHUNKS {
         let event = ReceiveEvent::request(data.clone(), i + 1 < CHUNKS);
@@ -103,7 +103,7 @@ async fn download_writes_interleave_with_client_reads() {
             })))
         },
     );
-    let mut session = Session::start(app, Scope::Http(scope(Method::GET, "/download")));
+    let mut session = Session::start(app, Scope::from(scope(Method::GET, "/download")));
     assert!(matches!(
         next(&mut session).await,
         Some(SendEvent::HttpResponseStart { .. })
@@ -137,7 +137,7 @@ async fn download_writes_interleave_with_client_reads() {
 async fn echo_sends_each_chunk_back_before_the_next_arrives() {
     let mut s = scope(Method::POST, "/wsgi/echo");
     s.root_path = "/wsgi".into();
-    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::Http(s));
+    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::from(s));
     session
         .send(ReceiveEvent::request("chunk-0", true))
         .await
@@ -173,7 +173,7 @@ async fn chunked_upload_without_length_reads_to_its_end() {
     s.headers
         .insert("transfer-encoding", HeaderValue::from_static("chunked"));
     let events = (0..10).map(|i| ReceiveEvent::request(format!("{i};"), i < 9));
-    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::Http(s), events).await;
+    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::from(s), events).await;
     assert_eq!(outcome.body(), b"0;1;2;3;4;5;6;7;8;9;");
     assert!(seen(&outcome.sent).complete);
 }
@@ -187,7 +187,7 @@ async fn input_reports_end_of_file_at_content_length() {
         ReceiveEvent::request("hel", true),
         ReceiveEvent::request("loEXTRA", false),
     ];
-    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::Http(s), events).await;
+    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::from(s), events).await;
     let env: serde_json::Value = serde_json::from_slice(&outcome.body()).unwrap();
     assert_eq!(env["body"], "hello");
 }
@@ -207,7 +207,7 @@ async fn app_that_stops_reading_at_content_length_gets_eof_not_an_error() {
     let mut s = scope(Method::POST, "/");
     s.headers
         .insert("content-length", HeaderValue::from_static("3"));
-    let outcome = testing::call(&app, Scope::Http(s), [ReceiveEvent::request("abc", false)]).await;
+    let outcome = testing::call(&app, Scope::from(s), [ReceiveEvent::request("abc", false)]).await;
     assert_eq!(outcome.body(), b"abc|0");
 }
 
@@ -215,7 +215,7 @@ async fn app_that_stops_reading_at_content_length_gets_eof_not_an_error() {
 async fn large_download_comes_in_bounded_chunks_with_its_length() {
     let n = 3 * TESTBED_CHUNK_SIZE + 17;
     let s = scope(Method::GET, &format!("/bytes/{n}"));
-    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::Http(s), []).await;
+    let outcome = testing::call(&WsgiToAsgi::new(testbed), Scope::from(s), []).await;
     let seen = seen(&outcome.sent);
     assert_eq!(seen.status, Some(StatusCode::OK));
     assert_eq!(seen.headers["content-length"], n.to_string().as_str());
@@ -238,7 +238,7 @@ async fn single_chunk_response_needs_no_extra_final_event() {
     }
     let outcome = testing::call(
         &WsgiToAsgi::new(hello),
-        Scope::Http(scope(Method::GET, "/")),
+        Scope::from(scope(Method::GET, "/")),
         [],
     )
     .await;
@@ -256,7 +256,7 @@ async fn testbed_upload_counts_the_body_as_it_streams() {
     s.root_path = "/wsgi".into();
     s.headers
         .insert("transfer-encoding", HeaderValue::from_static("chunked"));
-    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::Http(s));
+    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::from(s));
     let data = Bytes::from(vec![b'u'; CHUNK]);
     // Far more chunks than the channels between the client and the app hold: every push
     // goes through only because the app reads the body as it arrives.

@@ -308,7 +308,7 @@ async fn violation_under_a_host_is_a_logged_500() {
         Ok(Body::from("untyped"))
     };
     let host = WsgiToAsgi::new(Validator::new(app));
-    let outcome = testing::call(&host, Scope::Http(scope(Method::GET, "/")), []).await;
+    let outcome = testing::call(&host, Scope::from(scope(Method::GET, "/")), []).await;
     assert_eq!(outcome.status(), Some(StatusCode::INTERNAL_SERVER_ERROR));
     let text = logs.text();
     assert!(
@@ -341,7 +341,7 @@ async fn environs_from_scopes_pass_validation() {
         let path = case.path.clone();
         let outcome = testing::call(
             &host,
-            Scope::Http(case),
+            Scope::from(case),
             [ReceiveEvent::request("hi", false)],
         )
         .await;
@@ -369,7 +369,7 @@ async fn testbed_passes_validation_on_every_route() {
     ] {
         let outcome = testing::call(
             &host,
-            Scope::Http(scope(method, path)),
+            Scope::from(scope(method, path)),
             [ReceiveEvent::request("body", false)],
         )
         .await;

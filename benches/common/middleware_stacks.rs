@@ -110,7 +110,7 @@ impl Stacks {
             ),
         ];
         Stacks {
-            scope: Scope::Http(http),
+            scope: Scope::from(http),
             apps,
             dir,
         }

@@ -151,7 +151,7 @@ impl Testbed {
 
     async fn http(
         &self,
-        scope: HttpScope,
+        scope: Box<HttpScope>,
         mut receive: Receiver,
         mut send: Sender,
     ) -> Result<(), Error> {
@@ -170,7 +170,7 @@ impl Testbed {
         }
         let _inflight = InFlight::new(&self.stats);
         if path.starts_with("/scope/") {
-            let body = serde_json::to_vec(&Scope::Http(scope)).map_err(Error::new)?;
+            let body = serde_json::to_vec(&Scope::from(scope)).map_err(Error::new)?;
             return respond(&mut send, StatusCode::OK, "application/json", body).await;
         }
         let get = scope.method == Method::GET;
@@ -373,7 +373,11 @@ async fn trailers(send: &mut Sender) -> Result<(), Error> {
 }
 
 /// The WebSocket routes (see the module docs), written with the [`WebSocket`] helper.
-async fn websocket(scope: WebSocketScope, receive: Receiver, send: Sender) -> Result<(), Error> {
+async fn websocket(
+    scope: Box<WebSocketScope>,
+    receive: Receiver,
+    send: Sender,
+) -> Result<(), Error> {
     let path = scope
         .path
         .strip_prefix(scope.root_path.as_str())
@@ -381,7 +385,7 @@ async fn websocket(scope: WebSocketScope, receive: Receiver, send: Sender) -> Re
         .to_owned();
     let first_offer = scope.subprotocols.first().cloned();
     if path.starts_with("/scope/") {
-        let json = serde_json::to_string(&Scope::WebSocket(scope.clone())).map_err(Error::new)?;
+        let json = serde_json::to_string(&Scope::from(scope.clone())).map_err(Error::new)?;
         let mut ws = WebSocket::new(scope, receive, send);
         // Clients expect one of the subprotocols they offered (or fail the handshake).
         match first_offer {

@@ -83,9 +83,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let mut http = Scope::Http(HttpScope::new(Method::GET, "/"));
+    let mut http = Scope::from(HttpScope::new(Method::GET, "/"));
     forwarding.clone().apply(&mut http);
-    let mut websocket = Scope::WebSocket(WebSocketScope::new("/"));
+    let mut websocket = Scope::from(WebSocketScope::new("/"));
     forwarding.clone().apply(&mut websocket);
     match (&http, &websocket) {
         (Scope::Http(h), Scope::WebSocket(w)) => {

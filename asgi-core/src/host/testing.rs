@@ -93,7 +93,7 @@ impl Outcome {
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
-/// let scope = Scope::Http(HttpScope::new(Method::POST, "/"));
+/// let scope = Scope::from(HttpScope::new(Method::POST, "/"));
 /// let outcome = testing::call(&echo, scope, [ReceiveEvent::request("ping", false)]).await;
 /// assert_eq!(outcome.status(), Some(StatusCode::OK));
 /// assert_eq!(outcome.body(), b"ping");
@@ -199,7 +199,7 @@ impl EventSink for CallRecorder {
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let mut session = Session::start(ws, Scope::WebSocket(WebSocketScope::new("/ws")));
+/// let mut session = Session::start(ws, Scope::from(WebSocketScope::new("/ws")));
 /// session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
 /// assert_eq!(session.recv().await.map(|e| e.type_name()), Some("websocket.accept"));
 /// session.send(ReceiveEvent::WebSocketReceive("hi".into())).await.unwrap();

@@ -992,14 +992,14 @@ mod tests {
             secure: Some(true),
             host: None,
         };
-        let mut http = Scope::Http(asgi_core::HttpScope::new(http::Method::GET, "/"));
+        let mut http = Scope::from(asgi_core::HttpScope::new(http::Method::GET, "/"));
         forwarding.clone().apply(&mut http);
         let Scope::Http(http) = http else {
             unreachable!()
         };
         assert_eq!(http.scheme, "https");
         assert_eq!(http.client, Some(addr("192.0.2.1:0")));
-        let mut ws = Scope::WebSocket(asgi_core::WebSocketScope::new("/"));
+        let mut ws = Scope::from(asgi_core::WebSocketScope::new("/"));
         forwarding.apply(&mut ws);
         let Scope::WebSocket(ws) = ws else {
             unreachable!()

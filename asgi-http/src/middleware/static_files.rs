@@ -386,7 +386,7 @@ impl StaticFiles {
             let mut headers = HeaderMap::new();
             headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return super::reject(
-                &Scope::Http(scope.clone()),
+                &Scope::from(scope.clone()),
                 send,
                 StatusCode::METHOD_NOT_ALLOWED,
                 headers,
@@ -417,7 +417,7 @@ impl StaticFiles {
                     Some((path, metadata)) => (path, metadata, StatusCode::NOT_FOUND),
                     None => {
                         return super::reject(
-                            &Scope::Http(scope.clone()),
+                            &Scope::from(scope.clone()),
                             send,
                             StatusCode::NOT_FOUND,
                             HeaderMap::new(),
@@ -503,7 +503,7 @@ impl StaticFiles {
                             .unwrap_or(HeaderValue::from_static("bytes */0")),
                     );
                     return super::reject(
-                        &Scope::Http(scope.clone()),
+                        &Scope::from(scope.clone()),
                         send,
                         StatusCode::RANGE_NOT_SATISFIABLE,
                         headers,

@@ -196,7 +196,7 @@ impl<A: App> App for Timeout<A> {
         let answered = {
             let mut sender = shared.sender.lock().await;
             super::reject(
-                &Scope::Http(asgi_core::HttpScope::new(asgi_core::http::Method::GET, "/")),
+                &Scope::from(asgi_core::HttpScope::new(asgi_core::http::Method::GET, "/")),
                 &mut sender,
                 StatusCode::GATEWAY_TIMEOUT,
                 HeaderMap::new(),

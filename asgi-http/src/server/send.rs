@@ -359,7 +359,7 @@ mod tests {
 
     fn sink(trailers_allowed: bool) -> (ResponseSink, Arc<ServerExchange>) {
         let exchange = Arc::new(ServerExchange::new(Method::GET, None));
-        let scope = Scope::Http(HttpScope::new(Method::GET, "/"));
+        let scope = Scope::from(HttpScope::new(Method::GET, "/"));
         let sink = ResponseSink::new(
             SendProtocol::for_scope(&scope),
             exchange.clone(),

@@ -317,7 +317,7 @@ impl ConnService {
         trailers_allowed: bool,
         take: impl FnOnce(Scope, Sender) -> R,
     ) -> R {
-        let mut scope = Scope::Http(http_scope(head, &self.conn, &self.shared));
+        let mut scope = Scope::from(http_scope(head, &self.conn, &self.shared));
         if let Some(forwarding) = forwarding {
             forwarding.apply(&mut scope);
         }

@@ -460,7 +460,7 @@ impl TestClient {
         scope.state = self.state.clone();
         Ok(TestExchange::start(
             self.app.clone(),
-            Scope::Http(scope),
+            Scope::from(scope),
             Some(feed),
             self.timeout,
         ))

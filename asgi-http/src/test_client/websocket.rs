@@ -148,12 +148,8 @@ impl<'c> WebSocketRequest<'c> {
         scope.subprotocols = subprotocols;
         scope.extensions = Extensions::from_static(&SUPPORTED_EXTENSIONS);
         scope.state = client.state.clone();
-        let mut exchange = TestExchange::start(
-            client.app.clone(),
-            Scope::WebSocket(scope),
-            None,
-            client.timeout,
-        );
+        let mut exchange =
+            TestExchange::start(client.app.clone(), Scope::from(scope), None, client.timeout);
         // An app that returned at once makes this fail; its result is read below.
         let _ = exchange.send(ReceiveEvent::WebSocketConnect).await;
         match exchange.next().await.map_err(ConnectError::App)? {

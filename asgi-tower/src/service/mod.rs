@@ -215,7 +215,7 @@ where
         let (mut parts, body) = request.into_parts();
         let exchange = Exchange::default();
         let source = BodySource::new(body, exchange.clone());
-        let scope = Scope::Http(scope::http_scope(&mut parts, &self.config));
+        let scope = Scope::from(scope::http_scope(&mut parts, &self.config));
         let sink = AppSink::new(exchange.clone(), SendProtocol::for_scope(&scope));
         // The app's own future, with none around it (`call_owned`). A panic in the call
         // itself is its outcome, as one while it runs is.

@@ -139,7 +139,7 @@ mod tests {
     /// A body over a receiver with `events` queued; dropping the sender is the client
     /// leaving.
     fn body_of(events: Vec<ReceiveEvent>) -> (ReceiverBody, mpsc::Sender<ReceiveEvent>) {
-        let scope = Scope::Http(HttpScope::new(Method::POST, "/"));
+        let scope = Scope::from(HttpScope::new(Method::POST, "/"));
         let (tx, rx) = mpsc::channel(events.len() + 1);
         for event in events {
             tx.try_send(event).unwrap();
