@@ -42,9 +42,14 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
                 return;
             }
         } else {
-            // `notify_one` keeps a permit when nobody waits, so a request that ends between
-            // the check above and this wait is not missed.
-            activity.idle.notified().await;
+            // Waiting is announced before the count is read again: a request that ends after
+            // that read sees the announcement and notifies (`notify_one` keeps a permit when
+            // the wait has not begun), and one that ended before it is seen here.
+            activity.idle_waiting.store(true, Ordering::SeqCst);
+            if activity.active.load(Ordering::SeqCst) != 0 {
+                activity.idle.notified().await;
+            }
+            activity.idle_waiting.store(false, Ordering::SeqCst);
         }
     }
 }

@@ -4,7 +4,7 @@
 //! settings and the listener's [`Peer`].
 
 use std::fmt;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use asgi_core::host::Shutdown;
@@ -71,8 +71,11 @@ pub(crate) struct Activity {
     pub(crate) active: AtomicUsize,
     /// Requests started so far: tells the idle timer that a request came and went.
     pub(crate) started: AtomicU64,
-    /// Notified when `active` drops to zero.
+    /// Notified when `active` drops to zero while the idle timer waits for it (`idle_waiting`).
     pub(crate) idle: Notify,
+    /// Set while the idle timer waits on `idle`: a request that ends otherwise (the timer is
+    /// asleep until its deadline, as it is between keep-alive requests) notifies nobody.
+    pub(crate) idle_waiting: AtomicBool,
     /// When a request last ended: the keep-alive idle timeout counts from there.
     pub(crate) last_ended: LastEnded,
     /// HTTP/2 streams carrying a WebSocket: at the drain deadline the connection gives their
@@ -246,7 +249,11 @@ impl Drop for ActivityGuard {
         // Set before the count drops, so that the idle timer, once it sees no request in
         // flight, also sees when the last one ended.
         self.0.last_ended.set(Instant::now());
-        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // Sequentially consistent with the timer's side (`idle_for`): either the timer sees
+        // this request gone, or this sees the timer waiting and wakes it.
+        if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.idle_waiting.load(Ordering::SeqCst)
+        {
             self.0.idle.notify_one();
         }
     }
