@@ -17,7 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use super::service::ConnService;
-use super::shared::{Activity, ConnInfo, Shared};
+use super::shared::{Activity, ConnInfo, Shared, lock};
 use super::write_timeout::WriteTimeout;
 
 /// Resolves once the connection has had no request in flight for `timeout`, counted from
@@ -31,10 +31,7 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
     loop {
         if activity.active.load(Ordering::Acquire) == 0 {
             let started = activity.started.load(Ordering::Acquire);
-            let since = activity
-                .last_ended
-                .get()
-                .map_or(called, |ended| ended.max(called));
+            let since = lock(&activity.last_ended).map_or(called, |ended| ended.max(called));
             tokio::time::sleep_until(since + timeout).await;
             if activity.active.load(Ordering::Acquire) == 0
                 && activity.started.load(Ordering::Acquire) == started

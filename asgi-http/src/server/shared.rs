@@ -77,7 +77,7 @@ pub(crate) struct Activity {
     /// asleep until its deadline, as it is between keep-alive requests) notifies nobody.
     pub(crate) idle_waiting: AtomicBool,
     /// When a request last ended: the keep-alive idle timeout counts from there.
-    pub(crate) last_ended: LastEnded,
+    pub(crate) last_ended: Mutex<Option<Instant>>,
     /// HTTP/2 streams carrying a WebSocket: at the drain deadline the connection gives their
     /// close handshakes time before it is dropped.
     pub(crate) websockets: AtomicUsize,
@@ -194,40 +194,6 @@ impl ResetAllowance {
 }
 
 /// One request in flight on a connection; dropped when hyper is done with its response.
-/// When a connection's last request ended, written as each request ends without a lock: the
-/// time since the connection started, in nanoseconds, plus one (0: no request has ended).
-#[derive(Debug)]
-pub(crate) struct LastEnded {
-    epoch: Instant,
-    since_epoch: AtomicU64,
-}
-
-impl Default for LastEnded {
-    fn default() -> Self {
-        LastEnded {
-            epoch: Instant::now(),
-            since_epoch: AtomicU64::new(0),
-        }
-    }
-}
-
-impl LastEnded {
-    /// Records `now` as the end of the last request.
-    pub(crate) fn set(&self, now: Instant) {
-        let nanos = now.saturating_duration_since(self.epoch).as_nanos();
-        let nanos = u64::try_from(nanos).unwrap_or(u64::MAX - 1);
-        self.since_epoch.store(nanos + 1, Ordering::Release);
-    }
-
-    /// When the last request ended, if one has.
-    pub(crate) fn get(&self) -> Option<Instant> {
-        match self.since_epoch.load(Ordering::Acquire) {
-            0 => None,
-            nanos => Some(self.epoch + std::time::Duration::from_nanos(nanos - 1)),
-        }
-    }
-}
-
 #[derive(Debug)]
 pub(crate) struct ActivityGuard(Arc<Activity>);
 
@@ -248,7 +214,7 @@ impl Drop for ActivityGuard {
     fn drop(&mut self) {
         // Set before the count drops, so that the idle timer, once it sees no request in
         // flight, also sees when the last one ended.
-        self.0.last_ended.set(Instant::now());
+        *lock(&self.0.last_ended) = Some(Instant::now());
         // Sequentially consistent with the timer's side (`idle_for`): either the timer sees
         // this request gone, or this sees the timer waiting and wakes it.
         if self.0.active.fetch_sub(1, Ordering::SeqCst) == 1
