@@ -117,13 +117,15 @@ macro_rules! fill {
 /// The HTTP scope of a request, from its head and the options. The head's header map is moved
 /// into the scope, not copied, and the head is left with an empty one; the rest of it is
 /// read where it lies (the head is not moved, so that its few hundred bytes are not copied on
-/// every request). See the module docs.
-pub fn http_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> HttpScope {
+/// every request). Boxed, as [`Scope::Http`](asgi_core::Scope::Http) holds it. See the module
+/// docs.
+pub fn http_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> Box<HttpScope> {
     let method = parts.method.clone();
     let headers = std::mem::take(&mut parts.headers);
     let common = Common::new(&parts.uri, parts.version, headers, options.target);
-    // The path is set below: `new` would copy it into `raw_path`.
-    let mut scope = HttpScope::new(method, String::new());
+    // The path is set below: `new` would copy it into `raw_path`. Boxed first and filled in
+    // place, so that the scope is written once, where `Scope::Http` will hold it.
+    let mut scope = Box::new(HttpScope::new(method, String::new()));
     if options.secure {
         scope.scheme = "https".into();
     }
@@ -133,12 +135,12 @@ pub fn http_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> HttpScope {
 
 /// The WebSocket scope of a handshake, from its head and the options, as [`http_scope`]
 /// takes them (the header map is moved into the scope); `subprotocols` and the
-/// `websocket.http.response` extension are filled in by `asgi_ws::start`. See the module
-/// docs.
-pub fn websocket_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> WebSocketScope {
+/// `websocket.http.response` extension are filled in by `asgi_ws::start`. Boxed, as
+/// [`Scope::WebSocket`](asgi_core::Scope::WebSocket) holds it. See the module docs.
+pub fn websocket_scope(parts: &mut Parts, options: ScopeOptions<'_>) -> Box<WebSocketScope> {
     let headers = std::mem::take(&mut parts.headers);
     let common = Common::new(&parts.uri, parts.version, headers, options.target);
-    let mut scope = WebSocketScope::new(String::new());
+    let mut scope = Box::new(WebSocketScope::new(String::new()));
     scope.scheme = asgi_ws::handshake::scheme(options.secure).into();
     fill!(scope, common, options);
     scope

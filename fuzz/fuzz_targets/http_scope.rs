@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
     serde_round_trip(scope);
 });
 
-fn serde_round_trip(scope: HttpScope) {
+fn serde_round_trip(scope: Box<HttpScope>) {
     let form = serde_json::to_value(Scope::from(scope)).expect("a scope serializes");
     let back: Scope = serde_json::from_value(form.clone()).expect("its form reads back");
     assert_eq!(serde_json::to_value(back).expect("serializes again"), form);

@@ -16,7 +16,7 @@ const SUPPORTED_EXTENSIONS: [&str; 2] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_P
 const SUPPORTED_EXTENSIONS_TLS: [&str; 3] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND, TLS];
 
 /// Builds the scope of a request from its head (the header map is moved, not copied).
-pub(crate) fn http_scope(parts: &mut Parts, conn: &ConnInfo, shared: &Shared) -> HttpScope {
+pub(crate) fn http_scope(parts: &mut Parts, conn: &ConnInfo, shared: &Shared) -> Box<HttpScope> {
     let extensions = match &conn.peer.tls {
         None => Extensions::from_static(&SUPPORTED_EXTENSIONS),
         Some(tls) => {
@@ -32,7 +32,7 @@ pub(crate) fn http_scope(parts: &mut Parts, conn: &ConnInfo, shared: &Shared) ->
 /// what [`http_scope`] builds before it adds the connection's. Public, but hidden, for the
 /// fuzz targets only: not part of the API.
 #[doc(hidden)]
-pub fn http_scope_from_head(mut parts: Parts, root_path: &str) -> HttpScope {
+pub fn http_scope_from_head(mut parts: Parts, root_path: &str) -> Box<HttpScope> {
     let options = ScopeOptions {
         target: MountedTarget::Prefixed(root_path.into()),
         ..ScopeOptions::default()
@@ -46,7 +46,7 @@ pub(crate) fn websocket_scope(
     mut parts: Parts,
     conn: &ConnInfo,
     shared: &Shared,
-) -> WebSocketScope {
+) -> Box<WebSocketScope> {
     let mut extensions = Extensions::default();
     if let Some(tls) = &conn.peer.tls {
         extensions.set_tls(tls.clone());

@@ -15,7 +15,7 @@ use super::Config;
 /// The ASGI extensions an [`AsgiService`](crate::AsgiService) HTTP scope declares.
 const SUPPORTED_EXTENSIONS: [&str; 2] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND];
 
-pub(crate) fn http_scope(parts: &mut Parts, config: &Config) -> HttpScope {
+pub(crate) fn http_scope(parts: &mut Parts, config: &Config) -> Box<HttpScope> {
     let client = client(&parts.extensions);
     let options = options(
         mount(parts),
@@ -26,7 +26,7 @@ pub(crate) fn http_scope(parts: &mut Parts, config: &Config) -> HttpScope {
     asgi_http::scope::http_scope(parts, options)
 }
 
-pub(crate) fn websocket_scope(mut parts: Parts, config: &Config) -> WebSocketScope {
+pub(crate) fn websocket_scope(mut parts: Parts, config: &Config) -> Box<WebSocketScope> {
     let client = client(&parts.extensions);
     let options = options(mount(&parts), client, config, Extensions::default());
     asgi_http::scope::websocket_scope(&mut parts, options)
