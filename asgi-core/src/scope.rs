@@ -468,3 +468,41 @@ impl LifespanScope {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scope_moves_as_a_pointer_not_as_its_keys() {
+        // The HTTP and WebSocket scopes are boxed: a `Scope` handed from layer to layer moves
+        // a few words, whatever the size of the keys behind it.
+        let http = std::mem::size_of::<HttpScope>();
+        let scope = std::mem::size_of::<Scope>();
+        assert!(http > 256, "an HTTP scope is {http} bytes");
+        assert!(
+            scope <= std::mem::size_of::<LifespanScope>() + 16,
+            "a Scope is {scope} bytes"
+        );
+        assert!(
+            scope * 4 < http,
+            "a Scope is {scope} bytes, its HTTP scope {http}"
+        );
+    }
+
+    #[test]
+    fn a_boxed_scope_reads_and_converts_as_an_unboxed_one() {
+        let mut http = HttpScope::new(Method::GET, "/a");
+        http.root_path = "/root".to_owned();
+        let scope = Scope::from(http.clone());
+        assert_eq!(scope.path(), Some("/a"));
+        assert_eq!(scope.as_http().map(|s| s.root_path.as_str()), Some("/root"));
+        let Scope::Http(boxed) = scope else {
+            panic!("not an HTTP scope");
+        };
+        assert_eq!(boxed.path, http.path);
+        assert_eq!(Scope::from(boxed).type_name(), "http");
+        let ws = Scope::from(WebSocketScope::new("/ws"));
+        assert_eq!(ws.as_websocket().map(|s| s.path.as_str()), Some("/ws"));
+    }
+}
