@@ -436,7 +436,7 @@ pub fn start(
     let (to_app, app_rx) = mpsc::channel(config.receive_queue.max(1));
     let (app_tx, from_app) = mpsc::channel(config.send_queue.max(1));
     let tail = Arc::new(Mutex::new(Tail::default()));
-    let scope = Scope::from(scope);
+    let scope = Scope::WebSocket(scope);
     let source = AppSource {
         first: Some(ReceiveEvent::WebSocketConnect),
         rx: app_rx,

@@ -376,7 +376,7 @@ impl<A: App> App for Compression<A> {
                 negotiated,
                 head_only,
             ));
-            return self.inner.call(Scope::from(http), receive, send).await;
+            return self.inner.call(Scope::Http(http), receive, send).await;
         };
         let decoder: Box<dyn DecodeBox> = match http.headers.get(header::CONTENT_ENCODING) {
             None => {
@@ -386,7 +386,7 @@ impl<A: App> App for Compression<A> {
                     negotiated,
                     head_only,
                 ));
-                return self.inner.call(Scope::from(http), receive, send).await;
+                return self.inner.call(Scope::Http(http), receive, send).await;
             }
             Some(value) => match value.to_str().ok().map(str::trim) {
                 Some(t) if t.eq_ignore_ascii_case("identity") => {
@@ -396,7 +396,7 @@ impl<A: App> App for Compression<A> {
                         negotiated,
                         head_only,
                     ));
-                    return self.inner.call(Scope::from(http), receive, send).await;
+                    return self.inner.call(Scope::Http(http), receive, send).await;
                 }
                 Some(t) => match Coding::from_token(t) {
                     Some(Coding::Gzip) => Box::new(GzipDecoder::new()),
@@ -434,7 +434,7 @@ impl<A: App> App for Compression<A> {
             inner: Sender::new(sink),
             refused: refused.clone(),
         });
-        let result = self.inner.call(Scope::from(http), receive, send).await;
+        let result = self.inner.call(Scope::Http(http), receive, send).await;
         let status = match refused.load(Ordering::Acquire) {
             BODY_TOO_LARGE => StatusCode::PAYLOAD_TOO_LARGE,
             BODY_CORRUPT => StatusCode::BAD_REQUEST,

@@ -46,6 +46,8 @@ async fn idle_for(activity: &Activity, timeout: Option<Duration>) {
             if activity.active.load(Ordering::SeqCst) != 0 {
                 activity.idle.notified().await;
             }
+            // Left set if this future is dropped while it waits (another branch of the
+            // connection's `select!` won): requests then notify as they always did, harmlessly.
             activity.idle_waiting.store(false, Ordering::SeqCst);
         }
     }
