@@ -270,8 +270,11 @@ async fn disconnect_mid_download_closes_the_body_and_frees_the_thread() {
     assert_eq!(logs.errors(), Vec::<String>::new());
 }
 
-#[tokio::test]
-async fn busy_pool_answers_503_after_the_slot_timeout() {
+/// A pool of one thread, with `max_queued` places in its queue, blocked by `/block` until
+/// the gate opens; `waiting` requests asked meanwhile must each get 503 once the slot timeout
+/// has passed (whether they waited in the pool's queue or for a place in it), and the thread,
+/// once free, serves again.
+async fn busy_pool_refuses_after_the_slot_timeout(max_queued: usize, waiting: usize) {
     const SLOT_TIMEOUT: Duration = Duration::from_millis(300);
     let gate = Gate::default();
     let (blocked, app_is_blocked) = Report::new();
@@ -287,6 +290,7 @@ async fn busy_pool_answers_503_after_the_slot_timeout() {
             },
         )
         .max_threads(1)
+        .max_queued(max_queued)
         .slot_timeout(Some(SLOT_TIMEOUT))
     };
     let server = start(app, |b| b).await;
@@ -298,12 +302,16 @@ async fn busy_pool_answers_503_after_the_slot_timeout() {
         .unwrap();
 
     let asked = Instant::now();
-    let refused = fetch(server.addr, "/waits").await;
-    let waited = asked.elapsed();
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(refused.headers["retry-after"], "1");
-    assert_eq!(refused.text(), "Service Unavailable");
-    assert!(waited >= SLOT_TIMEOUT, "answered after {waited:?}");
+    let refused: Vec<_> = (0..waiting)
+        .map(|_| tokio::spawn(async move { (fetch(addr, "/waits").await, asked.elapsed()) }))
+        .collect();
+    for refused in refused {
+        let (refused, waited) = refused.await.unwrap();
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(refused.headers["retry-after"], "1");
+        assert_eq!(refused.text(), "Service Unavailable");
+        assert!(waited >= SLOT_TIMEOUT, "answered after {waited:?}");
+    }
 
     gate.open();
     let held = tokio::time::timeout(PATIENCE, holder)
@@ -312,6 +320,64 @@ async fn busy_pool_answers_503_after_the_slot_timeout() {
         .unwrap();
     assert_eq!(held.status, StatusCode::OK);
     assert_served(&server, "/after").await;
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn busy_pool_answers_503_after_the_slot_timeout() {
+    busy_pool_refuses_after_the_slot_timeout(asgi::wsgi::to_asgi::DEFAULT_MAX_QUEUED, 1).await;
+}
+
+#[tokio::test]
+async fn busy_pool_without_a_queue_answers_503_after_the_slot_timeout() {
+    busy_pool_refuses_after_the_slot_timeout(0, 1).await;
+}
+
+#[tokio::test]
+async fn requests_beyond_a_full_queue_answer_503_after_the_slot_timeout() {
+    busy_pool_refuses_after_the_slot_timeout(1, 3).await;
+}
+
+#[tokio::test]
+async fn requests_queued_behind_a_busy_thread_are_all_served_once_it_frees() {
+    const WAITING: usize = 16;
+    let gate = Gate::default();
+    let (blocked, app_is_blocked) = Report::new();
+    let app = {
+        let gate = gate.clone();
+        WsgiToAsgi::new(
+            move |environ: Environ, start_response: StartResponse| -> Result<Body, BoxError> {
+                if environ.path_info() == "/block" {
+                    blocked.send(());
+                    gate.wait();
+                }
+                start_response.call("200 OK", [("Content-Type", "text/plain")], None)?;
+                Ok(Body::from(environ.path_info().to_string()))
+            },
+        )
+        .max_threads(1)
+        .max_queued(4)
+        .slot_timeout(Some(PATIENCE))
+    };
+    let server = start(app, |b| b).await;
+    let addr = server.addr;
+    let holder = tokio::spawn(async move { fetch(addr, "/block").await });
+    tokio::time::timeout(PATIENCE, app_is_blocked)
+        .await
+        .unwrap()
+        .unwrap();
+    // Four wait in the pool's queue, the others for a place in it.
+    let waiting: Vec<_> = (0..WAITING)
+        .map(|i| tokio::spawn(async move { fetch(addr, &format!("/waits/{i}")).await }))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.open();
+    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+    for (i, waiting) in waiting.into_iter().enumerate() {
+        let answer = waiting.await.unwrap();
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.text(), format!("/waits/{i}"));
+    }
     server.stop().await.unwrap();
 }
 

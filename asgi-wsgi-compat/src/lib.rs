@@ -49,7 +49,8 @@
 //!
 //! A server may drop [`WsgiToAsgi`]'s `call` future (a connection torn down): the app's
 //! thread cannot be stopped, so it runs on, its reads and writes fail as for a disconnected
-//! client, and its thread slot is freed when it returns.
+//! client, and its thread slot is freed when it returns. A call dropped while it waits in
+//! the pool's queue for a thread never runs.
 
 pub mod app;
 pub mod body;

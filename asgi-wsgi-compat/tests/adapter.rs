@@ -3,6 +3,7 @@
 mod common;
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -108,6 +109,40 @@ async fn waiting_request_gets_the_slot_that_frees_up() {
     assert_eq!(seen(&events).status, Some(StatusCode::OK));
     waiting.finish().await.unwrap();
     busy.finish().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_call_dropped_while_it_waits_for_a_thread_never_runs() {
+    let gate = Gate::default();
+    let (entered_tx, entered_rx) = oneshot::channel();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let app = {
+        let gated = gated(gate.clone(), Arc::new(Mutex::new(Some(entered_tx))));
+        let ran = ran.clone();
+        WsgiToAsgi::new(move |environ: Environ, start_response: StartResponse| {
+            if environ.path_info() == "/dropped" {
+                ran.fetch_add(1, Ordering::SeqCst);
+            }
+            gated(environ, start_response)
+        })
+        .max_threads(1)
+        .slot_timeout(None)
+    };
+    let busy = Session::start(app.clone(), get("/block"));
+    entered_rx.await.unwrap();
+    // The call waits in the pool's queue; its connection goes away meanwhile.
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        testing::call(&app, get("/dropped"), []),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the call could not have had a thread");
+    gate.open();
+    busy.finish().await.unwrap();
+    let outcome = testing::call(&app, get("/after"), []).await;
+    assert_eq!(outcome.status(), Some(StatusCode::OK));
+    assert_eq!(ran.load(Ordering::SeqCst), 0, "the dropped call ran");
+    assert_eq!(app.available_threads(), 1);
 }
 
 #[tokio::test]
