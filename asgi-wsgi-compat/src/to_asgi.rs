@@ -52,8 +52,8 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// A call waiting there costs the async side nothing (no timer, no waiting task), and a
 /// server under load hands the threads every request it read in one turn, which they then
 /// run one after the other without a wake-up across threads in between: with the server on
-/// one CPU this raises the WSGI hello's throughput in the load benchmark by about a tenth,
-/// and halves the context switches per request. 128 covers the requests in flight of a busy
+/// one CPU this raised the WSGI hello's throughput in the load benchmark by 10-15% (paired
+/// runs), and took a third of the context switches per request away. 128 covers the requests in flight of a busy
 /// server's keep-alive connections; calls beyond it wait for a place as they would for a
 /// thread (with the same [`slot_timeout`](WsgiToAsgi::slot_timeout)), so the bound limits
 /// memory, not what is served. A waiting call holds its environ, a few hundred bytes.
@@ -297,7 +297,7 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             // A call that waited too long for a thread, or whose connection went away while
             // it waited, never runs.
             let Turn::Run(running) = turn else {
-                drop(permit);
+                drop((environ, thread_signals, permit));
                 done_tx.finish(Outgoing::Expired);
                 return;
             };
@@ -330,6 +330,11 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
                     })
                 })
             }));
+            // Dropped before the outcome is sent, so that the connection's task holds the
+            // last reference to the signals and frees them (and the task's waker in them)
+            // where they were made: memory freed by another thread than the one that made it
+            // costs the allocator's slow path on both.
+            drop(thread_signals);
             // The slot is held until the app's call is over, whatever happens to the
             // connection's task, and is free by the time the outcome arrives; the thread
             // counts as free before the slot is, so that the call the slot lets in finds it.
