@@ -229,7 +229,11 @@ impl ThreadPool {
             drop(job);
             return Err(Rejected::Busy);
         }
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            // A timeout past any clock's reach (`Duration::MAX`): as good as none.
+            self.push(&mut queue, job, None);
+            return Ok(());
+        };
         self.push(&mut queue, job, Some(deadline));
         match queue.watchdog {
             Watchdog::Watching(until) if until <= deadline => {}
@@ -580,6 +584,17 @@ mod tests {
         assert!(rx.recv_timeout(Duration::from_millis(300)).is_err());
         release.send(()).unwrap();
         assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), ("waits", "run"));
+    }
+
+    #[test]
+    fn a_slot_timeout_beyond_the_clock_waits_as_long_as_it_takes() {
+        let (pool, release) = blocked_pool(4);
+        let (tx, rx) = mpsc::sync_channel(4);
+        pool.execute(reporting(tx, "patient"), Some(Duration::MAX))
+            .unwrap();
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        release.send(()).unwrap();
+        assert_eq!(rx.recv_timeout(PATIENCE).unwrap(), ("patient", "run"));
     }
 
     #[test]

@@ -93,14 +93,25 @@ async fn exhausted_pool_answers_503_after_the_bounded_wait() {
 
 #[tokio::test]
 async fn waiting_request_gets_the_slot_that_frees_up() {
+    waits_for_the_slot_that_frees_up(None).await;
+}
+
+#[tokio::test]
+async fn a_slot_timeout_beyond_the_clock_waits_as_long_as_it_takes() {
+    waits_for_the_slot_that_frees_up(Some(Duration::MAX)).await;
+}
+
+async fn waits_for_the_slot_that_frees_up(slot_timeout: Option<Duration>) {
     let gate = Gate::default();
     let (entered_tx, entered_rx) = oneshot::channel();
     let app = WsgiToAsgi::new(gated(gate.clone(), Arc::new(Mutex::new(Some(entered_tx)))))
         .max_threads(1)
-        .slot_timeout(None);
+        .slot_timeout(slot_timeout);
     let busy = Session::start(app.clone(), get("/block"));
     entered_rx.await.unwrap();
     let mut waiting = Session::start(app.clone(), get("/other"));
+    // Time for the call to queue behind the blocked thread before the thread is freed.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     gate.open();
     let events = [
         next(&mut waiting).await.unwrap(),
