@@ -8,11 +8,12 @@
 //! sleeping, so under load the calls flow through threads that stay hot.
 //!
 //! A thread that runs out of work looks at the queue a few more times before it sleeps
-//! ([`SPIN_TURNS`]), yielding the CPU between looks. A call queued while a thread is looking
-//! is left to that thread: no wake-up, and no context switch away from the connection's
-//! worker, which keeps its CPU until it has nothing left to do. Any other call queued wakes
-//! a sleeping thread (or starts one) at once: a thread that is running a call is never
-//! counted on, since a blocking handler may hold it for as long as it likes.
+//! ([`SPIN_TURNS`]), yielding the CPU between looks. A call queued while a thread is looking,
+//! or is on its way back from a call that has ended, is left to that thread: no wake-up, and
+//! no context switch away from the connection's worker, which keeps its CPU until it has
+//! nothing left to do. Any other call queued wakes a sleeping thread (or starts one) at once:
+//! a thread that is running a call is never counted on, since a blocking handler may hold it
+//! for as long as it likes.
 //!
 //! # Calls that wait for a thread
 //!
@@ -187,8 +188,7 @@ impl ThreadPool {
     ///
     /// `slot_timeout` is how long the job may wait when every thread is busy: it is then
     /// given a deadline, and told [`Turn::Expired`] when the deadline passes first. `None`
-    /// waits as long as it takes: the caller's choice, or its knowledge that a thread is
-    /// about to be free (one whose job has just ended, on its way back to the queue).
+    /// waits as long as it takes.
     ///
     /// # Errors
     ///

@@ -53,10 +53,11 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// server under load hands the threads every request it read in one turn, which they then
 /// run one after the other without a wake-up across threads in between: with the server on
 /// one CPU this raised the WSGI hello's throughput in the load benchmark by 10-15% (paired
-/// runs), and took a third of the context switches per request away. 128 covers the requests in flight of a busy
-/// server's keep-alive connections; calls beyond it wait for a place as they would for a
-/// thread (with the same [`slot_timeout`](WsgiToAsgi::slot_timeout)), so the bound limits
-/// memory, not what is served. A waiting call holds its environ, a few hundred bytes.
+/// runs), and took a third of the context switches per request away. 128 covers the requests
+/// in flight of a busy server's keep-alive connections; calls beyond it wait for a place as
+/// they would for a thread (with the same [`slot_timeout`](WsgiToAsgi::slot_timeout)), so the
+/// bound limits memory, not what is served. A waiting call holds its environ, a few hundred
+/// bytes. Change it with [`WsgiToAsgi::max_queued`].
 pub const DEFAULT_MAX_QUEUED: usize = 128;
 
 /// The default of [`WsgiToAsgi::max_threads`]: `2 * cores + 1`, gunicorn's advice for its
@@ -187,8 +188,8 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
         )
     }
 
-    /// How many calls of the app may run at once, each on a thread of tokio's blocking
-    /// pool (gunicorn's `--threads`). Default is [`default_max_threads`]: `2 * cores + 1`.
+    /// How many calls of the app may run at once, each on a thread of the adapter's pool
+    /// (gunicorn's `--threads`). Default is [`default_max_threads`]: `2 * cores + 1`.
     /// At least 1 (0 counts as 1). Set it before cloning: clones share one limit.
     pub fn max_threads(mut self, threads: usize) -> Self {
         let threads = threads.clamp(1, Semaphore::MAX_PERMITS / 2);
@@ -238,14 +239,6 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
     /// The configured thread limit.
     pub fn thread_limit(&self) -> usize {
         self.max_threads
-    }
-
-    /// How many threads are free now: [`thread_limit`](WsgiToAsgi::thread_limit) minus the
-    /// calls in progress.
-    pub fn available_threads(&self) -> usize {
-        self.slots
-            .available_permits()
-            .saturating_sub(self.max_queued)
     }
 
     /// An admission, and how long the call may wait in the pool's queue for a thread: what
@@ -347,6 +340,16 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
     }
 }
 
+impl<A> WsgiToAsgi<A> {
+    /// How many threads are free now: [`thread_limit`](WsgiToAsgi::thread_limit) minus the
+    /// calls in progress (none when calls wait in the queue).
+    pub fn available_threads(&self) -> usize {
+        self.slots
+            .available_permits()
+            .saturating_sub(self.max_queued)
+    }
+}
+
 impl<A> Clone for WsgiToAsgi<A> {
     fn clone(&self) -> Self {
         WsgiToAsgi {
@@ -367,13 +370,7 @@ impl<A> fmt::Debug for WsgiToAsgi<A> {
         f.debug_struct("WsgiToAsgi")
             .field("max_threads", &self.max_threads)
             .field("max_queued", &self.max_queued)
-            .field(
-                "available_threads",
-                &self
-                    .slots
-                    .available_permits()
-                    .saturating_sub(self.max_queued),
-            )
+            .field("available_threads", &self.available_threads())
             .field("slot_timeout", &self.slot_timeout)
             .field("read_timeout", &self.read_timeout)
             .finish_non_exhaustive()
