@@ -270,37 +270,58 @@ async fn disconnect_mid_download_closes_the_body_and_frees_the_thread() {
     assert_eq!(logs.errors(), Vec::<String>::new());
 }
 
-/// A pool of one thread, with `max_queued` places in its queue, blocked by `/block` until
-/// the gate opens; `waiting` requests asked meanwhile must each get 503 once the slot timeout
-/// has passed (whether they waited in the pool's queue or for a place in it), and the thread,
-/// once free, serves again.
-async fn busy_pool_refuses_after_the_slot_timeout(max_queued: usize, waiting: usize) {
-    const SLOT_TIMEOUT: Duration = Duration::from_millis(300);
+/// A WSGI app behind a box, so that a helper can name its adapter's type.
+type BoxedApp = Box<dyn Fn(Environ, StartResponse) -> Result<Body, BoxError> + Send + Sync>;
+
+/// A server of a pool of one thread, whose `/block` waits at the gate and every other path
+/// answers its path, with the thread taken by a `/block` request (the task returned).
+struct BlockedPool {
+    server: TestServer,
+    pool: WsgiToAsgi<BoxedApp>,
+    holder: tokio::task::JoinHandle<Answer>,
+    gate: Gate,
+}
+
+async fn blocked_pool(max_queued: usize, slot_timeout: Option<Duration>) -> BlockedPool {
     let gate = Gate::default();
     let (blocked, app_is_blocked) = Report::new();
-    let app = {
+    let app: BoxedApp = {
         let gate = gate.clone();
-        WsgiToAsgi::new(
-            move |environ: Environ, start_response: StartResponse| -> Result<Body, BoxError> {
-                if environ.path_info() == "/block" {
-                    blocked.send(());
-                    gate.wait();
-                }
-                ok(&start_response)
-            },
-        )
+        Box::new(move |environ, start_response| {
+            if environ.path_info() == "/block" {
+                blocked.send(());
+                gate.wait();
+            }
+            start_response.call("200 OK", [("Content-Type", "text/plain")], None)?;
+            Ok(Body::from(environ.path_info().to_string()))
+        })
+    };
+    let pool = WsgiToAsgi::new(app)
         .max_threads(1)
         .max_queued(max_queued)
-        .slot_timeout(Some(SLOT_TIMEOUT))
-    };
-    let server = start(app, |b| b).await;
+        .slot_timeout(slot_timeout);
+    let server = start(pool.clone(), |b| b).await;
     let addr = server.addr;
     let holder = tokio::spawn(async move { fetch(addr, "/block").await });
     tokio::time::timeout(PATIENCE, app_is_blocked)
         .await
         .unwrap()
         .unwrap();
+    BlockedPool {
+        server,
+        pool,
+        holder,
+        gate,
+    }
+}
 
+/// `waiting` requests asked of a blocked pool with `max_queued` places in its queue must each
+/// get 503 once the slot timeout has passed (whether they waited in the pool's queue or for a
+/// place in it), and the thread, once free, serves again.
+async fn busy_pool_refuses_after_the_slot_timeout(max_queued: usize, waiting: usize) {
+    const SLOT_TIMEOUT: Duration = Duration::from_millis(300);
+    let blocked = blocked_pool(max_queued, Some(SLOT_TIMEOUT)).await;
+    let addr = blocked.server.addr;
     let asked = Instant::now();
     let refused: Vec<_> = (0..waiting)
         .map(|_| tokio::spawn(async move { (fetch(addr, "/waits").await, asked.elapsed()) }))
@@ -313,14 +334,14 @@ async fn busy_pool_refuses_after_the_slot_timeout(max_queued: usize, waiting: us
         assert!(waited >= SLOT_TIMEOUT, "answered after {waited:?}");
     }
 
-    gate.open();
-    let held = tokio::time::timeout(PATIENCE, holder)
+    blocked.gate.open();
+    let held = tokio::time::timeout(PATIENCE, blocked.holder)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(held.status, StatusCode::OK);
-    assert_served(&server, "/after").await;
-    server.stop().await.unwrap();
+    assert_served(&blocked.server, "/after").await;
+    blocked.server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -341,78 +362,33 @@ async fn requests_beyond_a_full_queue_answer_503_after_the_slot_timeout() {
 #[tokio::test]
 async fn requests_queued_behind_a_busy_thread_are_all_served_once_it_frees() {
     const WAITING: usize = 16;
-    let gate = Gate::default();
-    let (blocked, app_is_blocked) = Report::new();
-    let app = {
-        let gate = gate.clone();
-        WsgiToAsgi::new(
-            move |environ: Environ, start_response: StartResponse| -> Result<Body, BoxError> {
-                if environ.path_info() == "/block" {
-                    blocked.send(());
-                    gate.wait();
-                }
-                start_response.call("200 OK", [("Content-Type", "text/plain")], None)?;
-                Ok(Body::from(environ.path_info().to_string()))
-            },
-        )
-        .max_threads(1)
-        .max_queued(4)
-        .slot_timeout(Some(PATIENCE))
-    };
-    let server = start(app, |b| b).await;
-    let addr = server.addr;
-    let holder = tokio::spawn(async move { fetch(addr, "/block").await });
-    tokio::time::timeout(PATIENCE, app_is_blocked)
-        .await
-        .unwrap()
-        .unwrap();
+    let blocked = blocked_pool(4, Some(PATIENCE)).await;
+    let addr = blocked.server.addr;
     // Four wait in the pool's queue, the others for a place in it.
     let waiting: Vec<_> = (0..WAITING)
         .map(|i| tokio::spawn(async move { fetch(addr, &format!("/waits/{i}")).await }))
         .collect();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    gate.open();
-    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+    blocked.gate.open();
+    assert_eq!(blocked.holder.await.unwrap().status, StatusCode::OK);
     for (i, waiting) in waiting.into_iter().enumerate() {
         let answer = waiting.await.unwrap();
         assert_eq!(answer.status, StatusCode::OK);
         assert_eq!(answer.text(), format!("/waits/{i}"));
     }
-    server.stop().await.unwrap();
+    blocked.server.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn waiting_request_gets_the_thread_freed_within_the_slot_timeout() {
-    let gate = Gate::default();
-    let (blocked, app_is_blocked) = Report::new();
-    let app = {
-        let gate = gate.clone();
-        WsgiToAsgi::new(
-            move |environ: Environ, start_response: StartResponse| -> Result<Body, BoxError> {
-                if environ.path_info() == "/block" {
-                    blocked.send(());
-                    gate.wait();
-                }
-                ok(&start_response)
-            },
-        )
-        .max_threads(1)
-        .slot_timeout(Some(PATIENCE))
-    };
-    let pool = app.clone();
-    let server = start(app, |b| b).await;
-    let addr = server.addr;
-    let holder = tokio::spawn(async move { fetch(addr, "/block").await });
-    tokio::time::timeout(PATIENCE, app_is_blocked)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(pool.available_threads(), 0);
+    let blocked = blocked_pool(asgi::wsgi::to_asgi::DEFAULT_MAX_QUEUED, Some(PATIENCE)).await;
+    let addr = blocked.server.addr;
+    assert_eq!(blocked.pool.available_threads(), 0);
     let waiter = tokio::spawn(async move { fetch(addr, "/waits").await });
-    gate.open();
-    assert_eq!(holder.await.unwrap().status, StatusCode::OK);
+    blocked.gate.open();
+    assert_eq!(blocked.holder.await.unwrap().status, StatusCode::OK);
     assert_eq!(waiter.await.unwrap().status, StatusCode::OK);
-    server.stop().await.unwrap();
+    blocked.server.stop().await.unwrap();
 }
 
 #[tokio::test]
