@@ -219,45 +219,48 @@ impl ThreadPool {
             drop(queue);
             return self.start_thread();
         }
-        // Every thread is busy: the job waits for one to finish, within its deadline.
-        let Some(timeout) = slot_timeout else {
-            self.push(&mut queue, job, None);
-            return Ok(());
-        };
-        if timeout.is_zero() {
-            drop(queue);
-            drop(job);
-            return Err(Rejected::Busy);
-        }
-        let Some(deadline) = Instant::now().checked_add(timeout) else {
-            // A timeout past any clock's reach (`Duration::MAX`): as good as none.
-            self.push(&mut queue, job, None);
-            return Ok(());
-        };
-        self.push(&mut queue, job, Some(deadline));
-        match queue.watchdog {
-            Watchdog::Watching(until) if until <= deadline => {}
-            Watchdog::Idle | Watchdog::Watching(_) => {
-                queue.watchdog = Watchdog::Watching(deadline);
+        // Every thread is busy: the job waits for one to finish, within its deadline (none
+        // without a slot timeout, or past the clock's reach with `Duration::MAX`).
+        let deadline = match slot_timeout {
+            Some(timeout) if timeout.is_zero() => {
                 drop(queue);
-                self.shared.watch.notify_one();
+                drop(job);
+                return Err(Rejected::Busy);
             }
-            Watchdog::Absent => {
-                queue.watchdog = Watchdog::Watching(deadline);
-                drop(queue);
-                let shared = self.shared.clone();
-                let started = std::thread::Builder::new()
-                    .name("asgi-wsgi-watch".into())
-                    .spawn(move || watch(&shared));
-                if let Err(error) = started {
-                    // Without a watchdog the job still runs once a thread is free; only its
-                    // deadline is not kept.
-                    lock(&self.shared.queue).watchdog = Watchdog::Absent;
-                    tracing::warn!(%error, "could not start the WSGI pool's watchdog thread");
-                }
-            }
+            Some(timeout) => Instant::now().checked_add(timeout),
+            None => None,
+        };
+        self.push(&mut queue, job, deadline);
+        if let Some(deadline) = deadline {
+            self.watch_until(queue, deadline);
         }
         Ok(())
+    }
+
+    /// Makes sure the watchdog looks at the queue by `deadline`: starts it, or wakes it when
+    /// it waits for a later time or for nothing.
+    fn watch_until(&self, mut queue: MutexGuard<'_, Queue>, deadline: Instant) {
+        let absent = match queue.watchdog {
+            Watchdog::Watching(until) if until <= deadline => return,
+            Watchdog::Idle | Watchdog::Watching(_) => false,
+            Watchdog::Absent => true,
+        };
+        queue.watchdog = Watchdog::Watching(deadline);
+        drop(queue);
+        if !absent {
+            self.shared.watch.notify_one();
+            return;
+        }
+        let shared = self.shared.clone();
+        let started = std::thread::Builder::new()
+            .name("asgi-wsgi-watch".into())
+            .spawn(move || watch(&shared));
+        if let Err(error) = started {
+            // Without a watchdog the job still runs once a thread is free; only its deadline
+            // is not kept.
+            lock(&self.shared.queue).watchdog = Watchdog::Absent;
+            tracing::warn!(%error, "could not start the WSGI pool's watchdog thread");
+        }
     }
 
     fn push(&self, queue: &mut Queue, job: Job, deadline: Option<Instant>) {
@@ -385,33 +388,35 @@ fn watch(shared: &Shared) {
         if queue.closed {
             break;
         }
+        // The earliest deadline in the queue, and where its job is: one pass.
         let now = Instant::now();
-        if let Some(at) = queue
-            .jobs
-            .iter()
-            .position(|queued| queued.deadline.is_some_and(|deadline| deadline <= now))
-        {
-            let expired = queue.jobs.remove(at);
-            shared.queued.store(queue.jobs.len(), Ordering::Relaxed);
-            drop(queue);
-            if let Some(expired) = expired {
-                let job = expired.job;
-                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    job(Turn::Expired);
-                }));
+        let earliest = (queue.jobs.iter().enumerate())
+            .filter_map(|(at, queued)| Some((queued.deadline?, at)))
+            .min();
+        match earliest {
+            Some((deadline, at)) if deadline <= now => {
+                let expired = queue.jobs.remove(at);
+                shared.queued.store(queue.jobs.len(), Ordering::Relaxed);
+                drop(queue);
+                if let Some(expired) = expired {
+                    let job = expired.job;
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        job(Turn::Expired);
+                    }));
+                }
+                queue = lock(&shared.queue);
+                continue;
             }
-            queue = lock(&shared.queue);
-            continue;
-        }
-        let next = queue.jobs.iter().filter_map(|queued| queued.deadline).min();
-        if let Some(next) = next {
-            queue.watchdog = Watchdog::Watching(next);
-            queue = shared
-                .watch
-                .wait_timeout(queue, next.saturating_duration_since(now))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-            continue;
+            Some((deadline, _)) => {
+                queue.watchdog = Watchdog::Watching(deadline);
+                queue = shared
+                    .watch
+                    .wait_timeout(queue, deadline.saturating_duration_since(now))
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+                continue;
+            }
+            None => {}
         }
         queue.watchdog = Watchdog::Idle;
         let (guard, wait) = shared

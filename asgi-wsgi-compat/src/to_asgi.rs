@@ -297,6 +297,9 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
                 return;
             };
             if part_tx.is_closed() {
+                // As at the end of a call: the thread is free before the slot is.
+                drop(running);
+                drop(permit);
                 return;
             }
             // The app may reach the runtime (`Handle::current()`), as on tokio's own
