@@ -13,6 +13,7 @@ use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc;
 
+use super::call::AppCall;
 use super::exchange::Exchange;
 use super::finish::FinishGuard;
 use crate::file::FileChunks;
@@ -64,6 +65,10 @@ pub(crate) struct ResponseBody {
     /// Bytes handed to hyper, for the access log.
     bytes: u64,
     finish: Option<FinishGuard<ResponseBody>>,
+    /// The app, when it still runs once its head is ready: polled here each time hyper asks
+    /// for more, and detached into a task of its own when hyper drops the body. Boxed: only
+    /// an app that streams or works on after its head has one, and hyper moves the body.
+    app: Option<Box<AppCall<ResponseBody>>>,
 }
 
 #[derive(Debug)]
@@ -92,6 +97,7 @@ impl ResponseBody {
             complete: true,
             bytes: 0,
             finish: None,
+            app: None,
         }
     }
 
@@ -102,6 +108,7 @@ impl ResponseBody {
             complete: false,
             bytes: 0,
             finish: None,
+            app: None,
         }
     }
 
@@ -120,6 +127,7 @@ impl ResponseBody {
             complete: false,
             bytes: 0,
             finish: None,
+            app: None,
         }
     }
 
@@ -133,12 +141,21 @@ impl ResponseBody {
     pub(crate) fn set_finish(&mut self, finish: FinishGuard<ResponseBody>) {
         self.finish = Some(finish);
     }
+
+    /// Gives the body the app call that still runs: see [`ResponseBody::app`].
+    pub(crate) fn set_app_call(&mut self, call: AppCall<ResponseBody>) {
+        self.app = Some(Box::new(call));
+    }
 }
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let Some(finish) = self.finish.take() {
             finish.finish(self.bytes, self.complete);
+        }
+        // After the request ended for it: the app learns so from its next `recv` or `send`.
+        if let Some(call) = self.app.take() {
+            call.detach();
         }
     }
 }
@@ -152,6 +169,14 @@ impl Body for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = self.get_mut();
+        // The app first, so that what it sends now is read below.
+        if this
+            .app
+            .as_mut()
+            .is_some_and(|call| call.poll(cx).is_ready())
+        {
+            this.app = None;
+        }
         let polled = match &mut this.kind {
             Kind::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream {

@@ -1,5 +1,5 @@
 //! The state one request shares between hyper's side (the service future, the response body)
-//! and the app's side (its `Receiver` and `Sender`), which run in different tasks.
+//! and the app's side (its `Receiver` and `Sender`), which may run in different tasks.
 //!
 //! It is one allocation per request, with one lock held for a few instructions at a time: the
 //! response head travels through it (a one-shot slot the service future waits on), and it

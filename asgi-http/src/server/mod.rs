@@ -9,10 +9,12 @@
 //!   percent-decoded, `raw_path` and `query_string` raw, headers lowercase in order, the
 //!   lifespan `state`, the `shutdown` signal, the `http.response.trailers` and
 //!   `http.response.pathsend` extensions).
-//! - The app is polled once inline, in the connection's task: an app that answers without
-//!   waiting (most do) is done right there. One that has to wait moves, unfinished, to a task
-//!   of its own, which the server owns (the drain waits for it); hyper only waits for the
-//!   response head. WebSocket apps run in tasks of the server's too. The request
+//! - The app runs in the connection's task (over HTTP/2, the stream's), polled while hyper
+//!   waits for its response head and then its body: an app that answers without waiting (most
+//!   do) is done in the first poll, and one that waits is woken where its response goes out.
+//!   An app still running when hyper is done with its request (the response was sent, or the
+//!   client left) goes on in a task of its own, which the server owns (the drain waits for
+//!   it). WebSocket apps run in tasks of the server's too. The request
 //!   body is read as the app calls `recv` (so `Expect: 100-continue` is answered when the app
 //!   first reads); a client that leaves reaches a pending `recv` as `http.disconnect` at
 //!   once, and later `send`s return [`SendError::Disconnected`](asgi_core::SendError).
@@ -93,12 +95,14 @@
 //! - `write_timeout`: the connection's socket, whose writes give up on a client that takes
 //!   nothing.
 //! - `service`: hyper's service: each request is checked, dispatched (HTTP or WebSocket),
-//!   and its app polled once inline, then moved to a task of its own if it waits; hyper's
-//!   future only waits for the response head.
+//!   and its app called; hyper's future polls the app until the response head is ready.
 //! - `scope`: the HTTP and WebSocket scopes of a request, from its head and [`Peer`].
 //! - `receive`: the app's `receive` over the request body.
 //! - `send`: the app's `send`: the response's state machine.
-//! - `body`: the response body hyper writes: whole, streamed from `send`, or a file.
+//! - `body`: the response body hyper writes: whole, streamed from `send`, or a file; it
+//!   polls an app that still runs.
+//! - `call`: one request's app call: polled in the connection's task, detached into a task
+//!   of its own when hyper lets go of the request, and the log line of how it ended.
 //! - `finish`: the end of a request, as a guard: the request ends for the app, the access
 //!   log line, the connection's count of requests in flight.
 //! - `exchange`: the state a request shares between hyper's side and the app's.
@@ -114,6 +118,7 @@ mod accept;
 mod access_log;
 mod body;
 mod builder;
+mod call;
 mod config;
 mod connection;
 mod error;

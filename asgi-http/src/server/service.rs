@@ -1,17 +1,14 @@
-//! The hyper service of one connection: each request becomes an HTTP scope; the app is polled
-//! once inline and, if it has to wait, runs on in a task of its own; hyper's future only waits
-//! for the response head.
+//! The hyper service of one connection: each request becomes an HTTP scope and an app call,
+//! which hyper's future polls until the response head is ready (see the `call` module).
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use asgi_core::app::AppFuture;
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{App, Error, Receiver, Scope, Sender};
+use asgi_core::{App, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
 use http::header::{HOST, TE, UPGRADE};
 use http::request::Parts;
@@ -25,7 +22,7 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 
 use super::access_log::AccessLog;
 use super::body::{ResponseBody, ServerExchange, server_response};
-use super::exchange::{Closed, Progress};
+use super::call::AppCall;
 use super::finish::FinishGuard;
 use super::receive::RequestBody;
 use super::scope::http_scope;
@@ -235,9 +232,6 @@ impl ConnService {
             head.uri.path_and_query().cloned(),
         ));
         finish.set_exchange(exchange.clone());
-        let end = RunEnd {
-            exchange: exchange.clone(),
-        };
         let receive = Receiver::new(RequestBody::new(body, exchange.clone(), limit, http1));
         let app = self.shared.app.clone();
         let tasks = self.shared.app_tasks.clone();
@@ -263,7 +257,6 @@ impl ConnService {
                                 scope,
                                 receive,
                                 send,
-                                end,
                             })
                         },
                     );
@@ -282,7 +275,7 @@ impl ConnService {
             },
             None => None,
         };
-        let run = AppRun::start(end, || {
+        let call = AppCall::start(exchange.clone(), permit, tasks, || {
             self.with_scope(
                 head,
                 forwarding,
@@ -291,11 +284,10 @@ impl ConnService {
                 |scope, send| app.call_owned(scope, receive, send),
             )
         });
-        let state = FutureState::Inline {
-            run: Some(run),
-            permit,
+        let state = FutureState::Running {
+            call: Some(call),
+            polled: false,
             exchange,
-            tasks,
         };
         ResponseFuture {
             state,
@@ -375,22 +367,6 @@ fn te_trailers(headers: &HeaderMap) -> bool {
     })
 }
 
-/// One request's app call: the app's own future, run first inline, then in a task of its own
-/// if it waits, and the log line of how it ended. The future borrows nothing (the app is
-/// called through [`App::call_owned`](asgi_core::App::call_owned)), so this moves into a task
-/// as it is, with no box of its own.
-struct AppRun {
-    /// The app's future; `None` once it returned.
-    call: Option<AppFuture<'static>>,
-    end: RunEnd,
-}
-
-/// What the end of an app call is logged with: the request's exchange (its method and
-/// target, and what became of its response).
-struct RunEnd {
-    exchange: Arc<ServerExchange>,
-}
-
 /// An HTTP/2 app call waiting for its place among the connection's: the app is called once
 /// it has one, and never if the stream is reset first.
 struct QueuedCall {
@@ -398,87 +374,6 @@ struct QueuedCall {
     scope: Scope,
     receive: Receiver,
     send: Sender,
-    end: RunEnd,
-}
-
-impl AppRun {
-    /// Starts an app call: `call` calls the app (the server's `call` also builds the scope
-    /// there, so that it is made where the app takes it). A panic in it (an app that does work
-    /// before it returns its future) is the call's outcome, a 500, as one while it runs is.
-    fn start(end: RunEnd, call: impl FnOnce() -> AppFuture<'static>) -> Self {
-        let call = std::panic::catch_unwind(AssertUnwindSafe(call)).unwrap_or_else(|payload| {
-            Box::pin(std::future::ready(Err(Error::from_panic(payload))))
-        });
-        AppRun {
-            call: Some(call),
-            end,
-        }
-    }
-}
-
-impl Future for AppRun {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        let Some(call) = this.call.as_mut() else {
-            return Poll::Ready(());
-        };
-        let result = match std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(result)) => result,
-            Err(payload) => Err(Error::from_panic(payload)),
-        };
-        // The app's future goes first: dropping its sender finishes the response (a 500 if
-        // nothing was sent, an aborted body if it was incomplete) before the outcome is read.
-        this.call = None;
-        this.end.log(result);
-        Poll::Ready(())
-    }
-}
-
-impl RunEnd {
-    /// Logs how the app call ended, by its result and what became of the response.
-    fn log(&self, result: Result<(), Error>) {
-        let (method, path) = self.exchange.request_line();
-        let (progress, closed) = self.exchange.outcome();
-        let client_gone = matches!(
-            closed,
-            Some(Closed::ClientGone | Closed::BodyTooLarge | Closed::MalformedBody)
-        );
-        match result {
-            Err(e) if !e.is_disconnected() => match progress {
-                Progress::NotStarted if client_gone => {
-                    tracing::error!(%method, path, error = %e, "app failed; the client had left");
-                }
-                Progress::NotStarted => {
-                    tracing::error!(%method, path, error = %e, "app failed before its response: answered 500");
-                }
-                Progress::Streaming => {
-                    tracing::error!(%method, path, error = %e, "app failed during its response: response aborted");
-                }
-                Progress::Complete => {
-                    tracing::error!(%method, path, error = %e, "app failed after its response was sent");
-                }
-            },
-            // A client that leaves is a normal end, never an error.
-            _ if client_gone => {
-                tracing::debug!(%method, path, "request ended: the client left");
-            }
-            Err(_) => {
-                tracing::debug!(%method, path, "the app stopped: its peer disconnected");
-            }
-            Ok(()) => match progress {
-                Progress::Complete => {}
-                Progress::NotStarted => {
-                    tracing::error!(%method, path, "app returned without sending a response: answered 500");
-                }
-                Progress::Streaming => {
-                    tracing::error!(%method, path, "app returned before its response was complete: response aborted");
-                }
-            },
-        }
-    }
 }
 
 enum FutureState {
@@ -486,18 +381,19 @@ enum FutureState {
     /// returned. Boxed: unboxed, it would make every request's future four times as large,
     /// and hyper moves that future on every request.
     Ready(Option<Box<Response<ResponseBody>>>),
-    /// The app has not been polled yet. The first poll of this future polls it once, inline:
-    /// an app that answers without waiting (most do) completes right there, with no task of
-    /// its own and no wake-up across tasks. An app that has to wait is moved, unfinished, into
-    /// a task of its own before this future returns `Pending`, so hyper dropping this future
-    /// never drops the app mid-await.
-    Inline {
-        /// The app's run; `None` once it was polled or spawned.
-        run: Option<AppRun>,
-        /// The app call's place among the connection's (HTTP/2), held until the app returns.
-        permit: Option<OwnedSemaphorePermit>,
+    /// The app runs, polled by this future until its head is ready (see the `call` module):
+    /// an app that answers without waiting (most do) completes in the first poll, with no
+    /// task of its own and no wake-up across tasks. Once the head is ready, an app that still
+    /// runs goes with the response body, which polls it on; dropped before that (the client
+    /// left), this future detaches the app into a task of its own, so it is never dropped
+    /// mid-await.
+    Running {
+        /// The app's call; `None` once it returned.
+        call: Option<AppCall<ResponseBody>>,
+        /// True once this future was polled: an HTTP/2 stream reset before that never calls
+        /// its app.
+        polled: bool,
         exchange: Arc<ServerExchange>,
-        tasks: tokio_util::task::TaskTracker,
     },
     /// The connection has as many app calls running as it may (HTTP/2): the app is called
     /// once one of them returns. Dropped meanwhile (the client reset the stream), the app is
@@ -508,8 +404,6 @@ enum FutureState {
         exchange: Arc<ServerExchange>,
         tasks: tokio_util::task::TaskTracker,
     },
-    /// Waiting for the app's head.
-    Waiting(Arc<ServerExchange>),
     /// Waiting for the app's answer to a WebSocket handshake. Dropping it (the client left)
     /// ends the WebSocket for the app.
     Handshake(HandshakeFuture),
@@ -517,9 +411,9 @@ enum FutureState {
     Done,
 }
 
-/// hyper's future for one request: it only waits for the response head. Dropping it (the
-/// client left before the head) ends the request for the app, which learns it from `recv`;
-/// the app's task is not touched.
+/// hyper's future for one request: it polls the app until the response head is ready.
+/// Dropping it (the client left before the head) ends the request for the app, which learns
+/// it from `recv` in a task of its own.
 pub(crate) struct ResponseFuture {
     state: FutureState,
     /// Ends the request once hyper is done with the response; handed to the response body
@@ -579,14 +473,15 @@ impl Future for ResponseFuture {
                     scope,
                     receive,
                     send,
-                    end,
                 } = *call;
-                this.state = FutureState::Inline {
-                    run: Some(AppRun::start(end, || app.call_owned(scope, receive, send))),
-                    // The semaphore is never closed.
-                    permit: permit.ok(),
+                // The semaphore is never closed.
+                let call = AppCall::start(exchange.clone(), permit.ok(), tasks, || {
+                    app.call_owned(scope, receive, send)
+                });
+                this.state = FutureState::Running {
+                    call: Some(call),
+                    polled: false,
                     exchange,
-                    tasks,
                 };
             }
         }
@@ -595,30 +490,23 @@ impl Future for ResponseFuture {
                 Some(response) => *response,
                 None => return Poll::Pending,
             },
-            FutureState::Inline {
-                run,
-                permit,
+            FutureState::Running {
+                call,
+                polled,
                 exchange,
-                tasks,
             } => {
-                if let Some(mut app) = run.take() {
-                    // `AppRun` catches the app's panics itself, so this poll does not unwind.
-                    if Pin::new(&mut app).poll(cx).is_pending() {
-                        spawn(tasks, app, permit.take());
-                    }
+                *polled = true;
+                if call.as_mut().is_some_and(|call| call.poll(cx).is_ready()) {
+                    *call = None;
                 }
-                let exchange = exchange.clone();
-                let polled = exchange.poll_head(cx);
-                this.state = FutureState::Waiting(exchange);
-                match polled {
-                    Poll::Ready(response) => response,
-                    Poll::Pending => return Poll::Pending,
+                let Poll::Ready(mut response) = exchange.poll_head(cx) else {
+                    return Poll::Pending;
+                };
+                if let Some(call) = call.take() {
+                    response.body_mut().set_app_call(call);
                 }
+                response
             }
-            FutureState::Waiting(exchange) => match exchange.poll_head(cx) {
-                Poll::Ready(response) => response,
-                Poll::Pending => return Poll::Pending,
-            },
             FutureState::Queued { .. } => return Poll::Pending,
             FutureState::Handshake(future) => match future.as_mut().poll(cx) {
                 Poll::Ready(response) => response,
@@ -638,23 +526,22 @@ impl Future for ResponseFuture {
 impl Drop for ResponseFuture {
     fn drop(&mut self) {
         let abandoned = match &mut self.state {
-            FutureState::Waiting(exchange) | FutureState::Queued { exchange, .. } => {
+            FutureState::Queued { exchange, .. } => {
                 exchange.abandon_head();
                 true
             }
-            FutureState::Inline {
-                run,
-                permit,
+            FutureState::Running {
+                call,
+                polled,
                 exchange,
-                tasks,
             } => {
                 exchange.abandon_head();
-                // Dropped before its first poll: an HTTP/1 app still runs, and learns from
-                // `recv` that the client left; an HTTP/2 stream was reset before its app was
-                // called, and the app is not called.
-                if let Some(app) = run.take() {
-                    if self.http2.is_none() {
-                        spawn(tasks, app, permit.take());
+                // An app that runs goes on in a task of its own, and learns from `recv` that
+                // the client left; an HTTP/2 stream reset before this future was polled never
+                // calls its app. An HTTP/1 app is called even then: its request was read.
+                if let Some(call) = call.take() {
+                    if *polled || self.http2.is_none() {
+                        call.detach();
                     }
                 }
                 true
@@ -665,15 +552,6 @@ impl Drop for ResponseFuture {
             activity.client_reset();
         }
     }
-}
-
-/// Runs the rest of an app call in a task of the server's, holding its `permit` until the
-/// app returns.
-fn spawn(tasks: &tokio_util::task::TaskTracker, app: AppRun, permit: Option<OwnedSemaphorePermit>) {
-    tasks.spawn(async move {
-        app.await;
-        drop(permit);
-    });
 }
 
 #[cfg(test)]
