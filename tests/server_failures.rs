@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use asgi::core::{ReceiveEvent, SendError, SendEvent};
+use asgi::core::{ReceiveEvent, Scope, SendError, SendEvent};
 use asgi::prelude::Error;
 use bytes::Bytes;
 use common::*;
@@ -406,6 +406,54 @@ async fn recv_after_the_response_gives_disconnect() {
         .unwrap()
         .unwrap();
     assert_eq!(event, ReceiveEvent::HttpDisconnect);
+    server.stop().await.unwrap();
+}
+
+/// An app that works on after its whole response (a background job, as Starlette's run after
+/// the response) is neither cancelled nor waited for: the client has its answer at once, the
+/// connection serves its next request meanwhile, and the work runs to its end.
+#[tokio::test]
+async fn app_working_after_its_response_runs_to_the_end_while_the_connection_goes_on() {
+    const WORK: Duration = Duration::from_millis(400);
+    let (finished, work_finished) = Report::new();
+    let app = http_only(move |scope, _, mut send| {
+        let finished = finished.clone();
+        async move {
+            let slow = matches!(&scope, Scope::Http(http) if http.path == "/slow");
+            send.send(SendEvent::response_start(StatusCode::OK, HeaderMap::new()))
+                .await?;
+            send.send(SendEvent::response_body("answered", false))
+                .await?;
+            if slow {
+                tokio::time::sleep(WORK).await;
+                finished.send(Instant::now());
+            }
+            Ok(())
+        }
+    });
+    let server = start(app, |b| b).await;
+    let (mut sender, _conn) = h1(server.addr).await;
+    let asked = Instant::now();
+    let first = read(sender.send_request(get("/slow")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first.text(), "answered");
+    // The same connection, while the first app still works.
+    let second = read(sender.send_request(get("/fast")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(second.text(), "answered");
+    let answered = Instant::now();
+    assert!(
+        answered.duration_since(asked) < WORK,
+        "the answers waited for the work: {:?}",
+        answered.duration_since(asked)
+    );
+    let done = tokio::time::timeout(PATIENCE, work_finished)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.duration_since(asked) >= WORK);
     server.stop().await.unwrap();
 }
 
