@@ -54,8 +54,10 @@ use crate::scope::Scope;
 ///
 /// # Cancel safety
 ///
-/// Servers run each call in a task of its own and do not drop it while it works: an app
-/// learns of a client's disconnect from `recv`, not by being cancelled mid-await.
+/// Servers do not drop a call while it works: an app learns of a client's disconnect from
+/// `recv`, not by being cancelled mid-await. (This project's server polls an HTTP call in the
+/// connection's task while the response goes out, and moves a call that outlives it to a
+/// task of its own.)
 #[async_trait]
 pub trait App: Send + Sync + 'static {
     /// Handles one connection (or the lifespan).
