@@ -170,13 +170,7 @@ impl Body for ResponseBody {
     ) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
         let this = self.get_mut();
         // The app first, so that what it sends now is read below.
-        if this
-            .app
-            .as_mut()
-            .is_some_and(|call| call.poll(cx).is_ready())
-        {
-            this.app = None;
-        }
+        AppCall::poll_in(&mut this.app, cx);
         let polled = match &mut this.kind {
             Kind::Full(body) => Poll::Ready(body.take().map(|b| Ok(Frame::data(b)))),
             Kind::Stream {

@@ -10,6 +10,7 @@
 //! server's, which the drain waits for: it is never dropped mid-await, so it learns from
 //! `recv` that the request ended, as ASGI says.
 
+use std::borrow::BorrowMut;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -62,10 +63,14 @@ impl<B: Send + 'static> AppCall<B> {
         }
     }
 
-    /// Polls the app; ready once it returned (and its end was logged). Never unwinds: a panic
-    /// in the app is its outcome.
-    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        Pin::new(&mut self.run).poll(cx)
+    /// Polls the call in `slot`, if there is one, and empties the slot once the app returned
+    /// (its end logged, its permit released). Never unwinds: a panic in the app is its outcome.
+    pub(crate) fn poll_in<C: BorrowMut<Self>>(slot: &mut Option<C>, cx: &mut Context<'_>) {
+        if let Some(call) = slot {
+            if Pin::new(&mut call.borrow_mut().run).poll(cx).is_ready() {
+                *slot = None;
+            }
+        }
     }
 
     /// Runs the rest of the call in a task of the server's, holding its permit until the app

@@ -496,9 +496,7 @@ impl Future for ResponseFuture {
                 exchange,
             } => {
                 *polled = true;
-                if call.as_mut().is_some_and(|call| call.poll(cx).is_ready()) {
-                    *call = None;
-                }
+                AppCall::poll_in(call, cx);
                 let Poll::Ready(mut response) = exchange.poll_head(cx) else {
                     return Poll::Pending;
                 };
