@@ -1,5 +1,6 @@
 //! The [`App`] trait: what users implement and servers call.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -78,6 +79,25 @@ pub trait App: Send + Sync + 'static {
     ) -> AppFuture<'static> {
         Box::pin(async move { self.call(scope, receive, send).await })
     }
+
+    /// A service a host may run in place of this app for its HTTP requests, when the app is
+    /// only an adapter over one; `None` (the default) for every other app.
+    ///
+    /// A host that knows the returned value's type may hand it each HTTP request as the host
+    /// has it (its own request and body types), with no scope, `receive` or `send` in
+    /// between, provided what the client and the service observe is what calling this app
+    /// would give; a host that does not know the type ignores it and calls the app. WebSocket
+    /// and lifespan scopes always go to [`call`](App::call).
+    ///
+    /// This project's server knows one such type, `asgi_http::server::DirectService`: the
+    /// `asgi-tower` crate's `TowerApp` returns one, so that an axum router served at the root
+    /// runs as under `axum::serve`.
+    ///
+    /// A middleware never forwards its inner app's service: its own work would be skipped.
+    /// Pointer types (`Arc<A>`, [`DynApp`]) forward it, since they are the app itself.
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
 }
 
 /// An app whose call makes a future that borrows nothing of the app: the other way to write
@@ -124,6 +144,11 @@ pub trait OwnedApp: Send + Sync + 'static {
     /// Handles one connection (or the lifespan), as [`App::call`] does, in a future that
     /// owns all it uses.
     fn start(&self, scope: Scope, receive: Receiver, send: Sender) -> AppFuture<'static>;
+
+    /// [`App::host_service`] for this app; `None` by default.
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        None
+    }
 }
 
 impl<T: OwnedApp> App for T {
@@ -147,6 +172,10 @@ impl<T: OwnedApp> App for T {
         send: Sender,
     ) -> AppFuture<'static> {
         self.start(scope, receive, send)
+    }
+
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        OwnedApp::host_service(self)
     }
 }
 
@@ -220,6 +249,10 @@ impl<A: App + ?Sized> App for Arc<A> {
     ) -> AppFuture<'static> {
         A::call_owned(Arc::clone(&*self), scope, receive, send)
     }
+
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        (**self).host_service()
+    }
 }
 
 /// A type-erased app, for stacks whose types differ by configuration.
@@ -237,6 +270,10 @@ impl App for Box<dyn App> {
         Self: 'async_trait,
     {
         (**self).call(scope, receive, send)
+    }
+
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        (**self).host_service()
     }
 }
 

@@ -315,6 +315,13 @@ impl Forwarding {
         );
     }
 
+    /// [`apply`](Forwarding::apply) for a request handed over without a scope: the client
+    /// and the `host` header (the scheme has no place in the request).
+    pub(crate) fn apply_to_request(self, client: &mut Option<SocketAddr>, headers: &mut HeaderMap) {
+        let mut scheme = Cow::Borrowed("");
+        self.write(client, &mut scheme, headers, false);
+    }
+
     fn write(
         self,
         client: &mut Option<SocketAddr>,

@@ -2,18 +2,21 @@
 //! and/or a bounded channel fed by the app's `send`, or a WebSocket denial's body. When hyper
 //! drops it, its [`FinishGuard`] ends the request.
 
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use asgi_core::BoxError;
 use asgi_ws::DenialBody;
 use bytes::Bytes;
 use futures_util::Stream;
 use http::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, mpsc};
 
 use super::call::AppCall;
+use super::direct::DirectResponseBody;
 use super::exchange::Exchange;
 use super::finish::FinishGuard;
 use crate::file::FileChunks;
@@ -41,6 +44,8 @@ pub(crate) enum ResponseBodyError {
     Aborted,
     /// Reading the file of an `http.response.pathsend` failed.
     File(std::io::Error),
+    /// The body of a direct service's response failed (see the `direct` module).
+    Service(BoxError),
 }
 
 impl std::fmt::Display for ResponseBodyError {
@@ -50,6 +55,7 @@ impl std::fmt::Display for ResponseBodyError {
                 f.write_str("the app ended the response before it was complete")
             }
             ResponseBodyError::File(e) => write!(f, "reading the file to send failed: {e}"),
+            ResponseBodyError::Service(e) => write!(f, "the service's response body failed: {e}"),
         }
     }
 }
@@ -86,6 +92,23 @@ enum Kind {
     /// The body of a WebSocket denial response (`websocket.http.response.body` events);
     /// `None` once it ended.
     Denial(Option<DenialBody>),
+    /// A direct service's body that did not end with its first frame. Boxed: it is a
+    /// streamed response's, and the other variants are a fraction of its size.
+    Direct(Box<DirectStream>),
+}
+
+/// The rest of a direct service's response body (see the `direct` module).
+#[derive(Debug)]
+pub(crate) struct DirectStream {
+    body: DirectResponseBody,
+    /// The first frame, read before the head went out; `None` once handed to hyper.
+    first: Option<Frame<Bytes>>,
+    /// Over HTTP/1.1, only when the request said `TE: trailers`.
+    trailers_allowed: bool,
+    /// True once the body ended or failed: it is not polled again.
+    done: bool,
+    /// The call's place among the connection's (HTTP/2), held until the body is done.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl ResponseBody {
@@ -124,6 +147,28 @@ impl ResponseBody {
                 trailers_allowed,
                 failed: false,
             },
+            complete: false,
+            bytes: 0,
+            finish: None,
+            app: None,
+        }
+    }
+
+    /// The rest of a direct service's body, after its `first` frame.
+    pub(crate) fn direct(
+        body: DirectResponseBody,
+        first: Frame<Bytes>,
+        trailers_allowed: bool,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        ResponseBody {
+            kind: Kind::Direct(Box::new(DirectStream {
+                body,
+                first: Some(first),
+                trailers_allowed,
+                done: false,
+                permit,
+            })),
             complete: false,
             bytes: 0,
             finish: None,
@@ -180,6 +225,7 @@ impl Body for ResponseBody {
                 failed,
             } => poll_stream(cx, file, rx, *trailers_allowed, failed, &mut this.complete),
             Kind::Denial(body) => poll_denial(cx, body, &mut this.complete),
+            Kind::Direct(direct) => poll_direct(cx, direct, &mut this.complete),
         };
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
@@ -194,6 +240,7 @@ impl Body for ResponseBody {
             Kind::Full(body) => body.is_none(),
             Kind::Stream { file, rx, .. } => file.is_none() && rx.is_none(),
             Kind::Denial(body) => body.is_none(),
+            Kind::Direct(direct) => direct.first.is_none() && direct.done,
         }
     }
 
@@ -208,6 +255,23 @@ impl Body for ResponseBody {
                 ..
             } => SizeHint::with_exact(file.remaining()),
             Kind::Stream { .. } | Kind::Denial(_) => SizeHint::default(),
+            Kind::Direct(direct) => {
+                let rest = if direct.done {
+                    SizeHint::with_exact(0)
+                } else {
+                    direct.body.size_hint()
+                };
+                let first = match &direct.first {
+                    Some(frame) => frame.data_ref().map_or(0, |data| data.len() as u64),
+                    None => 0,
+                };
+                let mut hint = SizeHint::new();
+                hint.set_lower(rest.lower().saturating_add(first));
+                if let Some(upper) = rest.upper() {
+                    hint.set_upper(upper.saturating_add(first));
+                }
+                hint
+            }
         }
     }
 }
@@ -262,6 +326,65 @@ fn poll_stream(
             Poll::Ready(Some(Err(ResponseBodyError::Aborted)))
         }
     }
+}
+
+fn poll_direct(
+    cx: &mut Context<'_>,
+    direct: &mut DirectStream,
+    complete: &mut bool,
+) -> Poll<Option<Result<Frame<Bytes>, ResponseBodyError>>> {
+    let frame = match direct.first.take() {
+        Some(frame) => Some(frame),
+        None if direct.done => return Poll::Ready(None),
+        None => {
+            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                Pin::new(&mut direct.body).poll_frame(cx)
+            }));
+            match polled {
+                Ok(Poll::Pending) => return Poll::Pending,
+                Ok(Poll::Ready(Some(Ok(frame)))) => Some(frame),
+                Ok(Poll::Ready(None)) => None,
+                Ok(Poll::Ready(Some(Err(e)))) => {
+                    tracing::error!(error = %e, "the service's response body failed: response aborted");
+                    return Poll::Ready(Some(direct_failed(direct, ResponseBodyError::Service(e))));
+                }
+                Err(payload) => {
+                    let e = asgi_core::Error::from_panic(payload);
+                    tracing::error!(error = %e, "the service's response body panicked: response aborted");
+                    let e = ResponseBodyError::Service(Box::new(e));
+                    return Poll::Ready(Some(direct_failed(direct, e)));
+                }
+            }
+        }
+    };
+    match frame {
+        None => {
+            direct_ended(direct, complete);
+            Poll::Ready(None)
+        }
+        Some(frame) if frame.is_trailers() => {
+            direct_ended(direct, complete);
+            // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`.
+            Poll::Ready(direct.trailers_allowed.then_some(Ok(frame)))
+        }
+        Some(frame) => Poll::Ready(Some(Ok(frame))),
+    }
+}
+
+/// The direct body ended: the call is over, and its place among the connection's is free.
+fn direct_ended(direct: &mut DirectStream, complete: &mut bool) {
+    direct.done = true;
+    direct.permit = None;
+    *complete = true;
+}
+
+fn direct_failed(
+    direct: &mut DirectStream,
+    error: ResponseBodyError,
+) -> Result<Frame<Bytes>, ResponseBodyError> {
+    direct.done = true;
+    direct.permit = None;
+    Err(error)
 }
 
 fn poll_denial(

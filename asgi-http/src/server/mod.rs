@@ -103,6 +103,8 @@
 //!   polls an app that still runs.
 //! - `call`: one request's app call: polled in the connection's task, detached into a task
 //!   of its own when hyper lets go of the request, and the log line of how it ended.
+//! - `direct`: the direct path, for an app that is only an adapter over an HTTP service
+//!   ([`DirectService`]): the request in hyper's types, its body under the server's limit.
 //! - `finish`: the end of a request, as a guard: the request ends for the app, the access
 //!   log line, the connection's count of requests in flight.
 //! - `exchange`: the state a request shares between hyper's side and the app's.
@@ -121,6 +123,7 @@ mod builder;
 mod call;
 mod config;
 mod connection;
+mod direct;
 mod error;
 mod exchange;
 mod finish;
@@ -148,6 +151,9 @@ pub use config::{
     DEFAULT_KEEP_ALIVE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADERS,
     DEFAULT_MAX_REQUEST_BODY, DEFAULT_UNIX_SOCKET_MODE, DEFAULT_WRITE_TIMEOUT,
     HTTP2_CLIENT_RESETS_REFILL,
+};
+pub use direct::{
+    DirectBody, DirectContext, DirectFuture, DirectHttp, DirectResponseBody, DirectService,
 };
 pub use error::ServerError;
 pub use inherited::{FIRST_INHERITED_FD, InheritedListener, InheritedStream};

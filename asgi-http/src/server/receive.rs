@@ -142,7 +142,7 @@ impl RequestBody {
 /// refuses (a chunk size that is not hex or overflows, a bare LF in a chunk extension): hyper
 /// reports those as `InvalidData` or `InvalidInput` I/O errors, while a client that left
 /// gives an unexpected EOF, a reset, or an HTTP/2 error.
-fn is_malformed(error: &hyper::Error) -> bool {
+pub(crate) fn is_malformed(error: &hyper::Error) -> bool {
     std::error::Error::source(error)
         .and_then(|source| source.downcast_ref::<std::io::Error>())
         .is_some_and(|io| {

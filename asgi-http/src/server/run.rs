@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use super::accept::{AcceptLoop, Listen};
 use super::builder::Builder;
 use super::config::Config;
+use super::direct::DirectService;
 use super::error::ServerError;
 use super::shared::Shared;
 use super::tls::{HandshakeFailures, TlsError, TlsReloadHandle};
@@ -379,8 +380,17 @@ async fn run(
         ServerAddr::Unix(path) => tracing::info!("listening on unix:{}", path.display()),
     }
 
+    // Without a `root_path` setting: with one, the scope's `root_path` is the app's to see.
+    let direct = if config.root_path.is_empty() {
+        app.host_service()
+            .and_then(|service| service.downcast_ref::<DirectService>())
+            .cloned()
+    } else {
+        None
+    };
     let shared = Arc::new(Shared {
         app,
+        direct,
         http: config.http(),
         config,
         state,

@@ -3,17 +3,19 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{App, Receiver, Scope, Sender};
+use asgi_core::{App, BoxError, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
+use bytes::Bytes;
 use http::header::{HOST, TE, UPGRADE};
 use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Version};
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use http_body::Body;
 use hyper::body::Incoming;
 use hyper::ext::Protocol;
@@ -23,6 +25,9 @@ use tokio::sync::{AcquireError, OwnedSemaphorePermit};
 use super::access_log::AccessLog;
 use super::body::{ResponseBody, ServerExchange, server_response};
 use super::call::AppCall;
+use super::direct::{
+    BodyFault, DirectBody, DirectContext, DirectFuture, DirectResponseBody, DirectService,
+};
 use super::finish::FinishGuard;
 use super::receive::RequestBody;
 use super::scope::http_scope;
@@ -128,6 +133,20 @@ impl Service<Request<Incoming>> for ConnService {
             return self.websocket(Request::from_parts(head, body), finish, forwarding);
         }
         let trailers_allowed = !http1 || (scan.te && te_trailers(&head.headers));
+        if let Some(service) = &self.shared.direct {
+            if let Some(permit) = self.direct_place(&head, http1) {
+                let body = DirectBody::new(body, limit);
+                return self.direct(
+                    service,
+                    head,
+                    body,
+                    finish,
+                    forwarding,
+                    trailers_allowed,
+                    permit,
+                );
+            }
+        }
         self.http(
             &mut head,
             body,
@@ -208,6 +227,80 @@ impl ConnService {
             state: FutureState::Handshake(future),
             finish: Some(finish),
             http2: None,
+            yielded: false,
+        }
+    }
+
+    /// Whether a request goes to the app's direct service (see the `direct` module), and with
+    /// which place among the connection's calls: `None` sends it on the app's path, where
+    /// it waits for a place, or is looked at once more on a connection resetting streams;
+    /// and a target that is not a path (`OPTIONS *`) gets the app's answer to it.
+    fn direct_place(&self, head: &Parts, http1: bool) -> Option<Option<OwnedSemaphorePermit>> {
+        if !head.uri.path().starts_with('/') {
+            return None;
+        }
+        if http1 {
+            return Some(None);
+        }
+        if self.activity.wary_of_resets() {
+            return None;
+        }
+        match &self.activity.app_calls {
+            Some(calls) => calls.clone().try_acquire_owned().ok().map(Some),
+            None => Some(None),
+        }
+    }
+
+    /// Hands the request to the app's direct service, with what its scope would tell it
+    /// besides: the client (after the proxy headers, which may also set `Host`), the lifespan
+    /// state and the shutdown signal. The URI is given in origin form (`/path?query`), as
+    /// the app's path gives it.
+    #[allow(clippy::too_many_arguments)]
+    fn direct(
+        &self,
+        service: &DirectService,
+        mut head: Parts,
+        (body, fault): (DirectBody, Option<Arc<BodyFault>>),
+        finish: Finish,
+        forwarding: Option<Forwarding>,
+        trailers_allowed: bool,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> ResponseFuture {
+        let http1 = head.version != Version::HTTP_2;
+        if head.uri.scheme().is_some() {
+            head.uri = head
+                .uri
+                .path_and_query()
+                .map_or_else(|| Uri::from_static("/"), |target| Uri::from(target.clone()));
+        }
+        let mut client = self.conn.peer.client;
+        if let Some(forwarding) = forwarding {
+            forwarding.apply_to_request(&mut client, &mut head.headers);
+        }
+        let context = DirectContext {
+            client,
+            state: self.shared.state.clone(),
+            shutdown: self.shared.scope_shutdown.signal(),
+        };
+        let request = Request::from_parts(head, body);
+        // A panic in the service's synchronous part is its outcome, a 500, as one in its
+        // future is.
+        let future = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(request, context)))
+            .unwrap_or_else(|payload| {
+                let error: BoxError = Box::new(asgi_core::Error::from_panic(payload));
+                Box::pin(std::future::ready(Err(error)))
+            });
+        ResponseFuture {
+            state: FutureState::Direct(DirectCall {
+                future: Some(future),
+                head: None,
+                fault,
+                permit,
+                trailers_allowed,
+                http1,
+            }),
+            finish: Some(finish),
+            http2: (!http1).then(|| self.activity.clone()),
             yielded: false,
         }
     }
@@ -404,11 +497,130 @@ enum FutureState {
         exchange: Arc<ServerExchange>,
         tasks: tokio_util::task::TaskTracker,
     },
+    /// The app's direct service runs (see the `direct` module), polled by this future until
+    /// its head and first body frame are ready. Dropped meanwhile (the client left), the
+    /// service's future is dropped, as hyper drops a tower service's.
+    Direct(DirectCall),
     /// Waiting for the app's answer to a WebSocket handshake. Dropping it (the client left)
     /// ends the WebSocket for the app.
     Handshake(HandshakeFuture),
     /// The head was returned.
     Done,
+}
+
+/// A call of the app's direct service, until its response head goes out.
+struct DirectCall {
+    /// The service's future; `None` once it gave its response.
+    future: Option<DirectFuture>,
+    /// The response, while its body's first frame is not ready. Boxed: only a response
+    /// whose body waits before its first frame (an event stream) is kept here.
+    head: Option<Box<Response<DirectResponseBody>>>,
+    /// Where the request body reports a fault the server answers for itself.
+    fault: Option<Arc<BodyFault>>,
+    /// The call's place among the connection's (HTTP/2), held until the response is done.
+    permit: Option<OwnedSemaphorePermit>,
+    trailers_allowed: bool,
+    http1: bool,
+}
+
+impl DirectCall {
+    /// Polls the service until the response head and the body's first frame are ready: as
+    /// on the app's path, the head is held back until then, so that a body failing at once
+    /// is a `500` and not an aborted response. A body that ends with its first frame goes
+    /// out whole, with a `content-length`.
+    fn poll_response(&mut self, cx: &mut Context<'_>) -> Poll<Response<ResponseBody>> {
+        let response = match self.head.take() {
+            Some(response) => *response,
+            None => {
+                let Some(future) = &mut self.future else {
+                    return Poll::Pending;
+                };
+                let polled =
+                    match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+                        Ok(Poll::Pending) => return Poll::Pending,
+                        Ok(Poll::Ready(result)) => Ok(result),
+                        Err(payload) => Err(payload),
+                    };
+                self.future = None;
+                match polled {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(e)) => return Poll::Ready(self.failed(&*e, "failed")),
+                    Err(payload) => {
+                        let e = asgi_core::Error::from_panic(payload);
+                        return Poll::Ready(self.failed(&e, "panicked"));
+                    }
+                }
+            }
+        };
+        if let Some(status) = self.fault_status() {
+            return Poll::Ready(server_response(status, self.http1));
+        }
+        let (parts, mut body) = response.into_parts();
+        let first =
+            std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut body).poll_frame(cx)));
+        let first = match first {
+            Ok(Poll::Pending) => {
+                self.head = Some(Box::new(Response::from_parts(parts, body)));
+                return Poll::Pending;
+            }
+            Ok(Poll::Ready(first)) => first,
+            Err(payload) => {
+                let e = asgi_core::Error::from_panic(payload);
+                return Poll::Ready(self.failed(&e, "panicked in its response body"));
+            }
+        };
+        let body = match first {
+            None => ResponseBody::full(Bytes::new()),
+            Some(Err(e)) => return Poll::Ready(self.failed(&*e, "failed in its response body")),
+            Some(Ok(frame)) if frame.is_data() && body.is_end_stream() => {
+                ResponseBody::full(frame.into_data().unwrap_or_default())
+            }
+            Some(Ok(frame)) => {
+                ResponseBody::direct(body, frame, self.trailers_allowed, self.permit.take())
+            }
+        };
+        Poll::Ready(Response::from_parts(parts, body))
+    }
+
+    /// The status the server answers with because of the request body (`413`, `400`), if
+    /// it failed so: the service's own answer, or failure, came from that fault.
+    fn fault_status(&self) -> Option<StatusCode> {
+        self.fault.as_ref().and_then(|fault| fault.status())
+    }
+
+    /// The answer to a service that failed (`how`) before its head went out: a `500`, or
+    /// the status of the request body's fault that made it fail. A client that left is not
+    /// logged as an error.
+    fn failed(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+        how: &str,
+    ) -> Response<ResponseBody> {
+        if let Some(status) = self.fault_status() {
+            return server_response(status, self.http1);
+        }
+        if is_disconnect(error) {
+            tracing::debug!(error = %error, "the service stopped: the client left");
+        } else {
+            tracing::error!(error = %error, "the service {how} before its response: answered 500");
+        }
+        server_response(StatusCode::INTERNAL_SERVER_ERROR, false)
+    }
+}
+
+/// True when `error` is (or wraps) the disconnect error of a request body.
+fn is_disconnect(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if error
+            .downcast_ref::<asgi_core::Error>()
+            .is_some_and(asgi_core::Error::is_disconnected)
+        {
+            return true;
+        }
+        next = error.source();
+    }
+    false
 }
 
 /// hyper's future for one request: it polls the app until the response head is ready.
@@ -505,6 +717,10 @@ impl Future for ResponseFuture {
                 }
                 response
             }
+            FutureState::Direct(call) => match call.poll_response(cx) {
+                Poll::Ready(response) => response,
+                Poll::Pending => return Poll::Pending,
+            },
             FutureState::Queued { .. } => return Poll::Pending,
             FutureState::Handshake(future) => match future.as_mut().poll(cx) {
                 Poll::Ready(response) => response,
@@ -544,6 +760,8 @@ impl Drop for ResponseFuture {
                 }
                 true
             }
+            // The service's future is dropped with this one, as under hyper alone.
+            FutureState::Direct(_) => true,
             _ => false,
         };
         if let (true, Some(activity)) = (abandoned, &self.http2) {

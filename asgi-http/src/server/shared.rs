@@ -17,12 +17,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::config::{Config, HTTP2_CLIENT_RESETS_REFILL};
+use super::direct::DirectService;
 use super::listener::Peer;
 
 /// What every connection of a running server shares.
 pub(crate) struct Shared {
     /// The app every request goes to.
     pub(crate) app: Arc<dyn App>,
+    /// The app's direct service, which HTTP requests go to instead when the app has one
+    /// and nothing the scope would say is lost without one (see the `direct` module).
+    pub(crate) direct: Option<DirectService>,
     /// The settings.
     pub(crate) config: Config,
     /// hyper's connection builder, configured once.

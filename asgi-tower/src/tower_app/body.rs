@@ -6,13 +6,16 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use asgi_core::{Error, ReceiveEvent, Receiver};
+use asgi_http::server::DirectBody;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 
 type Recv = Pin<Box<dyn Future<Output = (Receiver, ReceiveEvent)> + Send>>;
 
 /// The request body a [`TowerApp`](crate::TowerApp) hands its service: the
-/// `http.request` events of the app's [`Receiver`], pulled as the service reads.
+/// `http.request` events of the app's [`Receiver`], pulled as the service reads; or, when
+/// this project's server hands the request over directly (see `TowerApp`), the server's
+/// own request body, with the same behaviour.
 ///
 /// Nothing is read before the service polls the body, so backpressure reaches the client:
 /// a handler that reads slowly makes the server read the socket slowly.
@@ -31,6 +34,8 @@ enum State {
     Idle(Receiver),
     /// A `recv` in flight; it owns the receiver until it resolves.
     Receiving(Recv),
+    /// The server's request body, on its direct path.
+    Direct(DirectBody),
     /// The body ended (or failed); nothing more comes.
     Done,
 }
@@ -40,6 +45,13 @@ impl ReceiverBody {
     pub fn new(receive: Receiver) -> Self {
         ReceiverBody {
             state: State::Idle(receive),
+        }
+    }
+
+    /// The server's body of a request handed over directly.
+    pub(crate) fn direct(body: DirectBody) -> Self {
+        ReceiverBody {
+            state: State::Direct(body),
         }
     }
 
@@ -54,6 +66,7 @@ impl fmt::Debug for ReceiverBody {
         let state = match self.state {
             State::Idle(_) => "idle",
             State::Receiving(_) => "receiving",
+            State::Direct(_) => "direct",
             State::Done => "done",
         };
         f.debug_struct("ReceiverBody")
@@ -71,9 +84,16 @@ impl Body for ReceiverBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = self.get_mut();
+        if let State::Direct(body) = &mut this.state {
+            let polled = poll_direct(body, cx);
+            if let Poll::Ready(None | Some(Err(_))) = &polled {
+                this.state = State::Done;
+            }
+            return polled;
+        }
         loop {
             let recv = match std::mem::replace(&mut this.state, State::Done) {
-                State::Done => return Poll::Ready(None),
+                State::Done | State::Direct(_) => return Poll::Ready(None),
                 State::Receiving(recv) => recv,
                 State::Idle(mut receiver) => Box::pin(async move {
                     let event = receiver.recv().await;
@@ -115,14 +135,37 @@ impl Body for ReceiverBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(self.state, State::Done)
+        match &self.state {
+            State::Done => true,
+            State::Direct(body) => body.is_end_stream(),
+            _ => false,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
+        if let State::Direct(body) = &self.state {
+            return body.size_hint();
+        }
         if self.is_end_stream() {
             SizeHint::with_exact(0)
         } else {
             SizeHint::default()
+        }
+    }
+}
+
+/// A frame of the server's body, as the events' path would give it: the data, an end, or a
+/// disconnect error (request trailers, which have no ASGI event, are skipped).
+fn poll_direct(
+    body: &mut DirectBody,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    loop {
+        match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
+            Some(Ok(frame)) if frame.is_data() => return Poll::Ready(Some(Ok(frame))),
+            Some(Ok(_trailers)) => {}
+            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+            None => return Poll::Ready(None),
         }
     }
 }

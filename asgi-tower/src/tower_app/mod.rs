@@ -2,12 +2,14 @@
 //! a hyper service) as an ASGI [`App`].
 
 mod body;
+mod direct;
 
+use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 
 use asgi_core::app::{AppFuture, OwnedApp};
@@ -16,6 +18,7 @@ use asgi_core::{
     App, BoxError, Error, HttpScope, HttpVersion, ReceiveEvent, Receiver, Scope, SendEvent, Sender,
     ShutdownSignal, State,
 };
+use asgi_http::server::DirectService;
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{HeaderValue, TE, TRAILER};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
@@ -111,6 +114,8 @@ const PATH: &AsciiSet = &CONTROLS
 pub struct TowerApp<S> {
     service: S,
     websocket: Option<Arc<dyn App>>,
+    /// The service for the server's direct path, made the first time a server asks.
+    direct: OnceLock<DirectService>,
 }
 
 /// What the scope tells a [`TowerApp`]'s service beyond the request, in the request's
@@ -135,6 +140,7 @@ impl<S> TowerApp<S> {
         TowerApp {
             service,
             websocket: None,
+            direct: OnceLock::new(),
         }
     }
 
@@ -189,6 +195,16 @@ where
             Scope::Lifespan(_) => Box::pin(acknowledge_lifespan(receive, send)),
             _ => Box::pin(std::future::ready(Ok(()))),
         }
+    }
+
+    /// The service, for this project's server to call directly (see the type's docs).
+    fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+        let direct = self.direct.get_or_init(|| {
+            DirectService::new(direct::DirectTower {
+                service: self.service.clone(),
+            })
+        });
+        Some(direct)
     }
 }
 
@@ -408,13 +424,8 @@ fn request_from_scope(scope: &mut HttpScope, receive: Receiver) -> Option<Reques
     *request.version_mut() = version;
     *request.headers_mut() = std::mem::take(&mut scope.headers);
     let extensions = request.extensions_mut();
-    // Each extension is an allocation: the client goes in once, in the form its users
-    // look for.
     if let Some(client) = scope.client {
-        #[cfg(feature = "axum")]
-        extensions.insert(axum::extract::ConnectInfo(client));
-        #[cfg(not(feature = "axum"))]
-        extensions.insert(client);
+        insert_client(extensions, client);
     }
     #[cfg(feature = "axum")]
     if !scope.root_path.is_empty() {
@@ -429,6 +440,15 @@ fn request_from_scope(scope: &mut HttpScope, receive: Receiver) -> Option<Reques
     });
     *request.uri_mut() = uri;
     Some(request)
+}
+
+/// Puts the client address in the request's extensions. Each extension is an allocation:
+/// the client goes in once, in the form its users look for.
+fn insert_client(extensions: &mut http::Extensions, client: std::net::SocketAddr) {
+    #[cfg(feature = "axum")]
+    extensions.insert(axum::extract::ConnectInfo(client));
+    #[cfg(not(feature = "axum"))]
+    extensions.insert(client);
 }
 
 /// The route path (`path` after `root_path`) and query as an origin-form URI, from
