@@ -293,3 +293,47 @@ pub trait AppExt: App + Sized {
 }
 
 impl<A: App> AppExt for A {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An adapter whose host service is a number, for a host that knows numbers.
+    struct Adapter;
+
+    impl OwnedApp for Adapter {
+        fn start(&self, _: Scope, _: Receiver, _: Sender) -> AppFuture<'static> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+
+        fn host_service(&self) -> Option<&(dyn Any + Send + Sync)> {
+            Some(&7_u32)
+        }
+    }
+
+    /// A middleware that does not forward the host service.
+    struct Layered<A>(A);
+
+    #[async_trait]
+    impl<A: App> App for Layered<A> {
+        async fn call(&self, scope: Scope, receive: Receiver, send: Sender) -> Result<(), Error> {
+            self.0.call(scope, receive, send).await
+        }
+    }
+
+    fn number(app: &dyn App) -> Option<u32> {
+        app.host_service()?.downcast_ref::<u32>().copied()
+    }
+
+    #[test]
+    fn host_service_is_none_by_default_and_the_adapters_own_through_pointers() {
+        let plain = |_: Scope, _: Receiver, _: Sender| async { Ok(()) };
+        assert_eq!(number(&plain), None);
+        assert_eq!(number(&Adapter), Some(7));
+        let shared: Arc<dyn App> = Arc::new(Adapter);
+        assert_eq!(number(&shared), Some(7));
+        assert_eq!(number(&Adapter.boxed()), Some(7));
+        // A middleware hides it: its own work must not be skipped.
+        assert_eq!(number(&Layered(Adapter)), None);
+    }
+}

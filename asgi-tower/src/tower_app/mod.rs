@@ -80,6 +80,16 @@ const PATH: &AsciiSet = &CONTROLS
 /// response so that a truncated body never looks complete. A panic in the service unwinds
 /// into the server, which treats it the same way.
 ///
+/// # Served at the root: the direct path
+///
+/// Served by this project's server as its whole app (no middleware around it, no
+/// `root_path` setting), a `TowerApp` hands the server its service through
+/// [`App::host_service`](asgi_core::App::host_service), and the server calls the service
+/// with each HTTP request as hyper has it, with no scope in between: an axum router then runs
+/// as under `axum::serve`. The service sees the same request as above (`root_path` is empty
+/// there, and there is no `OriginalUri`, since the URI is the original), the server answers
+/// a body over its limit with `413` as on the scope's path, and every rule above holds.
+///
 /// # Other scopes
 ///
 /// - Lifespan: acknowledged (`startup.complete`, `shutdown.complete`).
@@ -518,6 +528,16 @@ mod tests {
         assert_eq!(route_uri(&s).unwrap(), "/");
         let s = scope("", "/users", b"/users", b"");
         assert_eq!(route_uri(&s).unwrap(), "/users");
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn offers_the_server_its_service_once_and_keeps_it() {
+        let app = TowerApp::new(axum::Router::new());
+        let first = App::host_service(&app).expect("a host service");
+        assert!(first.downcast_ref::<DirectService>().is_some());
+        let again = App::host_service(&app).expect("a host service");
+        assert!(std::ptr::eq(first, again));
     }
 
     #[test]
