@@ -367,7 +367,14 @@ fn poll_direct(
             // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`.
             Poll::Ready(direct.trailers_allowed.then_some(Ok(frame)))
         }
-        Some(frame) => Poll::Ready(Some(Ok(frame))),
+        Some(frame) => {
+            // A body that knows it has ended says so with its last frame: hyper then ends
+            // the response without asking again.
+            if direct.first.is_none() && direct.body.is_end_stream() {
+                direct_ended(direct, complete);
+            }
+            Poll::Ready(Some(Ok(frame)))
+        }
     }
 }
 
