@@ -1,23 +1,6 @@
 //! The direct path: an HTTP request handed to a service in hyper's own types, with no scope,
-//! `receive` or `send` in between, for an app that is only an adapter over such a service.
-//!
-//! An app offers one through [`App::host_service`](asgi_core::App::host_service), as a
-//! [`DirectService`]; `asgi-tower`'s `TowerApp` does, so that an axum router served at the root
-//! runs as it does under `axum::serve`, without turning each request into a scope and back.
-//! The server takes the direct path only where its answer is the app's own:
-//!
-//! - for HTTP requests (WebSocket handshakes and the lifespan go to the app);
-//! - when the server has no `root_path` setting (the app would see it in the scope);
-//! - over HTTP/2, when the request's call has a place among the connection's at once and
-//!   the connection is not resetting streams (otherwise the request waits, or is looked at
-//!   once more, on the app's path).
-//!
-//! Everything else the server does for a request holds on the direct path too: the checks
-//! before the app (`400`, `413`, `431`), the request body limit (a body over it, or one hyper
-//! cannot decode, ends in an error for the service and a `413` or `400` for the client, as on
-//! the app's path), a `500` for a service that fails or panics before its response, an
-//! aborted response for a body that fails after it, trailers over HTTP/1.1 only when the
-//! request said `TE: trailers`, the access log, the drain and the HTTP/2 call limit.
+//! `receive` or `send` in between, for an app that is only an adapter over such a service
+//! (see [`DirectService`]).
 
 use std::fmt;
 use std::future::Future;
@@ -33,7 +16,7 @@ use http::{Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-/// An HTTP service the server calls directly: see the [module docs](self).
+/// An HTTP service the server calls directly: see [`DirectService`].
 ///
 /// Implemented by adapters (`asgi-tower`'s `TowerApp`), not by apps: an app is written
 /// against the ASGI interface, and a host that does not know this trait calls the app.
@@ -52,7 +35,27 @@ pub type DirectFuture =
     Pin<Box<dyn Future<Output = Result<Response<DirectResponseBody>, BoxError>> + Send>>;
 
 /// A [`DirectHttp`] service, as an app hands it to the server from
-/// [`App::host_service`](asgi_core::App::host_service). Cheap to clone.
+/// [`App::host_service`](asgi_core::App::host_service): the server then calls the service
+/// with each HTTP request in hyper's own types, with no scope, `receive` or `send` in
+/// between. Cheap to clone.
+///
+/// `asgi-tower`'s `TowerApp` offers one, so that an axum router served at the root runs as
+/// it does under `axum::serve`, without turning each request into a scope and back. The
+/// server takes this direct path only where the answer is the app's own:
+///
+/// - for HTTP requests (WebSocket handshakes and the lifespan go to the app);
+/// - when the server has no `root_path` setting (the app would see it in the scope);
+/// - for a request target that is a path (not `OPTIONS *`);
+/// - over HTTP/2, when the request's call has a place among the connection's at once, and
+///   once a response of the connection completed with no stream reset by its client
+///   (otherwise the request waits for a place, or a turn, on the app's path).
+///
+/// Everything else the server does for a request holds on the direct path too: the checks
+/// before the app (`400`, `413`, `431`), the request body limit (a body over it, or one hyper
+/// cannot decode, ends in an error for the service and a `413` or `400` for the client, as on
+/// the app's path), a `500` for a service that fails or panics before its response, an
+/// aborted response for a body that fails after it, trailers over HTTP/1.1 only when the
+/// request said `TE: trailers`, the access log, the drain and the HTTP/2 call limit.
 #[derive(Clone)]
 pub struct DirectService {
     inner: Arc<dyn DirectHttp>,

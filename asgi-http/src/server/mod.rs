@@ -34,6 +34,11 @@
 //!   handshake gets `400` or `426` without calling the app. Open WebSockets count as
 //!   connections (under `max_connections`, and the drain waits for them); at the drain
 //!   deadline they are closed with 1001. Settings: [`Builder::websocket`].
+//! - An app that is only an adapter over an HTTP service (`asgi-tower`'s `TowerApp` over an
+//!   axum router) may hand the server that service ([`App::host_service`] gives a
+//!   [`DirectService`]): served as the whole app, it gets each HTTP request as hyper has it,
+//!   with no scope in between, and the server's limits, logs and drain hold as above (see
+//!   [`DirectService`]).
 //! - Lifespan startup runs before the socket is bound; on shutdown the server drains and then
 //!   runs lifespan shutdown.
 //! - An access log line per response goes to `tracing` ([`ACCESS_LOG_TARGET`]).
