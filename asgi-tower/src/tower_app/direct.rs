@@ -31,50 +31,37 @@ where
     ResBody::Error: Into<BoxError> + Send,
 {
     fn call(&self, request: Request<DirectBody>, context: DirectContext) -> DirectFuture {
+        let (parts, body) = request.into_parts();
+        let asked = parts
+            .headers
+            .get_all(TE)
+            .iter()
+            .any(|v| has_token(v, b"trailers"));
+        let mut request = Request::from_parts(parts, ReceiverBody::direct(body));
+        let extensions = request.extensions_mut();
+        if let Some(client) = context.client {
+            insert_client(extensions, client);
+        }
+        extensions.insert(ScopeInfo {
+            root_path: String::new(),
+            state: context.state,
+            shutdown: context.shutdown,
+        });
         let mut service = self.service.clone();
-        // Everything happens inside the box, on the first poll: the request is moved into it
-        // once, and the service's future (the largest part of the box) is made where it
-        // stays. A service ready at once (an axum `Router` always is) is asked with no waker.
-        // The server catches a panic here as in the service's future.
-        Box::pin(async move {
-            let (asked, request) = service_request(request, context);
-            let ready_now = match service.poll_ready(&mut Context::from_waker(Waker::noop())) {
-                Poll::Ready(ready) => {
-                    ready.map_err(Into::into)?;
-                    true
-                }
-                Poll::Pending => false,
-            };
-            if !ready_now {
-                poll_fn(|cx| service.poll_ready(cx)).await.map_err(Into::into)?;
-            }
-            respond(service.call(request), asked).await
-        })
+        // As on the scope's path: a service ready at once (an axum `Router` always is) is
+        // called here, and only its future is boxed. The server catches a panic here.
+        let mut cx = Context::from_waker(Waker::noop());
+        match service.poll_ready(&mut cx) {
+            Poll::Ready(Ok(())) => Box::pin(respond(service.call(request), asked)),
+            Poll::Ready(Err(e)) => Box::pin(std::future::ready(Err(e.into()))),
+            Poll::Pending => Box::pin(async move {
+                poll_fn(|cx| service.poll_ready(cx))
+                    .await
+                    .map_err(Into::into)?;
+                respond(service.call(request), asked).await
+            }),
+        }
     }
-}
-
-/// The request the service gets, as on the scope's path, and whether it asked for trailers
-/// (`TE: trailers`).
-fn service_request(
-    request: Request<DirectBody>,
-    context: DirectContext,
-) -> (bool, Request<ReceiverBody>) {
-    let mut request = request.map(ReceiverBody::direct);
-    let asked = request
-        .headers()
-        .get_all(TE)
-        .iter()
-        .any(|v| has_token(v, b"trailers"));
-    let extensions = request.extensions_mut();
-    if let Some(client) = context.client {
-        insert_client(extensions, client);
-    }
-    extensions.insert(ScopeInfo {
-        root_path: String::new(),
-        state: context.state,
-        shutdown: context.shutdown,
-    });
-    (asked, request)
 }
 
 /// Waits for the service's response and erases its body, keeping its trailers only when
