@@ -7,11 +7,16 @@
 
 mod common;
 
+use std::time::Duration;
+
 use asgi::core::{AppExt, Error, Receiver, Scope, Sender};
 use asgi::server::middleware::request_id::RequestIdLayer;
 use asgi::server::response::Response;
+use asgi::tower::TowerApp;
+use axum::body::{Body as AxumBody, Bytes};
+use axum::routing::get;
 use common::*;
-use http::Request;
+use http::{Request, StatusCode};
 
 const FORWARDED_TO_HTTPS: &[(&str, &str)] = &[
     ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
@@ -64,4 +69,66 @@ async fn the_access_log_line_names_the_request_id() {
         .find(|l| l.contains("GET /logged"))
         .unwrap_or_else(|| panic!("no access log line in {text}"));
     assert!(line.contains("id=log-me-7"), "{line}");
+}
+
+/// An axum router served at the root takes the server's direct path (no scope): its
+/// requests are logged as any app's.
+#[tokio::test]
+async fn access_log_has_a_line_for_each_request_served_at_the_root_whole_streamed_or_aborted() {
+    let (logs, _guard) = LogCapture::install();
+    let failing = axum::Router::new().route(
+        "/failing",
+        get(|| async {
+            // The error comes after a pause, so that the head and the first part are out.
+            let frames = futures_util::stream::unfold(0, |i| async move {
+                match i {
+                    0 => Some((Ok(Bytes::from("part")), 1)),
+                    1 => {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        Some((Err(std::io::Error::other("the body broke")), 2))
+                    }
+                    _ => None,
+                }
+            });
+            AxumBody::from_stream(frames)
+        }),
+    );
+    let streamed = axum::Router::new().route(
+        "/streamed",
+        get(|| async {
+            let frames = futures_util::stream::iter([
+                Ok::<_, std::io::Error>(Bytes::from("pay")),
+                Ok(Bytes::from("load")),
+            ]);
+            AxumBody::from_stream(frames)
+        }),
+    );
+    let whole = axum::Router::new().route("/whole", get(|| async { "a whole body" }));
+    let app = TowerApp::new(whole.merge(streamed).merge(failing));
+    let server = start(app, |b| b.access_log(true)).await;
+    let answer = fetch(server.addr, "/whole?logged=1").await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let streamed = fetch(server.addr, "/streamed").await;
+    assert_eq!(streamed.text(), "payload");
+    let (mut h1, _conn) = common::h1(server.addr).await;
+    let response = h1.send_request(common::get("/failing")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(common::read(response).await.is_err(), "an aborted body");
+    server.stop().await.unwrap();
+    let text = logs.text();
+    let line = |target: &str| {
+        text.lines()
+            .find(|l| l.contains(target))
+            .unwrap_or_else(|| panic!("no access log line for {target} in {text}"))
+            .to_owned()
+    };
+    let whole = line("GET /whole?logged=1 HTTP/1.1");
+    assert!(
+        whole.contains(&format!("\" 200 {}B ", answer.body.len())),
+        "{whole}"
+    );
+    let streamed = line("GET /streamed HTTP/1.1");
+    assert!(streamed.contains("\" 200 7B "), "{streamed}");
+    let aborted = line("GET /failing HTTP/1.1");
+    assert!(aborted.contains("\" 200 aborted 4B "), "{aborted}");
 }

@@ -245,55 +245,6 @@ async fn trailers_at_the_root_go_out_over_http2_only_when_asked_for() {
 }
 
 #[tokio::test]
-async fn access_log_has_a_line_for_each_request_served_at_the_root_whole_streamed_or_aborted() {
-    let (logs, _guard) = common::LogCapture::install();
-    let failing = axum::Router::new().route(
-        "/failing",
-        get(|| async {
-            // The error comes after a pause, so that the head and the first part are out.
-            let frames = futures_util::stream::unfold(0, |i| async move {
-                match i {
-                    0 => Some((Ok(Bytes::from("part")), 1)),
-                    1 => {
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        Some((Err(std::io::Error::other("the body broke")), 2))
-                    }
-                    _ => None,
-                }
-            });
-            AxumBody::from_stream(frames)
-        }),
-    );
-    let app = TowerApp::new(router().merge(trailers_router()).merge(failing));
-    let server = start(app, |b| b.access_log(true)).await;
-    let answer = fetch(server.addr, "/whoami?logged=1").await;
-    assert_eq!(answer.status, StatusCode::OK);
-    let streamed = fetch(server.addr, "/trailers").await;
-    assert_eq!(streamed.text(), "payload");
-    let (mut h1, _conn) = common::h1(server.addr).await;
-    let response = h1.send_request(common::get("/failing")).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(common::read(response).await.is_err(), "an aborted body");
-    server.stop().await.unwrap();
-    let text = logs.text();
-    let line = |target: &str| {
-        text.lines()
-            .find(|l| l.contains(target))
-            .unwrap_or_else(|| panic!("no access log line for {target} in {text}"))
-            .to_owned()
-    };
-    let whole = line("GET /whoami?logged=1 HTTP/1.1");
-    assert!(
-        whole.contains(&format!("\" 200 {}B ", answer.body.len())),
-        "{whole}"
-    );
-    let streamed = line("GET /trailers HTTP/1.1");
-    assert!(streamed.contains("\" 200 7B "), "{streamed}");
-    let aborted = line("GET /failing HTTP/1.1");
-    assert!(aborted.contains("\" 200 aborted 4B "), "{aborted}");
-}
-
-#[tokio::test]
 async fn graceful_shutdown_lets_a_request_at_the_root_finish() {
     let router = axum::Router::new().route(
         "/slow",
