@@ -69,6 +69,7 @@ impl DirectService {
         }
     }
 
+    #[inline]
     pub(crate) fn call(
         &self,
         request: Request<DirectBody>,

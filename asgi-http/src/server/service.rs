@@ -256,6 +256,7 @@ impl ConnService {
     /// state and the shutdown signal. The URI is given in origin form (`/path?query`), as
     /// the app's path gives it.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn direct(
         &self,
         service: &DirectService,

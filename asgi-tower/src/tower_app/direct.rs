@@ -31,13 +31,12 @@ where
     ResBody::Error: Into<BoxError> + Send,
 {
     fn call(&self, request: Request<DirectBody>, context: DirectContext) -> DirectFuture {
-        let (parts, body) = request.into_parts();
-        let asked = parts
-            .headers
+        let asked = request
+            .headers()
             .get_all(TE)
             .iter()
             .any(|v| has_token(v, b"trailers"));
-        let mut request = Request::from_parts(parts, ReceiverBody::direct(body));
+        let mut request = request.map(ReceiverBody::direct);
         let extensions = request.extensions_mut();
         if let Some(client) = context.client {
             insert_client(extensions, client);
