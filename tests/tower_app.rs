@@ -328,6 +328,26 @@ async fn trailers_pass_through_when_the_request_asks_for_them() {
 }
 
 #[tokio::test]
+async fn trailers_over_http2_follow_one_rule_on_the_scope_and_the_direct_path() {
+    // At the root, a connection's first request goes through the scope, the next ones take
+    // the direct path (see `common::h2_in_a_row`): both send the trailers when asked for,
+    // and neither when not (the response does not name them in a `Trailer` header).
+    let server = start(TowerApp::new(trailers_router()), |b| b).await;
+    let asked = common::h2_in_a_row(server.addr, "/trailers", &[("te", "trailers")], 2).await;
+    for answer in &asked {
+        assert_eq!(answer.text(), "payload");
+        let trailers = answer.trailers.as_ref().expect("trailers when asked for");
+        assert_eq!(trailers["grpc-status"], "0");
+    }
+    let not_asked = common::h2_in_a_row(server.addr, "/trailers", &[], 2).await;
+    for answer in &not_asked {
+        assert_eq!(answer.text(), "payload");
+        assert!(answer.trailers.is_none(), "{:?}", answer.trailers);
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn trailers_are_dropped_when_the_request_does_not_ask_for_them() {
     let server = start(TowerApp::new(trailers_router()), |b| b).await;
     // HTTP/1.1 without `TE: trailers`: the body arrives whole, the trailers do not.

@@ -18,7 +18,6 @@ use axum::http::Uri;
 use axum::routing::{get, post};
 use common::{PATIENCE, Report, fetch, full, raw, send, start};
 use http::{HeaderMap, Request, StatusCode};
-use std::convert::Infallible;
 
 /// Says what the handler sees of the request.
 async fn whoami(
@@ -65,22 +64,20 @@ async fn router_at_the_root_sees_the_request_over_http1_and_http2_as_it_is_under
         assert!(local.ends_with(" root_path=\"\"\n"), "{local}");
 
         // HTTP/2 carries the scheme and authority in the request: the handler still gets
-        // the path and query, as from a scope.
-        let mut h2 = common::h2(addr).await;
-        let request = Request::get(format!("http://{addr}/whoami?x=2"))
-            .body(common::empty())
-            .unwrap();
-        let answer = common::read(h2.send_request(request).await.unwrap())
-            .await
-            .unwrap();
-        assert_eq!(answer.status, StatusCode::OK);
-        assert!(
-            answer.text().starts_with(
-                "uri=/whoami?x=2 original=/whoami?x=2 version=HTTP/2.0 client=127.0.0.1:"
-            ),
-            "{}",
-            answer.text()
-        );
+        // the path and query, as from a scope; the same over the scope's path (the first
+        // request of the connection) and the direct one (the next).
+        let answers = common::h2_in_a_row(addr, "/whoami?x=2", &[], 2).await;
+        for answer in &answers {
+            assert_eq!(answer.status, StatusCode::OK);
+            assert!(
+                answer.text().starts_with(
+                    "uri=/whoami?x=2 original=/whoami?x=2 version=HTTP/2.0 client=127.0.0.1:"
+                ),
+                "{}",
+                answer.text()
+            );
+        }
+        assert_eq!(answers[0].text(), answers[1].text());
     }
     server.stop().await.unwrap();
     mounted.stop().await.unwrap();
@@ -205,42 +202,6 @@ async fn trusted_proxy_headers_give_the_router_at_the_root_the_forwarded_client_
     )
     .await;
     assert_eq!(answer.text(), "client=203.0.113.7:0 host=app.example");
-    server.stop().await.unwrap();
-}
-
-fn trailers_router() -> axum::Router {
-    axum::Router::new().route(
-        "/trailers",
-        get(|| async {
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", "0".parse().unwrap());
-            let frames = futures_util::stream::iter([
-                Ok::<_, Infallible>(http_body::Frame::data(Bytes::from("pay"))),
-                Ok(http_body::Frame::data(Bytes::from("load"))),
-                Ok(http_body::Frame::trailers(trailers)),
-            ]);
-            AxumBody::new(http_body_util::StreamBody::new(frames))
-        }),
-    )
-}
-
-#[tokio::test]
-async fn trailers_at_the_root_go_out_over_http2_only_when_asked_for() {
-    let server = start(TowerApp::new(trailers_router()), |b| b).await;
-    let asked = common::fetch_h2_with_trailers(server.addr, "/trailers").await;
-    assert_eq!(asked.text(), "payload");
-    let trailers = asked.trailers.expect("trailers when asked for");
-    assert_eq!(trailers["grpc-status"], "0");
-
-    let mut h2 = common::h2(server.addr).await;
-    let request = Request::get(format!("http://{}/trailers", server.addr))
-        .body(common::empty())
-        .unwrap();
-    let answer = common::read(h2.send_request(request).await.unwrap())
-        .await
-        .unwrap();
-    assert_eq!(answer.text(), "payload");
-    assert!(answer.trailers.is_none(), "{:?}", answer.trailers);
     server.stop().await.unwrap();
 }
 
@@ -418,19 +379,10 @@ async fn server_hands_http_requests_to_the_direct_service_and_the_rest_to_the_ap
     // Over HTTP/2 the first request of a connection goes through the scope: until a response
     // completed, a stream the client resets at once must not reach a service (see
     // `Builder::http2_max_client_resets`). The next ones go to the direct service.
-    let mut h2 = common::h2(server.addr).await;
-    let mut answers = Vec::new();
-    for _ in 0..3 {
-        let request = Request::get(format!("http://{}/h2", server.addr))
-            .body(common::empty())
-            .unwrap();
-        let answer = common::read(h2.send_request(request).await.unwrap())
-            .await
-            .unwrap();
-        answers.push(answer.text().to_owned());
-    }
-    assert_eq!(answers[0], "scope GET /h2");
-    assert_eq!(answers[2], "direct GET /h2 client=127.0.0.1", "{answers:?}");
+    let answers = common::h2_in_a_row(server.addr, "/h2", &[], 3).await;
+    assert_eq!(answers[0].text(), "scope GET /h2");
+    assert_eq!(answers[1].text(), "direct GET /h2 client=127.0.0.1");
+    assert_eq!(answers[2].text(), "direct GET /h2 client=127.0.0.1");
     // A target that is not a path: the app's own answer.
     let answer = raw(
         server.addr,

@@ -179,6 +179,34 @@ pub(crate) async fn fetch_h2_with_trailers(addr: SocketAddr, path: &str) -> Answ
     read(response).await.unwrap()
 }
 
+/// `GET path` with `headers`, `n` times one after the other on one new HTTP/2 connection.
+/// For an app with a direct service (`TowerApp` at the root) the first request goes through
+/// its scope (until a response of the connection completed, the server does not trust a
+/// client not to reset streams) and the later ones take the direct path: their answers
+/// should not differ.
+pub(crate) async fn h2_in_a_row(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> Vec<Answer> {
+    let mut h2 = h2(addr).await;
+    let mut answers = Vec::new();
+    for _ in 0..n {
+        let mut request = Request::get(format!("http://{addr}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response =
+            tokio::time::timeout(PATIENCE, h2.send_request(request.body(empty()).unwrap()))
+                .await
+                .expect("the response comes in time")
+                .unwrap();
+        answers.push(read(response).await.unwrap());
+    }
+    answers
+}
+
 /// `GET path` on a new HTTP/1.1 connection.
 pub(crate) async fn fetch(addr: SocketAddr, path: &str) -> Answer {
     send(addr, get(path)).await
