@@ -370,7 +370,7 @@ fn poll_direct(
         Some(frame) => {
             // A body that knows it has ended says so with its last frame: hyper then ends
             // the response without asking again.
-            if direct.first.is_none() && direct.body.is_end_stream() {
+            if direct.body.is_end_stream() {
                 direct_ended(direct, complete);
             }
             Poll::Ready(Some(Ok(frame)))
