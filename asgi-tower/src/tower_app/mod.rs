@@ -84,7 +84,7 @@ const PATH: &AsciiSet = &CONTROLS
 ///
 /// Served by this project's server as its whole app (no middleware around it, no
 /// `root_path` setting), a `TowerApp` hands the server its service through
-/// [`App::host_service`](asgi_core::App::host_service), and the server calls the service
+/// [`App::host_service`], and the server calls the service
 /// with each HTTP request as hyper has it, with no scope in between: an axum router then runs
 /// as under `axum::serve`. The service sees the same request as above (`root_path` is empty
 /// there, and there is no `OriginalUri`, since the URI is the original), the server answers
