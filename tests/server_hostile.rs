@@ -264,6 +264,51 @@ async fn http2_rapid_reset_gets_enhance_your_calm_whatever_the_write_pattern() {
 }
 
 #[tokio::test]
+async fn http2_rapid_reset_against_an_axum_router_at_the_root_gets_enhance_your_calm() {
+    // An axum router served at the root takes the server's direct path only on connections
+    // that have reset nothing; a flood of resets meets the same limits as with any app. The
+    // handler waits a timer tick, as the counting app does, so that a reset can come while
+    // it runs.
+    const BUDGET: u32 = 100;
+    for pattern in [
+        Pattern::PairsPerWrite(1),
+        Pattern::PairsPerWrite(100),
+        Pattern::ResetAfterTheAppStarted,
+    ] {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let router = axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::ZERO).await;
+                    "ok"
+                }
+            }),
+        );
+        let server = start(asgi::tower::TowerApp::new(router), |b| {
+            b.http2_max_client_resets(Some(BUDGET))
+        })
+        .await;
+        let (frames, closed) = reset_flood(&server, 10_000, pattern, "/").await;
+        assert!(closed, "{pattern:?}: the connection stayed open");
+        assert!(
+            frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),
+            "{pattern:?}: {frames:?}"
+        );
+        let calls = calls.load(Ordering::SeqCst);
+        assert!(
+            calls < 2_000,
+            "{pattern:?}: {calls} requests reached the router"
+        );
+        // Honest clients are served all along.
+        assert_eq!(fetch(server.addr, "/").await.text(), "ok");
+        server.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn http2_reset_streams_still_running_count_against_the_stream_limit() {
     const STREAMS: u32 = 4;
     let counting = Counting::default();

@@ -412,3 +412,59 @@ async fn server_hands_http_requests_to_the_direct_service_and_the_rest_to_the_ap
     assert_eq!(fetch(server.addr, "/a").await.text(), "scope GET /p/a");
     server.stop().await.unwrap();
 }
+
+/// Reports when it is dropped.
+struct DropReport(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for DropReport {
+    fn drop(&mut self) {
+        if let Some(report) = self.0.take() {
+            let _ = report.send(());
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_resetting_a_stream_on_the_direct_path_cancels_the_handler_as_axum_serve_does() {
+    let (report, dropped) = tokio::sync::oneshot::channel();
+    let report = std::sync::Arc::new(std::sync::Mutex::new(Some(report)));
+    let router = axum::Router::new()
+        .route("/fast", get(|| async { "fast" }))
+        .route(
+            "/slow",
+            get(move || {
+                let guard = DropReport(report.lock().unwrap().take());
+                async move {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    drop(guard);
+                    "slow"
+                }
+            }),
+        );
+    let server = start(TowerApp::new(router), |b| b).await;
+    let mut h2 = common::h2(server.addr).await;
+    let get = |path: &str| {
+        Request::get(format!("http://{}{path}", server.addr))
+            .body(common::empty())
+            .unwrap()
+    };
+    // A first response completes: the connection's next requests take the direct path.
+    let fast = common::read(h2.send_request(get("/fast")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(fast.text(), "fast");
+    // The client gives up on a slow request: hyper's client resets the stream.
+    let slow = tokio::spawn(h2.send_request(get("/slow")));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    slow.abort();
+    tokio::time::timeout(PATIENCE, dropped)
+        .await
+        .expect("the handler is dropped once its stream is reset")
+        .unwrap();
+    // The connection goes on serving.
+    let again = common::read(h2.send_request(get("/fast")).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.text(), "fast");
+    server.stop().await.unwrap();
+}

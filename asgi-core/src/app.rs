@@ -91,7 +91,7 @@ pub trait App: Send + Sync + 'static {
     ///
     /// This project's server knows one such type, `asgi_http::server::DirectService`: the
     /// `asgi-tower` crate's `TowerApp` returns one, so that an axum router served at the root
-    /// runs as under `axum::serve`.
+    /// is called as under `axum::serve`.
     ///
     /// A middleware never forwards its inner app's service: its own work would be skipped.
     /// Pointer types (`Arc<A>`, [`DynApp`]) forward it, since they are the app itself.

@@ -39,8 +39,8 @@ pub type DirectFuture =
 /// with each HTTP request in hyper's own types, with no scope, `receive` or `send` in
 /// between. Cheap to clone.
 ///
-/// `asgi-tower`'s `TowerApp` offers one, so that an axum router served at the root runs as
-/// it does under `axum::serve`, without turning each request into a scope and back. The
+/// `asgi-tower`'s `TowerApp` offers one, so that an axum router served at the root is called
+/// as under `axum::serve`, without turning each request into a scope and back. The
 /// server takes this direct path only where the answer is the app's own:
 ///
 /// - for HTTP requests (WebSocket handshakes and the lifespan go to the app);
@@ -56,6 +56,12 @@ pub type DirectFuture =
 /// the app's path), a `500` for a service that fails or panics before its response, an
 /// aborted response for a body that fails after it, trailers over HTTP/1.1 only when the
 /// request said `TE: trailers`, the access log, the drain and the HTTP/2 call limit.
+///
+/// One thing differs, as it differs between hyper and an ASGI server: a client that leaves
+/// before its response is complete (a closed connection, a reset HTTP/2 stream) drops the
+/// service's future and its response body, as under `axum::serve`; tower services are
+/// written to be cancelled so. On the app's path the server runs an app to its end instead,
+/// and the app learns of the disconnect from `recv`, as ASGI says.
 #[derive(Clone)]
 pub struct DirectService {
     inner: Arc<dyn DirectHttp>,

@@ -85,10 +85,13 @@ const PATH: &AsciiSet = &CONTROLS
 /// Served by this project's server as its whole app (no middleware around it, no
 /// `root_path` setting), a `TowerApp` hands the server its service through
 /// [`App::host_service`], and the server calls the service
-/// with each HTTP request as hyper has it, with no scope in between: an axum router then runs
-/// as under `axum::serve`. The service sees the same request as above (`root_path` is empty
+/// with each HTTP request as hyper has it, with no scope in between: an axum router is then
+/// called as under `axum::serve`. The service sees the same request as above (`root_path` is empty
 /// there, and there is no `OriginalUri`, since the URI is the original), the server answers
-/// a body over its limit with `413` as on the scope's path, and every rule above holds.
+/// a body over its limit with `413` as on the scope's path, and every rule above holds. A
+/// client that leaves before its response is complete drops the service's future there, as
+/// under `axum::serve`; through a scope, the server runs the app (and the service's future
+/// in it) to its end, as it runs every ASGI app.
 ///
 /// # Other scopes
 ///
