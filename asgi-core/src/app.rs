@@ -86,8 +86,10 @@ pub trait App: Send + Sync + 'static {
     /// A host that knows the returned value's type may hand it each HTTP request as the host
     /// has it (its own request and body types), with no scope, `receive` or `send` in
     /// between, provided what the client and the service observe is what calling this app
-    /// would give; a host that does not know the type ignores it and calls the app. WebSocket
-    /// and lifespan scopes always go to [`call`](App::call).
+    /// would give (save for cancellation: the host may drop the service's future when the
+    /// client leaves, as a tower host does, where it runs an app's call to its end); a host
+    /// that does not know the type ignores it and calls the app. WebSocket and lifespan
+    /// scopes always go to [`call`](App::call).
     ///
     /// This project's server knows one such type, `asgi_http::server::DirectService`: the
     /// `asgi-tower` crate's `TowerApp` returns one, so that an axum router served at the root
