@@ -468,3 +468,26 @@ async fn client_resetting_a_stream_on_the_direct_path_cancels_the_handler_as_axu
     assert_eq!(again.text(), "fast");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn head_request_at_the_root_gets_the_get_length_and_no_body() {
+    let router = axum::Router::new().route("/hello", get(|| async { "Hello from axum" }));
+    let server = start(TowerApp::new(router), |b| b).await;
+    let get = fetch(server.addr, "/hello").await;
+    assert_eq!(get.text(), "Hello from axum");
+    let head = send(
+        server.addr,
+        Request::head("/hello")
+            .header("host", "test")
+            .body(common::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert!(head.body.is_empty());
+    assert_eq!(
+        head.headers["content-length"],
+        get.body.len().to_string().as_str()
+    );
+    server.stop().await.unwrap();
+}
