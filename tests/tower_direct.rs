@@ -491,3 +491,27 @@ async fn head_request_at_the_root_gets_the_get_length_and_no_body() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn expect_continue_at_the_root_is_answered_when_the_handler_reads() {
+    let server = start(TowerApp::new(router()), |b| b).await;
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stream,
+        b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\
+          Expect: 100-continue\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let interim = common::read_for(&mut stream, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+    tokio::io::AsyncWriteExt::write_all(&mut stream, b"hello")
+        .await
+        .unwrap();
+    let response = common::read_to_close(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(response.ends_with("\r\n\r\nhello"), "{response}");
+    server.stop().await.unwrap();
+}
