@@ -170,6 +170,24 @@ impl Counting {
     }
 }
 
+impl Counting {
+    /// An axum router whose `/` counts its calls and answers `ok` after a timer tick, as
+    /// [`Counting::app`] with no sleep does, so that a reset can come while it runs.
+    fn router(&self) -> axum::Router {
+        let calls = self.calls.clone();
+        axum::Router::new().route(
+            "/",
+            axum::routing::get(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::ZERO).await;
+                    "ok"
+                }
+            }),
+        )
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. HTTP/2 rapid reset.
 
@@ -230,9 +248,30 @@ async fn reset_flood(
     (frames(&bytes), closed)
 }
 
+/// Floods `server` with 10,000 streams reset in `pattern`, and checks what a client sees:
+/// the connection closed with `ENHANCE_YOUR_CALM`, a bounded number of the requests reached
+/// the app (`calls`: at most the allowance, plus what the reads before the GOAWAY bring),
+/// and honest clients served all along.
+async fn assert_reset_flood_is_calmed(server: &TestServer, calls: &AtomicUsize, pattern: Pattern) {
+    let (frames, closed) = reset_flood(server, 10_000, pattern, "/").await;
+    assert!(closed, "{pattern:?}: the connection stayed open");
+    assert!(
+        frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),
+        "{pattern:?}: {frames:?}"
+    );
+    let calls = calls.load(Ordering::SeqCst);
+    assert!(
+        calls < 2_000,
+        "{pattern:?}: {calls} requests reached the app"
+    );
+    assert_eq!(fetch(server.addr, "/").await.text(), "ok");
+}
+
+/// How much a client may reset in the rapid reset tests.
+const RESET_BUDGET: u32 = 100;
+
 #[tokio::test]
 async fn http2_rapid_reset_gets_enhance_your_calm_whatever_the_write_pattern() {
-    const BUDGET: u32 = 100;
     for pattern in [
         Pattern::PairsPerWrite(1),
         Pattern::PairsPerWrite(10),
@@ -241,24 +280,10 @@ async fn http2_rapid_reset_gets_enhance_your_calm_whatever_the_write_pattern() {
     ] {
         let counting = Counting::default();
         let server = start(counting.app(Duration::ZERO), |b| {
-            b.http2_max_client_resets(Some(BUDGET))
+            b.http2_max_client_resets(Some(RESET_BUDGET))
         })
         .await;
-        let (frames, closed) = reset_flood(&server, 10_000, pattern, "/").await;
-        assert!(closed, "{pattern:?}: the connection stayed open");
-        assert!(
-            frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),
-            "{pattern:?}: {frames:?}"
-        );
-        // A bounded number of the 10,000 reached the app: at most the allowance, plus what
-        // the reads before the GOAWAY bring.
-        let calls = counting.calls.load(Ordering::SeqCst);
-        assert!(
-            calls < 2_000,
-            "{pattern:?}: {calls} requests reached the app"
-        );
-        // Honest clients are served all along.
-        assert_eq!(fetch(server.addr, "/").await.text(), "ok");
+        assert_reset_flood_is_calmed(&server, &counting.calls, pattern).await;
         server.stop().await.unwrap();
     }
 }
@@ -266,44 +291,18 @@ async fn http2_rapid_reset_gets_enhance_your_calm_whatever_the_write_pattern() {
 #[tokio::test]
 async fn http2_rapid_reset_against_an_axum_router_at_the_root_gets_enhance_your_calm() {
     // An axum router served at the root takes the server's direct path only on connections
-    // that have reset nothing; a flood of resets meets the same limits as with any app. The
-    // handler waits a timer tick, as the counting app does, so that a reset can come while
-    // it runs.
-    const BUDGET: u32 = 100;
+    // that have reset nothing; a flood of resets meets the same limits as with any app.
     for pattern in [
         Pattern::PairsPerWrite(1),
         Pattern::PairsPerWrite(100),
         Pattern::ResetAfterTheAppStarted,
     ] {
-        let calls = Arc::new(AtomicUsize::new(0));
-        let counted = calls.clone();
-        let router = axum::Router::new().route(
-            "/",
-            axum::routing::get(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                async {
-                    tokio::time::sleep(Duration::ZERO).await;
-                    "ok"
-                }
-            }),
-        );
-        let server = start(asgi::tower::TowerApp::new(router), |b| {
-            b.http2_max_client_resets(Some(BUDGET))
+        let counting = Counting::default();
+        let server = start(asgi::tower::TowerApp::new(counting.router()), |b| {
+            b.http2_max_client_resets(Some(RESET_BUDGET))
         })
         .await;
-        let (frames, closed) = reset_flood(&server, 10_000, pattern, "/").await;
-        assert!(closed, "{pattern:?}: the connection stayed open");
-        assert!(
-            frames.contains(&(GOAWAY, 0, Some(ENHANCE_YOUR_CALM))),
-            "{pattern:?}: {frames:?}"
-        );
-        let calls = calls.load(Ordering::SeqCst);
-        assert!(
-            calls < 2_000,
-            "{pattern:?}: {calls} requests reached the router"
-        );
-        // Honest clients are served all along.
-        assert_eq!(fetch(server.addr, "/").await.text(), "ok");
+        assert_reset_flood_is_calmed(&server, &counting.calls, pattern).await;
         server.stop().await.unwrap();
     }
 }

@@ -205,16 +205,20 @@ async fn trusted_proxy_headers_give_the_router_at_the_root_the_forwarded_client_
     server.stop().await.unwrap();
 }
 
-#[tokio::test]
-async fn graceful_shutdown_lets_a_request_at_the_root_finish() {
-    let router = axum::Router::new().route(
+/// A router whose `/slow` answers `done` after `millis`.
+fn slow_router(millis: u64) -> axum::Router {
+    axum::Router::new().route(
         "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+        get(move || async move {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
             "done"
         }),
-    );
-    let server = start(TowerApp::new(router), |b| b).await;
+    )
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_a_request_at_the_root_finish() {
+    let server = start(TowerApp::new(slow_router(300)), |b| b).await;
     let addr = server.addr;
     let request = tokio::spawn(async move { fetch(addr, "/slow").await });
     // Once the request is in, the drain starts.
@@ -252,14 +256,7 @@ async fn root_path_setting_reaches_the_router_through_its_scope() {
 async fn many_http2_streams_at_once_all_get_their_answer_at_the_root() {
     // More streams than the connection's app calls at once: the ones beyond wait for a
     // place (on the scope's path) and every one is answered.
-    let router = axum::Router::new().route(
-        "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            "done"
-        }),
-    );
-    let server = start(TowerApp::new(router), |b| {
+    let server = start(TowerApp::new(slow_router(50)), |b| {
         b.http2_max_concurrent_streams(Some(8))
     })
     .await;
