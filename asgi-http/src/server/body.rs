@@ -346,24 +346,27 @@ fn poll_direct(
                 Ok(Poll::Ready(None)) => None,
                 Ok(Poll::Ready(Some(Err(e)))) => {
                     tracing::error!(error = %e, "the service's response body failed: response aborted");
-                    return Poll::Ready(Some(direct_failed(direct, ResponseBodyError::Service(e))));
+                    direct_done(direct);
+                    return Poll::Ready(Some(Err(ResponseBodyError::Service(e))));
                 }
                 Err(payload) => {
                     let e = asgi_core::Error::from_panic(payload);
                     tracing::error!(error = %e, "the service's response body panicked: response aborted");
-                    let e = ResponseBodyError::Service(Box::new(e));
-                    return Poll::Ready(Some(direct_failed(direct, e)));
+                    direct_done(direct);
+                    return Poll::Ready(Some(Err(ResponseBodyError::Service(Box::new(e)))));
                 }
             }
         }
     };
     match frame {
         None => {
-            direct_ended(direct, complete);
+            direct_done(direct);
+            *complete = true;
             Poll::Ready(None)
         }
         Some(frame) if frame.is_trailers() => {
-            direct_ended(direct, complete);
+            direct_done(direct);
+            *complete = true;
             // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`.
             Poll::Ready(direct.trailers_allowed.then_some(Ok(frame)))
         }
@@ -371,27 +374,19 @@ fn poll_direct(
             // A body that knows it has ended says so with its last frame: hyper then ends
             // the response without asking again.
             if direct.body.is_end_stream() {
-                direct_ended(direct, complete);
+                direct_done(direct);
+                *complete = true;
             }
             Poll::Ready(Some(Ok(frame)))
         }
     }
 }
 
-/// The direct body ended: the call is over, and its place among the connection's is free.
-fn direct_ended(direct: &mut DirectStream, complete: &mut bool) {
+/// The direct body ended or failed: it is not polled again, and the call's place among the
+/// connection's is free.
+fn direct_done(direct: &mut DirectStream) {
     direct.done = true;
     direct.permit = None;
-    *complete = true;
-}
-
-fn direct_failed(
-    direct: &mut DirectStream,
-    error: ResponseBodyError,
-) -> Result<Frame<Bytes>, ResponseBodyError> {
-    direct.done = true;
-    direct.permit = None;
-    Err(error)
 }
 
 fn poll_denial(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use asgi_core::protocol::SendProtocol;
-use asgi_core::{App, BoxError, Receiver, Scope, Sender};
+use asgi_core::{App, BoxError, Error, Receiver, Scope, Sender};
 use asgi_ws::handshake::is_websocket_upgrade;
 use bytes::Bytes;
 use http::header::{HOST, TE, UPGRADE};
@@ -288,7 +288,7 @@ impl ConnService {
         // future is.
         let future = std::panic::catch_unwind(AssertUnwindSafe(|| service.call(request, context)))
             .unwrap_or_else(|payload| {
-                let error: BoxError = Box::new(asgi_core::Error::from_panic(payload));
+                let error: BoxError = Box::new(Error::from_panic(payload));
                 Box::pin(std::future::ready(Err(error)))
             });
         ResponseFuture {
@@ -545,10 +545,9 @@ impl DirectCall {
                 self.future = None;
                 match polled {
                     Ok(Ok(response)) => response,
-                    Ok(Err(e)) => return Poll::Ready(self.failed(&*e, "failed")),
+                    Ok(Err(e)) => return Poll::Ready(self.failed(Error::new(e), "failed")),
                     Err(payload) => {
-                        let e = asgi_core::Error::from_panic(payload);
-                        return Poll::Ready(self.failed(&e, "panicked"));
+                        return Poll::Ready(self.failed(Error::from_panic(payload), "panicked"));
                     }
                 }
             }
@@ -566,13 +565,15 @@ impl DirectCall {
             }
             Ok(Poll::Ready(first)) => first,
             Err(payload) => {
-                let e = asgi_core::Error::from_panic(payload);
-                return Poll::Ready(self.failed(&e, "panicked in its response body"));
+                let e = Error::from_panic(payload);
+                return Poll::Ready(self.failed(e, "panicked in its response body"));
             }
         };
         let body = match first {
             None => ResponseBody::full(Bytes::new()),
-            Some(Err(e)) => return Poll::Ready(self.failed(&*e, "failed in its response body")),
+            Some(Err(e)) => {
+                return Poll::Ready(self.failed(Error::new(e), "failed in its response body"));
+            }
             Some(Ok(frame)) if frame.is_data() && body.is_end_stream() => {
                 ResponseBody::full(frame.into_data().unwrap_or_default())
             }
@@ -591,37 +592,18 @@ impl DirectCall {
 
     /// The answer to a service that failed (`how`) before its head went out: a `500`, or
     /// the status of the request body's fault that made it fail. A client that left is not
-    /// logged as an error.
-    fn failed(
-        &self,
-        error: &(dyn std::error::Error + 'static),
-        how: &str,
-    ) -> Response<ResponseBody> {
+    /// logged as an error (the error keeps its kind through `Error::new`, as an app's does).
+    fn failed(&self, error: Error, how: &str) -> Response<ResponseBody> {
         if let Some(status) = self.fault_status() {
             return server_response(status, self.http1);
         }
-        if is_disconnect(error) {
-            tracing::debug!(error = %error, "the service stopped: the client left");
+        if error.is_disconnected() {
+            tracing::debug!(%error, "the service stopped: the client left");
         } else {
-            tracing::error!(error = %error, "the service {how} before its response: answered 500");
+            tracing::error!(%error, "the service {how} before its response: answered 500");
         }
         server_response(StatusCode::INTERNAL_SERVER_ERROR, false)
     }
-}
-
-/// True when `error` is (or wraps) the disconnect error of a request body.
-fn is_disconnect(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = Some(error);
-    while let Some(error) = next {
-        if error
-            .downcast_ref::<asgi_core::Error>()
-            .is_some_and(asgi_core::Error::is_disconnected)
-        {
-            return true;
-        }
-        next = error.source();
-    }
-    false
 }
 
 /// hyper's future for one request: it polls the app until the response head is ready.
