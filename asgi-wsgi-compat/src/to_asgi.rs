@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use asgi_core::app::AppFuture;
 use asgi_core::error::SendError;
+use asgi_core::scope::HttpScope;
 use asgi_core::{App, Error, EventSink, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use futures_util::future::{BoxFuture, Either};
 use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
@@ -270,15 +271,18 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
     /// Hands the call to a thread of the pool, to wait there at most `slot_timeout` for
     /// one: the response channel and the signals come back. Not async, so that the job is
     /// no part of the call's future (which is moved, and copied, as a whole).
+    ///
+    /// The environ is made on the pool's thread, which frees it, from the scope, which the
+    /// thread hands back with the outcome for the connection's task to free: memory freed
+    /// by another thread than the one that made it costs the allocator's slow path on
+    /// both, and the scope was made on the connection's thread.
     fn start(
         &self,
-        mut environ: Environ,
+        scope: Box<HttpScope>,
         permit: OwnedSemaphorePermit,
         slot_timeout: Option<Duration>,
     ) -> Result<Started, Rejected> {
-        let content_length = environ.content_length();
         let signals = Arc::new(CallSignals::default());
-        environ.set_input(Input::channel(content_length, signals.clone()));
         let (out_tx, out_rx) = self.channels.take();
         let mut done_tx = DoneSender(Some(out_tx.clone()));
         let part_tx = out_tx.clone();
@@ -292,8 +296,8 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             // A call that waited too long for a thread, or whose connection went away while
             // it waited, never runs.
             let Turn::Run(running) = turn else {
-                drop((environ, thread_signals, permit));
-                done_tx.finish(Outgoing::Expired);
+                drop((thread_signals, permit));
+                done_tx.finish(Outgoing::Expired(scope));
                 return;
             };
             if part_tx.is_closed() {
@@ -305,18 +309,15 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             // The app may reach the runtime (`Handle::current()`), as on tokio's own
             // blocking threads.
             let _runtime = runtime.as_ref().map(tokio::runtime::Handle::enter);
-            // The closures below borrow the environ and take it at the end, so that it is
-            // not copied from one to the next.
-            let mut environ = Some(environ);
             let outcome = catch_unwind(AssertUnwindSafe(|| {
                 tracing::dispatcher::with_default(&dispatch, || {
                     span.in_scope(|| {
+                        let mut environ = Environ::from_scope(&scope);
+                        let content_length = environ.content_length();
+                        environ.set_input(Input::channel(content_length, thread_signals.clone()));
                         let output = ChannelOutput {
                             tx: part_tx,
                             signals: thread_signals.clone(),
-                        };
-                        let Some(environ) = environ.take() else {
-                            unreachable!("the environ is taken once");
                         };
                         run(
                             &*app,
@@ -330,15 +331,14 @@ impl<A: WsgiApp> WsgiToAsgi<A> {
             }));
             // Dropped before the outcome is sent, so that the connection's task holds the
             // last reference to the signals and frees them (and the task's waker in them)
-            // where they were made: memory freed by another thread than the one that made it
-            // costs the allocator's slow path on both.
+            // where they were made.
             drop(thread_signals);
             // The slot is held until the app's call is over, whatever happens to the
             // connection's task, and is free by the time the outcome arrives; the thread
             // counts as free before the slot is, so that the call the slot lets in finds it.
             drop(running);
             drop(permit);
-            done_tx.send(outcome);
+            done_tx.send(outcome, scope);
         };
         self.pool.execute(Box::new(job), slot_timeout)?;
         Ok((out_tx, out_rx, signals))
@@ -413,14 +413,14 @@ impl<A: WsgiApp> App for WsgiToAsgi<A> {
 /// thread of the pool, and the pumps between it and the connection.
 async fn call_http<A: WsgiApp>(
     adapter: impl Deref<Target = WsgiToAsgi<A>> + Send,
-    environ: Environ,
+    scope: Box<HttpScope>,
     mut receive: Receiver,
     mut send: Sender,
 ) -> Result<(), Error> {
     let Some((permit, slot_timeout)) = adapter.acquire().await else {
         return busy(&adapter, &mut send).await;
     };
-    let (out_tx, mut out_rx, signals) = match adapter.start(environ, permit, slot_timeout) {
+    let (out_tx, mut out_rx, signals) = match adapter.start(scope, permit, slot_timeout) {
         Ok(started) => started,
         Err(Rejected::Busy) => return busy(&adapter, &mut send).await,
         Err(Rejected::NoThread(error)) => {
@@ -466,8 +466,8 @@ async fn call_http<A: WsgiApp>(
     }
 }
 
-/// One call of `adapter`, borrowed or held by an `Arc`. The scope is taken apart here, and
-/// an HTTP scope made into the environ, so that the call's future holds neither.
+/// One call of `adapter`, borrowed or held by an `Arc`. The scope is taken apart here, so
+/// that the call's future holds only an HTTP scope's box.
 fn dispatch<'a, A: WsgiApp>(
     adapter: impl Deref<Target = WsgiToAsgi<A>> + Send + 'a,
     scope: Scope,
@@ -475,10 +475,7 @@ fn dispatch<'a, A: WsgiApp>(
     send: Sender,
 ) -> AppFuture<'a> {
     match scope {
-        Scope::Http(http) => {
-            let environ = Environ::from_scope(&http);
-            Box::pin(call_http(adapter, environ, receive, send))
-        }
+        Scope::Http(http) => Box::pin(call_http(adapter, http, receive, send)),
         Scope::WebSocket(_) => Box::pin(asgi_core::app::refuse_websocket(send)),
         // Lifespan, and any protocol this adapter does not know: returning tells the
         // server that the app does not take part.
@@ -588,9 +585,11 @@ impl Drop for BodyGuard<'_> {
 /// the outcome of the call.
 enum Outgoing {
     Part(ResponsePart),
-    Done(std::thread::Result<RunOutcome>),
-    /// The job waited in the pool's queue past the slot timeout, and did not run.
-    Expired,
+    /// The outcome, and the call's scope, handed back to be freed where it was made.
+    Done(std::thread::Result<RunOutcome>, Box<HttpScope>),
+    /// The job waited in the pool's queue past the slot timeout, and did not run; its
+    /// scope, handed back as with [`Outgoing::Done`].
+    Expired(Box<HttpScope>),
     /// The job was dropped without running (its pool lost every thread).
     Dropped,
 }
@@ -656,8 +655,8 @@ impl ChannelCache {
 struct DoneSender(Option<mpsc::Sender<Outgoing>>);
 
 impl DoneSender {
-    fn send(&mut self, outcome: std::thread::Result<RunOutcome>) {
-        self.finish(Outgoing::Done(outcome));
+    fn send(&mut self, outcome: std::thread::Result<RunOutcome>, scope: Box<HttpScope>) {
+        self.finish(Outgoing::Done(outcome, scope));
     }
 
     /// Sends the channel's last message.
@@ -697,8 +696,9 @@ async fn pump_output(
                 return Ending::Dropped;
             };
             let part = match message {
-                Outgoing::Done(outcome) => return Ending::Outcome(outcome),
-                Outgoing::Expired => return Ending::Expired,
+                // The scope is freed here, on the connection's thread.
+                Outgoing::Done(outcome, _scope) => return Ending::Outcome(outcome),
+                Outgoing::Expired(_scope) => return Ending::Expired,
                 Outgoing::Dropped => return Ending::Dropped,
                 Outgoing::Part(part) => part,
             };
