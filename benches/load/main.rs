@@ -1,7 +1,9 @@
 //! The load harness: the project's server against a bare hyper server (and axum, and a bare
 //! tokio-tungstenite server for WebSocket) on this machine, in one run, under the same load,
-//! in turns. It prints throughput for each and the ratio project / baseline, and the servers'
-//! peak memory while streaming; and it counts instructions per request with callgrind.
+//! in turns. It prints throughput for each and the ratio project / baseline (of the means
+//! over the rounds, and with two rounds or more also round by round: their median and
+//! range), and the servers' peak memory while streaming; and it counts instructions per
+//! request with callgrind.
 //!
 //! ```text
 //! cargo bench --bench load                 # every suite
@@ -171,29 +173,92 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 type BoxResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-/// Runs `measure` against each server kind in turns, `rounds` times; returns the mean per kind.
+/// Runs `measure` against each server kind in turns, `rounds` times: every round measures
+/// each kind once, one after the other.
 async fn in_turns<F, Fut>(
     kinds: &[ServerKind],
     settings: &Settings,
     mut measure: F,
-) -> BoxResult<Vec<f64>>
+) -> BoxResult<Turns>
 where
     F: FnMut(ServerKind, std::net::SocketAddr) -> Fut,
     Fut: std::future::Future<Output = BoxResult<f64>>,
 {
-    let mut sums = vec![0.0; kinds.len()];
+    let mut rounds = Vec::with_capacity(settings.rounds);
     for _ in 0..settings.rounds {
-        for (i, kind) in kinds.iter().enumerate() {
+        let mut round = Vec::with_capacity(kinds.len());
+        for kind in kinds {
             let server = Server::start(*kind).await?;
-            sums[i] += measure(*kind, server.addr()).await?;
+            round.push(measure(*kind, server.addr()).await?);
             server.stop();
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        rounds.push(round);
     }
-    Ok(sums
-        .into_iter()
-        .map(|s| s / settings.rounds as f64)
-        .collect())
+    let means = (0..kinds.len())
+        .map(|i| rounds.iter().map(|round| round[i]).sum::<f64>() / rounds.len().max(1) as f64)
+        .collect();
+    Ok(Turns { means, rounds })
+}
+
+/// What [`in_turns`] measured, in the order of its kinds: each round's figures, and their
+/// means over the rounds (what it derefs to).
+pub(crate) struct Turns {
+    means: Vec<f64>,
+    rounds: Vec<Vec<f64>>,
+}
+
+impl std::ops::Deref for Turns {
+    type Target = [f64];
+
+    fn deref(&self) -> &[f64] {
+        &self.means
+    }
+}
+
+impl Turns {
+    /// The ratio of kind `i` to kind `base`, round by round: the median and the range, or
+    /// nothing with fewer than two rounds. The kinds of one round are measured back to back
+    /// and share the machine's load of that moment, so a round's ratio moves less with that
+    /// load than the ratio of the means does.
+    fn paired(&self, i: usize, base: usize) -> String {
+        let mut ratios: Vec<f64> = self
+            .rounds
+            .iter()
+            .map(|round| round[i] / round[base])
+            .collect();
+        if ratios.len() < 2 {
+            return String::new();
+        }
+        ratios.sort_by(f64::total_cmp);
+        let mid = ratios.len() / 2;
+        let median = if ratios.len() % 2 == 0 {
+            (ratios[mid - 1] + ratios[mid]) / 2.0
+        } else {
+            ratios[mid]
+        };
+        format!(
+            " (round by round: median {median:.3}, {:.3}-{:.3} over {} rounds)",
+            ratios[0],
+            ratios[ratios.len() - 1],
+            ratios.len()
+        )
+    }
+}
+
+/// Prints the rows of `turns` (see [`print_row`]) with each ratio to the baseline also
+/// round by round ([`Turns::paired`]).
+fn print_turns(name: &str, unit: &str, kinds: &[ServerKind], turns: &Turns) {
+    print_row(name, unit, &zip(kinds, turns));
+    let Some(base) = kinds.iter().position(|kind| kind.is_baseline()) else {
+        return;
+    };
+    for (i, kind) in kinds.iter().enumerate() {
+        let paired = turns.paired(i, base);
+        if i != base && !paired.is_empty() {
+            println!("  {:>10}/{}{paired}", kind.label(), kinds[base].label());
+        }
+    }
 }
 
 fn print_row(name: &str, unit: &str, values: &[(ServerKind, f64)]) {
@@ -248,13 +313,18 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
-    print_row(
+    print_turns(
         "hello over HTTP/1.1, wrk (requests/s)",
         "req/s",
-        &zip(&HELLO_KINDS, &hello),
+        &HELLO_KINDS,
+        &hello,
     );
     if let (Some(ours), Some(axum)) = (hello.first(), hello.get(3)) {
-        println!("  ratio asgi/axum = {:.3}", ours / axum);
+        println!(
+            "  ratio asgi/axum = {:.3}{}",
+            ours / axum,
+            hello.paired(0, 3)
+        );
     }
     let h2 = in_turns(&HELLO_KINDS, settings, |kind, addr| {
         client::h2load(
@@ -266,16 +336,17 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
-    print_row(
+    print_turns(
         &format!(
             "hello over h2c, h2load {} connections x {} streams (requests/s)",
             settings.h2_connections, settings.h2_streams
         ),
         "req/s",
-        &zip(&HELLO_KINDS, &h2),
+        &HELLO_KINDS,
+        &h2,
     );
     if let (Some(ours), Some(axum)) = (h2.first(), h2.get(3)) {
-        println!("  ratio asgi/axum = {:.3}", ours / axum);
+        println!("  ratio asgi/axum = {:.3}{}", ours / axum, h2.paired(0, 3));
     }
 
     // One transfer takes about half a second, so each runs `rounds` times, in turns with
@@ -323,7 +394,7 @@ async fn ws_suite(settings: &Settings) -> BoxResult<()> {
         client::ws_echo(url, settings.connections, settings.seconds)
     })
     .await?;
-    print_row("echo (messages/s)", "msg/s", &zip(&kinds, &echo));
+    print_turns("echo (messages/s)", "msg/s", &kinds, &echo);
 
     for kind in kinds {
         let server = Server::start(kind).await?;
@@ -361,13 +432,18 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
-    print_row(
+    print_turns(
         "WSGI hello over HTTP/1.1, wrk (requests/s)",
         "req/s",
-        &zip(&kinds, &hello),
+        &kinds,
+        &hello,
     );
     if let (Some(wsgi), Some(ours)) = (hello.first(), hello.get(1)) {
-        println!("  ratio asgi-wsgi/asgi = {:.3}", wsgi / ours);
+        println!(
+            "  ratio asgi-wsgi/asgi = {:.3}{}",
+            wsgi / ours,
+            hello.paired(0, 1)
+        );
     }
     let server = Server::start(ServerKind::AsgiWsgi).await?;
     let mib_s = client::upload(
