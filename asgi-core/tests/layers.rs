@@ -226,7 +226,7 @@ async fn panicking_app_in_a_session_becomes_a_panic_error() {
         }
         Ok::<(), Error>(())
     };
-    let session = testing::Session::start(app, http());
+    let session = testing::TestSession::start(app, http());
     let err = session.finish().await.unwrap_err();
     assert!(err.is_panic());
     assert_eq!(err.to_string(), "app panicked: boom");

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::http::Method;
 use asgi_core::{Error, HttpScope, ReceiveEvent, Receiver, Scope, Sender, WebSocketScope};
 
@@ -77,7 +77,7 @@ async fn disconnect_reaches_pending_recv() {
             Ok::<(), Error>(())
         }
     };
-    let mut session = Session::start(app, http());
+    let mut session = TestSession::start(app, http());
     tokio::time::sleep(Duration::from_millis(20)).await;
     session.disconnect();
     let event = tokio::time::timeout(Duration::from_secs(5), rx)
@@ -103,7 +103,7 @@ async fn receiver_moved_into_a_task_sees_disconnect_while_app_works() {
             Ok(())
         }
     };
-    let mut session = Session::start(app, http());
+    let mut session = TestSession::start(app, http());
     session.disconnect();
     assert_eq!(rx.await.unwrap(), ReceiveEvent::HttpDisconnect);
     assert!(session.finish().await.is_ok());

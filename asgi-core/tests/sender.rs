@@ -1,6 +1,6 @@
 //! `Sender` contract: every protocol-error case, and `Disconnected` after the client left.
 
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::http::{HeaderMap, Method, StatusCode};
 use asgi_core::{
     Error, HttpScope, LifespanScope, ReceiveEvent, Receiver, Scope, SendError, SendEvent, Sender,
@@ -236,7 +236,7 @@ async fn send_after_client_disconnect_returns_disconnected() {
             Ok::<(), Error>(())
         }
     };
-    let mut session = Session::start(app, http());
+    let mut session = TestSession::start(app, http());
     session.disconnect();
     let (event, result) = rx.await.unwrap();
     assert_eq!(event, ReceiveEvent::HttpDisconnect);
@@ -250,7 +250,7 @@ async fn disconnected_error_propagated_with_question_mark_is_disconnected() {
         send.send(start()).await?;
         Ok::<(), Error>(())
     };
-    let mut session = Session::start(app, http());
+    let mut session = TestSession::start(app, http());
     session.disconnect();
     let err = session.finish().await.unwrap_err();
     assert!(err.is_disconnected());

@@ -534,7 +534,7 @@ fn decode_form_component(raw: &[u8]) -> String {
 mod tests {
     use super::*;
     use asgi_core::Sender;
-    use asgi_core::host::testing::Session;
+    use asgi_core::host::testing::TestSession;
     use asgi_core::http::HeaderValue;
 
     fn pairs(query: &str) -> Vec<(String, String)> {
@@ -601,7 +601,7 @@ mod tests {
         };
         let mut scope = HttpScope::new(Method::POST, "/");
         scope.headers = headers;
-        let mut session = Session::start(app, Scope::from(scope));
+        let mut session = TestSession::start(app, Scope::from(scope));
         for event in events {
             session.send(event).await.unwrap();
         }

@@ -2,7 +2,7 @@
 //! chunk-by-chunk reading, path parameters, state and extensions.
 
 use asgi_core::bytes::Bytes;
-use asgi_core::host::testing::Session;
+use asgi_core::host::testing::TestSession;
 use asgi_core::http::{Method, StatusCode};
 use asgi_core::{
     AppExt, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, from_fn,
@@ -181,7 +181,7 @@ where
             Ok::<(), Error>(())
         }
     };
-    let mut session = Session::start(app, Scope::from(HttpScope::new(Method::POST, "/")));
+    let mut session = TestSession::start(app, Scope::from(HttpScope::new(Method::POST, "/")));
     for event in events {
         session.send(event).await.unwrap();
     }

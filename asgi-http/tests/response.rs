@@ -415,7 +415,7 @@ async fn sending_after_the_client_left_is_disconnected() {
     let app = app_of(|| Response::text("late"));
     let outcome = {
         let scope = scope_with(Extensions::new());
-        let mut session = testing::Session::start(app, scope);
+        let mut session = testing::TestSession::start(app, scope);
         session.disconnect();
         session.finish().await
     };

@@ -65,10 +65,10 @@ enum Phase {
 ///     }
 /// }
 ///
-/// # use asgi_core::host::testing::Session;
+/// # use asgi_core::host::testing::TestSession;
 /// # use asgi_core::{ReceiveEvent, SendEvent, WebSocketScope};
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let mut session = Session::start(echo, Scope::from(WebSocketScope::new("/echo")));
+/// let mut session = TestSession::start(echo, Scope::from(WebSocketScope::new("/echo")));
 /// session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
 /// assert_eq!(session.recv().await.map(|e| e.type_name()), Some("websocket.accept"));
 /// session.send(ReceiveEvent::WebSocketReceive("hi".into())).await.unwrap();

@@ -1,10 +1,10 @@
-//! The `WebSocket` type for app authors, in-process (`asgi_core::host::testing::Session`) and over
+//! The `WebSocket` type for app authors, in-process (`asgi_core::host::testing::TestSession`) and over
 //! a socket.
 
 mod common;
 
 use asgi_core::extensions::{Extensions, WEBSOCKET_HTTP_RESPONSE};
-use asgi_core::host::testing::Session;
+use asgi_core::host::testing::TestSession;
 use asgi_core::{Error, ReceiveEvent, Receiver, Scope, SendEvent, Sender, WebSocketScope};
 use asgi_ws::{HandshakeOutcome, Message, WebSocket, WebSocketConfig};
 use bytes::Bytes;
@@ -47,7 +47,7 @@ async fn helper_echoes_and_reports_close_on_every_later_recv() {
             }
         }
     };
-    let mut session = Session::start(app, scope());
+    let mut session = TestSession::start(app, scope());
     session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
     assert_eq!(
         session.recv().await.map(|e| e.type_name()),
@@ -90,7 +90,7 @@ async fn recv_before_accept_is_an_error() {
         let mut ws = ws(scope, receive, send);
         ws.recv().await.map(|_| ())
     };
-    let session = Session::start(app, scope());
+    let session = TestSession::start(app, scope());
     let error = session.finish().await.unwrap_err();
     assert!(error.to_string().contains("before accept"), "{error}");
 }
@@ -101,7 +101,7 @@ async fn close_before_accept_rejects_the_handshake() {
         let mut ws = ws(scope, receive, send);
         ws.close(4003, "members only").await
     };
-    let mut session = Session::start(app, scope());
+    let mut session = TestSession::start(app, scope());
     session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
     assert_eq!(
         session.recv().await,
@@ -125,7 +125,7 @@ async fn denying_app(scope: Scope, receive: Receiver, send: Sender) -> Result<()
 async fn deny_sends_the_response_start_and_body() {
     let mut scope = WebSocketScope::new("/ws");
     scope.extensions = Extensions::with_supported([WEBSOCKET_HTTP_RESPONSE]);
-    let mut session = Session::start(denying_app, Scope::from(scope));
+    let mut session = TestSession::start(denying_app, Scope::from(scope));
     session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
     let Some(SendEvent::WebSocketHttpResponseStart { status, headers }) = session.recv().await
     else {
@@ -145,7 +145,7 @@ async fn deny_sends_the_response_start_and_body() {
 
 #[tokio::test]
 async fn deny_without_server_support_is_an_error() {
-    let mut session = Session::start(denying_app, scope());
+    let mut session = TestSession::start(denying_app, scope());
     session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
     let error = session.finish().await.unwrap_err();
     assert!(
@@ -180,7 +180,7 @@ async fn accept_when_the_client_already_left_is_disconnected() {
         let mut ws = ws(scope, receive, send);
         ws.accept().await
     };
-    let mut session = Session::start(app, scope());
+    let mut session = TestSession::start(app, scope());
     session.disconnect();
     let error = session.finish().await.unwrap_err();
     assert!(error.is_disconnected(), "{error:?}");

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::{LifespanScope, ReceiveEvent, Scope, SendEvent, WebSocketScope};
 use asgi_wsgi_compat::testbed::simple_app;
 use asgi_wsgi_compat::to_asgi::default_max_threads;
@@ -68,7 +68,7 @@ async fn exhausted_pool_answers_503_after_the_bounded_wait() {
     let app = WsgiToAsgi::new(gated(gate.clone(), Arc::new(Mutex::new(Some(entered_tx)))))
         .max_threads(1)
         .slot_timeout(Some(Duration::from_millis(50)));
-    let mut busy = Session::start(app.clone(), get("/block"));
+    let mut busy = TestSession::start(app.clone(), get("/block"));
     entered_rx.await.unwrap();
     assert_eq!(app.available_threads(), 0);
 
@@ -107,9 +107,9 @@ async fn waits_for_the_slot_that_frees_up(slot_timeout: Option<Duration>) {
     let app = WsgiToAsgi::new(gated(gate.clone(), Arc::new(Mutex::new(Some(entered_tx)))))
         .max_threads(1)
         .slot_timeout(slot_timeout);
-    let busy = Session::start(app.clone(), get("/block"));
+    let busy = TestSession::start(app.clone(), get("/block"));
     entered_rx.await.unwrap();
-    let mut waiting = Session::start(app.clone(), get("/other"));
+    let mut waiting = TestSession::start(app.clone(), get("/other"));
     // Time for the call to queue behind the blocked thread before the thread is freed.
     tokio::time::sleep(Duration::from_millis(50)).await;
     gate.open();
@@ -139,7 +139,7 @@ async fn a_call_dropped_while_it_waits_for_a_thread_never_runs() {
         .max_threads(1)
         .slot_timeout(None)
     };
-    let busy = Session::start(app.clone(), get("/block"));
+    let busy = TestSession::start(app.clone(), get("/block"));
     entered_rx.await.unwrap();
     // The call waits in the pool's queue; its connection goes away meanwhile.
     let gave_up = tokio::time::timeout(

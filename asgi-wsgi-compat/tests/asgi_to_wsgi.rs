@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::{
     App, Error, HttpScope, ReceiveEvent, Receiver, Scope, SendEvent, Sender, ServerAddr,
 };
@@ -43,7 +43,7 @@ async fn echo(_: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), E
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn body_streams_both_ways_on_demand() {
-    let mut session = Session::start(round_trip(echo), Scope::from(scope(Method::POST, "/")));
+    let mut session = TestSession::start(round_trip(echo), Scope::from(scope(Method::POST, "/")));
     session
         .send(ReceiveEvent::request("one", true))
         .await
@@ -274,7 +274,7 @@ async fn client_disconnect_reaches_the_async_app() {
             Ok(())
         }
     };
-    let mut session = Session::start(round_trip(app), Scope::from(scope(Method::GET, "/")));
+    let mut session = TestSession::start(round_trip(app), Scope::from(scope(Method::GET, "/")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();

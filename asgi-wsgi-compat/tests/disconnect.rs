@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use asgi_core::host::channel::{ChannelSink, ChannelSource};
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::{App, ReceiveEvent, Receiver, Scope, SendEvent, Sender};
 use asgi_wsgi_compat::{Body, BoxError, Environ, StartResponse, WsgiToAsgi};
 use bytes::Bytes;
@@ -64,7 +64,7 @@ async fn still_serves(app: &impl App) {
 async fn disconnect_mid_download_closes_the_body_and_frees_the_slot() {
     let closed = Arc::new(AtomicBool::new(false));
     let app = pool_of_one(endless(closed.clone()));
-    let mut session = Session::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
+    let mut session = TestSession::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
     assert!(matches!(
         next(&mut session).await,
         Some(SendEvent::HttpResponseStart { .. })
@@ -98,7 +98,7 @@ async fn disconnect_mid_download_fails_the_apps_write() {
             }
         },
     );
-    let mut session = Session::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
+    let mut session = TestSession::start(app.clone(), Scope::from(scope(Method::GET, "/stream")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();
@@ -133,7 +133,7 @@ async fn disconnect_mid_upload_fails_the_apps_read() {
             Ok(Body::from("ok"))
         },
     );
-    let mut session = Session::start(app.clone(), Scope::from(scope(Method::POST, "/upload")));
+    let mut session = TestSession::start(app.clone(), Scope::from(scope(Method::POST, "/upload")));
     session
         .send(ReceiveEvent::request("part-1", true))
         .await
@@ -178,7 +178,7 @@ async fn disconnect_mid_upload_closes_a_body_that_streams_the_input() {
             Ok(Body::try_from_chunks(chunks).on_close(move || flag.store(true, Ordering::SeqCst)))
         },
     );
-    let mut session = Session::start(app.clone(), Scope::from(scope(Method::POST, "/echo")));
+    let mut session = TestSession::start(app.clone(), Scope::from(scope(Method::POST, "/echo")));
     session
         .send(ReceiveEvent::request("ping", true))
         .await
@@ -199,7 +199,7 @@ async fn disconnect_is_not_logged_as_an_error() {
     let _guard = logs.capture();
     let closed = Arc::new(AtomicBool::new(false));
     let app = pool_of_one(endless(closed));
-    let mut session = Session::start(app, Scope::from(scope(Method::GET, "/stream")));
+    let mut session = TestSession::start(app, Scope::from(scope(Method::GET, "/stream")));
     next(&mut session).await;
     next_body(&mut session).await;
     session.disconnect();

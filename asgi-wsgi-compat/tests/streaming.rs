@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use asgi_core::host::testing::{self, Session};
+use asgi_core::host::testing::{self, TestSession};
 use asgi_core::{ReceiveEvent, Scope, SendEvent};
 use asgi_wsgi_compat::testbed::{TESTBED_CHUNK_SIZE, testbed};
 use asgi_wsgi_compat::to_asgi::{INPUT_CHANNEL_CAPACITY, OUTPUT_CHANNEL_CAPACITY};
@@ -21,7 +21,7 @@ use http::{Method, StatusCode};
 const CHUNK: usize = 64 * 1024;
 const CHUNKS: usize = 128;
 
-/// How many events wait in each direction of a test `Session`, as its documentation says.
+/// How many events wait in each direction of a test `TestSession`, as its documentation says.
 const SESSION_CHANNEL_CAPACITY: usize = 16;
 
 /// How far a client may push ahead of the app's reads, in chunks: the session's channel, the
@@ -56,7 +56,7 @@ async fn upload_reads_interleave_with_pushes() {
             Ok(Body::from(format!("{chunks} chunks, {bytes} bytes")))
         },
     );
-    let mut session = Session::start(app, Scope::from(scope(Method::POST, "/upload")));
+    let mut session = TestSession::start(app, Scope::from(scope(Method::POST, "/upload")));
     let data = Bytes::from(vec![7u8; CHUNK]);
     for i in 0..CHUNKS {
         let event = ReceiveEvent::request(data.clone(), i + 1 < CHUNKS);
@@ -103,7 +103,7 @@ async fn download_writes_interleave_with_client_reads() {
             })))
         },
     );
-    let mut session = Session::start(app, Scope::from(scope(Method::GET, "/download")));
+    let mut session = TestSession::start(app, Scope::from(scope(Method::GET, "/download")));
     assert!(matches!(
         next(&mut session).await,
         Some(SendEvent::HttpResponseStart { .. })
@@ -137,7 +137,7 @@ async fn download_writes_interleave_with_client_reads() {
 async fn echo_sends_each_chunk_back_before_the_next_arrives() {
     let mut s = scope(Method::POST, "/wsgi/echo");
     s.root_path = "/wsgi".into();
-    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::from(s));
+    let mut session = TestSession::start(WsgiToAsgi::new(testbed), Scope::from(s));
     session
         .send(ReceiveEvent::request("chunk-0", true))
         .await
@@ -256,7 +256,7 @@ async fn testbed_upload_counts_the_body_as_it_streams() {
     s.root_path = "/wsgi".into();
     s.headers
         .insert("transfer-encoding", HeaderValue::from_static("chunked"));
-    let mut session = Session::start(WsgiToAsgi::new(testbed), Scope::from(s));
+    let mut session = TestSession::start(WsgiToAsgi::new(testbed), Scope::from(s));
     let data = Bytes::from(vec![b'u'; CHUNK]);
     // Far more chunks than the channels between the client and the app hold: every push
     // goes through only because the app reads the body as it arrives.

@@ -94,7 +94,7 @@ pub struct ServerFrame {
 
 /// What one WebSocket session gave.
 #[derive(Debug)]
-pub struct Session {
+pub struct SessionRecord {
     /// The messages the app received, in order.
     pub received: Vec<WebSocketMessage>,
     /// Every frame the server sent, in order.
@@ -144,11 +144,11 @@ fn echo_app(received: Arc<Mutex<Vec<WebSocketMessage>>>) -> impl asgi_core::App 
 /// When the server breaks a rule a client can check: a masked or fragmented server frame,
 /// reserved bits, an oversized control frame, a frame after the close frame, or a close code
 /// that may not be sent.
-pub fn run_session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConfig) -> Session {
+pub fn run_session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConfig) -> SessionRecord {
     RUNTIME.with(|runtime| runtime.block_on(session(chunks, offer, config)))
 }
 
-async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConfig) -> Session {
+async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConfig) -> SessionRecord {
     let mut request = http::Request::get("/fuzz")
         .header("upgrade", "websocket")
         .header("connection", "Upgrade")
@@ -213,7 +213,7 @@ async fn session(chunks: &[Vec<u8>], offer: Option<&str>, config: &WebSocketConf
         }
     }
     let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
-    Session {
+    SessionRecord {
         received,
         frames,
         closed,
@@ -283,7 +283,7 @@ fn parse_server_frames(mut bytes: &[u8], deflate: bool) -> Vec<ServerFrame> {
 }
 
 /// The messages of the server's data frames, decompressed as a client would.
-pub fn server_messages(session: &Session) -> Vec<WebSocketMessage> {
+pub fn server_messages(session: &SessionRecord) -> Vec<WebSocketMessage> {
     let mut decompressor = Decompress::new(false);
     let reset = session
         .deflate
@@ -349,7 +349,7 @@ pub fn client_frame(first_byte: u8, mask: [u8; 4], payload: &[u8]) -> Vec<u8> {
 /// Checks what every session must give: the messages the client got back are the ones the
 /// app received, in order (a prefix of them: echoes still queued when the connection ended
 /// are lost), and the close code the server reports is one a close can carry.
-pub fn check_echo(session: &Session) {
+pub fn check_echo(session: &SessionRecord) {
     let echoed = server_messages(session);
     assert!(
         echoed.len() <= session.received.len() && echoed[..] == session.received[..echoed.len()],

@@ -4,7 +4,7 @@
 //!
 //! - [`call`]: a scripted run. The app receives the given events and then the scope's
 //!   disconnect event forever; everything it sends is collected.
-//! - [`Session`]: an interactive run. The app runs in a task of its own; the test sends
+//! - [`TestSession`]: an interactive run. The app runs in a task of its own; the test sends
 //!   events, reads what the app sent as it sends it, and can disconnect like a client.
 //!
 //! Both check the app's events against the protocol (a body before the start is rejected with
@@ -26,7 +26,7 @@ use crate::host::channel::{ChannelSink, ChannelSource};
 use crate::protocol::SendProtocol;
 use crate::scope::Scope;
 
-/// How many events may wait in each direction of a [`Session`]: 16. Small on purpose, as in a
+/// How many events may wait in each direction of a [`TestSession`]: 16. Small on purpose, as in a
 /// server: an app that sends faster than the test reads waits (backpressure) instead of
 /// piling events up.
 const SESSION_CHANNEL_CAPACITY: usize = 16;
@@ -176,13 +176,13 @@ impl EventSink for CallRecorder {
 /// # Backpressure
 ///
 /// At most 16 events wait in each direction, as in a server: an app that sends faster than
-/// the test reads waits in `send`, and [`send`](Session::send) waits while the app does not
+/// the test reads waits in `send`, and [`send`](TestSession::send) waits while the app does not
 /// read.
 ///
 /// # Example
 ///
 /// ```
-/// use asgi_core::host::testing::Session;
+/// use asgi_core::host::testing::TestSession;
 /// use asgi_core::{Error, ReceiveEvent, Receiver, Scope, Sender, WebSocketScope, SendEvent};
 ///
 /// async fn ws(_: Scope, mut receive: Receiver, mut send: Sender) -> Result<(), Error> {
@@ -199,7 +199,7 @@ impl EventSink for CallRecorder {
 /// }
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-/// let mut session = Session::start(ws, Scope::from(WebSocketScope::new("/ws")));
+/// let mut session = TestSession::start(ws, Scope::from(WebSocketScope::new("/ws")));
 /// session.send(ReceiveEvent::WebSocketConnect).await.unwrap();
 /// assert_eq!(session.recv().await.map(|e| e.type_name()), Some("websocket.accept"));
 /// session.send(ReceiveEvent::WebSocketReceive("hi".into())).await.unwrap();
@@ -209,25 +209,25 @@ impl EventSink for CallRecorder {
 /// # });
 /// ```
 #[derive(Debug)]
-pub struct Session {
+pub struct TestSession {
     to_app: Option<mpsc::Sender<ReceiveEvent>>,
     from_app: mpsc::Receiver<SendEvent>,
     task: JoinHandle<Result<(), Error>>,
 }
 
-impl Session {
+impl TestSession {
     /// Starts `app` with `scope` in a new task on the current tokio runtime.
     ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
-    pub fn start(app: impl App, scope: Scope) -> Session {
+    pub fn start(app: impl App, scope: Scope) -> TestSession {
         let (to_app, app_rx) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
         let (app_tx, from_app) = mpsc::channel(SESSION_CHANNEL_CAPACITY);
         let receive = Receiver::new(ChannelSource::new(&scope, app_rx));
         let send = Sender::new(ChannelSink::new(&scope, app_tx));
         let task = tokio::spawn(async move { app.call(scope, receive, send).await });
-        Session {
+        TestSession {
             to_app: Some(to_app),
             from_app,
             task,
@@ -238,7 +238,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// [`SendError::Disconnected`] once the app returned, or after [`disconnect`](Session::disconnect).
+    /// [`SendError::Disconnected`] once the app returned, or after [`disconnect`](TestSession::disconnect).
     pub async fn send(&mut self, event: ReceiveEvent) -> Result<(), SendError> {
         match &self.to_app {
             Some(tx) => tx.send(event).await.map_err(|_| SendError::Disconnected),
@@ -253,7 +253,7 @@ impl Session {
 
     /// Leaves like a client that closed the connection: the app's `recv` returns the
     /// disconnect event (at once, also when pending) and its `send` returns `Disconnected`.
-    /// Events already sent can still be read with [`recv`](Session::recv).
+    /// Events already sent can still be read with [`recv`](TestSession::recv).
     pub fn disconnect(&mut self) {
         self.to_app = None;
         self.from_app.close();
@@ -262,7 +262,7 @@ impl Session {
     /// Waits for the app to return and gives its result; a panic becomes an [`Error`] for
     /// which [`is_panic`](Error::is_panic) is true. Events the app still sends are read and
     /// dropped. An app that waits for more input keeps waiting: call
-    /// [`disconnect`](Session::disconnect) first to end it like a client would.
+    /// [`disconnect`](TestSession::disconnect) first to end it like a client would.
     pub async fn finish(mut self) -> Result<(), Error> {
         // Dropping our side of the app's input would look like a disconnect; keep it until the
         // app is done, but keep draining its output so it never blocks on a full queue.

@@ -27,7 +27,7 @@ pub(crate) type ServerExchange = Exchange<ResponseBody>;
 
 /// One message from the sink to a streaming body.
 #[derive(Debug)]
-pub(crate) enum Chunk {
+pub(crate) enum ResponseChunk {
     /// Body bytes; more follow.
     Data(Bytes),
     /// The last body bytes; the response is complete.
@@ -85,7 +85,7 @@ enum Kind {
     Stream {
         // Boxed: a file is rare, and the open file is large next to the other variants.
         file: Option<Box<FileChunks>>,
-        rx: Option<mpsc::Receiver<Chunk>>,
+        rx: Option<mpsc::Receiver<ResponseChunk>>,
         trailers_allowed: bool,
         failed: bool,
     },
@@ -137,7 +137,7 @@ impl ResponseBody {
 
     pub(crate) fn stream(
         file: Option<Box<FileChunks>>,
-        rx: Option<mpsc::Receiver<Chunk>>,
+        rx: Option<mpsc::Receiver<ResponseChunk>>,
         trailers_allowed: bool,
     ) -> Self {
         ResponseBody {
@@ -279,7 +279,7 @@ impl Body for ResponseBody {
 fn poll_stream(
     cx: &mut Context<'_>,
     file: &mut Option<Box<FileChunks>>,
-    rx: &mut Option<mpsc::Receiver<Chunk>>,
+    rx: &mut Option<mpsc::Receiver<ResponseChunk>>,
     trailers_allowed: bool,
     failed: &mut bool,
     complete: &mut bool,
@@ -305,13 +305,13 @@ fn poll_stream(
         return Poll::Ready(None);
     };
     match ready!(receiver.poll_recv(cx)) {
-        Some(Chunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
-        Some(Chunk::Last(data)) => {
+        Some(ResponseChunk::Data(data)) => Poll::Ready(Some(Ok(Frame::data(data)))),
+        Some(ResponseChunk::Last(data)) => {
             *rx = None;
             *complete = true;
             Poll::Ready((!data.is_empty()).then(|| Ok(Frame::data(data))))
         }
-        Some(Chunk::Trailers(trailers)) => {
+        Some(ResponseChunk::Trailers(trailers)) => {
             *rx = None;
             *complete = true;
             // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`;
@@ -358,27 +358,22 @@ fn poll_direct(
             }
         }
     };
+    // The body has ended with no frame, with its trailers, or with a last frame that says so
+    // (hyper then ends the response without asking again).
+    let ended = match &frame {
+        None => true,
+        Some(frame) => frame.is_trailers() || direct.body.is_end_stream(),
+    };
+    if ended {
+        direct_done(direct);
+        *complete = true;
+    }
     match frame {
-        None => {
-            direct_done(direct);
-            *complete = true;
-            Poll::Ready(None)
-        }
+        // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`.
         Some(frame) if frame.is_trailers() => {
-            direct_done(direct);
-            *complete = true;
-            // Over HTTP/1.1 trailers go out only when the request said `TE: trailers`.
             Poll::Ready(direct.trailers_allowed.then_some(Ok(frame)))
         }
-        Some(frame) => {
-            // A body that knows it has ended says so with its last frame: hyper then ends
-            // the response without asking again.
-            if direct.body.is_end_stream() {
-                direct_done(direct);
-                *complete = true;
-            }
-            Poll::Ready(Some(Ok(frame)))
-        }
+        frame => Poll::Ready(frame.map(Ok)),
     }
 }
 

@@ -22,7 +22,7 @@ use asgi_core::app::AppFuture;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 
-use super::exchange::{Closed, Exchange, Progress};
+use super::exchange::{EndReason, Exchange, Progress};
 
 /// A running app call and what it holds until it returns. `B` is the server's response body
 /// (generic only so that this module does not depend on the body's).
@@ -121,7 +121,7 @@ fn log_end<B>(exchange: &Exchange<B>, result: Result<(), Error>) {
     let (progress, closed) = exchange.outcome();
     let client_gone = matches!(
         closed,
-        Some(Closed::ClientGone | Closed::BodyTooLarge | Closed::MalformedBody)
+        Some(EndReason::ClientGone | EndReason::BodyTooLarge | EndReason::MalformedBody)
     );
     match result {
         Err(e) if !e.is_disconnected() => match progress {

@@ -25,7 +25,7 @@ pub(crate) enum Progress {
 
 /// Why the request is over for the app: its `recv` returns `http.disconnect` from now on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Closed {
+pub(crate) enum EndReason {
     /// The client went away (connection closed, stream reset) or the response was aborted.
     ClientGone,
     /// The response was sent completely (ASGI: `recv` after the response gives a disconnect).
@@ -51,7 +51,7 @@ enum Head<B> {
 
 struct Inner<B> {
     head: Head<B>,
-    closed: Option<Closed>,
+    closed: Option<EndReason>,
     /// The app's pending `recv`, woken when `closed` is set.
     recv_waker: Option<Waker>,
     progress: Progress,
@@ -176,20 +176,20 @@ impl<B> Exchange<B> {
     }
 
     /// How far the app got, and why the request ended for it (if it did), read together.
-    pub(crate) fn outcome(&self) -> (Progress, Option<Closed>) {
+    pub(crate) fn outcome(&self) -> (Progress, Option<EndReason>) {
         let inner = self.lock();
         (inner.progress, inner.closed)
     }
 
     /// Ends the request for the app: its `recv` returns `http.disconnect` from now on, and a
     /// pending one wakes. The first reason given is kept.
-    pub(crate) fn close(&self, why: Closed) {
+    pub(crate) fn close(&self, why: EndReason) {
         let mut inner = self.lock();
         if inner.closed.is_some() {
             return;
         }
         inner.closed = Some(why);
-        if why == Closed::ClientGone {
+        if why == EndReason::ClientGone {
             self.client_gone.store(true, Ordering::Release);
         }
         let waker = inner.recv_waker.take();
@@ -207,12 +207,12 @@ impl<B> Exchange<B> {
         let unsent = std::mem::replace(&mut inner.head, Head::Taken);
         drop(inner);
         drop(unsent);
-        self.close(Closed::ClientGone);
+        self.close(EndReason::ClientGone);
     }
 
     /// The request body is refused (`why`: over the limit, or malformed): answers with
     /// `response` (413, 400) if no head was sent yet, and ends the request for the app.
-    pub(crate) fn reject_body(&self, response: Response<B>, why: Closed) {
+    pub(crate) fn reject_body(&self, response: Response<B>, why: EndReason) {
         self.send_server_head(response);
         self.close(why);
     }
@@ -223,7 +223,7 @@ impl<B> Exchange<B> {
     }
 
     /// The app's `recv` waiting for the end of the request: ready once it is closed.
-    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<Closed> {
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<EndReason> {
         let mut inner = self.lock();
         match inner.closed {
             Some(why) => Poll::Ready(why),
@@ -286,7 +286,7 @@ mod tests {
     fn a_head_still_reaches_hyper_after_the_client_left_mid_body() {
         // hyper keeps waiting for the head when the client vanished while sending its body.
         let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
-        exchange.close(Closed::ClientGone);
+        exchange.close(EndReason::ClientGone);
         exchange.send_server_head(head(StatusCode::INTERNAL_SERVER_ERROR));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let Poll::Ready(response) = exchange.poll_head(&mut cx) else {
@@ -303,10 +303,10 @@ mod tests {
             tokio::spawn(async move { poll_fn(|cx| exchange.poll_closed(cx)).await })
         };
         tokio::task::yield_now().await;
-        exchange.close(Closed::ClientGone);
-        exchange.close(Closed::ResponseComplete);
-        assert_eq!(waiting.await.unwrap(), Closed::ClientGone);
-        assert_eq!(exchange.outcome().1, Some(Closed::ClientGone));
+        exchange.close(EndReason::ClientGone);
+        exchange.close(EndReason::ResponseComplete);
+        assert_eq!(waiting.await.unwrap(), EndReason::ClientGone);
+        assert_eq!(exchange.outcome().1, Some(EndReason::ClientGone));
     }
 
     #[test]
@@ -314,9 +314,9 @@ mod tests {
         let exchange = Exchange::<ResponseBody>::new(Method::GET, None);
         exchange.reject_body(
             server_response(StatusCode::PAYLOAD_TOO_LARGE, true),
-            Closed::BodyTooLarge,
+            EndReason::BodyTooLarge,
         );
-        assert_eq!(exchange.outcome().1, Some(Closed::BodyTooLarge));
+        assert_eq!(exchange.outcome().1, Some(EndReason::BodyTooLarge));
         assert!(!exchange.send_head(head(StatusCode::OK), true));
         let mut cx = Context::from_waker(std::task::Waker::noop());
         let Poll::Ready(response) = exchange.poll_head(&mut cx) else {

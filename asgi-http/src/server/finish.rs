@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::access_log::AccessLog;
-use super::exchange::{Closed, Exchange};
+use super::exchange::{EndReason, Exchange};
 use super::shared::ActivityGuard;
 use crate::middleware::request_id::X_REQUEST_ID;
 
@@ -54,9 +54,9 @@ impl<B> FinishGuard<B> {
         }
         if let Some(exchange) = &self.exchange {
             exchange.close(if complete {
-                Closed::ResponseComplete
+                EndReason::ResponseComplete
             } else {
-                Closed::ClientGone
+                EndReason::ClientGone
             });
         }
         if let Some(log) = self.log {

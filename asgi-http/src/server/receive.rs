@@ -13,7 +13,7 @@ use http_body::Body;
 use hyper::body::Incoming;
 
 use super::body::{ServerExchange, server_response};
-use super::exchange::Closed;
+use super::exchange::EndReason;
 
 /// The request body as `http.request` events.
 ///
@@ -100,12 +100,12 @@ impl RequestBody {
                         tracing::info!(error = %e, "malformed request body: answering 400");
                         self.exchange.reject_body(
                             server_response(StatusCode::BAD_REQUEST, self.http1),
-                            Closed::MalformedBody,
+                            EndReason::MalformedBody,
                         );
                     } else {
                         // The connection broke or the stream was reset: the client is gone.
                         tracing::debug!(error = %e, "reading the request body failed");
-                        self.exchange.close(Closed::ClientGone);
+                        self.exchange.close(EndReason::ClientGone);
                     }
                     return Poll::Ready(ReceiveEvent::HttpDisconnect);
                 }
@@ -132,7 +132,7 @@ impl RequestBody {
         self.disconnected = true;
         self.exchange.reject_body(
             server_response(StatusCode::PAYLOAD_TOO_LARGE, self.http1),
-            Closed::BodyTooLarge,
+            EndReason::BodyTooLarge,
         );
         ReceiveEvent::HttpDisconnect
     }

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tokio::sync::mpsc;
 
-use super::body::{Chunk, ResponseBody, ServerExchange, response, server_response};
+use super::body::{ResponseBody, ResponseChunk, ServerExchange, response, server_response};
 use super::exchange::Progress;
 use crate::file::FileChunks;
 
@@ -34,7 +34,7 @@ enum State {
     },
     /// The head went out; the body streams through the channel.
     Streaming {
-        tx: mpsc::Sender<Chunk>,
+        tx: mpsc::Sender<ResponseChunk>,
         trailers: bool,
         /// Trailers of `http.response.trailers` events with `more_trailers`, merged until
         /// the last one.
@@ -149,13 +149,13 @@ impl ResponseSink {
             return Ok(());
         };
         if !more_body && !*trailers {
-            tx.send(Chunk::Last(body))
+            tx.send(ResponseChunk::Last(body))
                 .await
                 .map_err(|_| SendError::Disconnected)?;
             self.state = State::Done;
             self.exchange.set_progress(Progress::Complete);
         } else if !body.is_empty() {
-            tx.send(Chunk::Data(body))
+            tx.send(ResponseChunk::Data(body))
                 .await
                 .map_err(|_| SendError::Disconnected)?;
         }
@@ -182,7 +182,7 @@ impl ResponseSink {
             return Ok(());
         }
         let trailers = std::mem::take(pending_trailers);
-        tx.send(Chunk::Trailers(trailers))
+        tx.send(ResponseChunk::Trailers(trailers))
             .await
             .map_err(|_| SendError::Disconnected)?;
         self.state = State::Done;
@@ -350,7 +350,7 @@ mod tests {
 
     use super::*;
     use crate::server::body::ResponseBodyError;
-    use crate::server::exchange::Closed;
+    use crate::server::exchange::EndReason;
     use crate::server::finish::FinishGuard;
     use crate::server::shared::{Activity, ActivityGuard};
     use http::{HeaderValue, Response};
@@ -527,7 +527,7 @@ mod tests {
         response.body_mut().set_finish(finish);
         // hyper drops the body when the client leaves.
         drop(response);
-        assert_eq!(exchange.outcome().1, Some(Closed::ClientGone));
+        assert_eq!(exchange.outcome().1, Some(EndReason::ClientGone));
         assert_eq!(
             sink.send(SendEvent::response_body("more", true)).await,
             Err(SendError::Disconnected)

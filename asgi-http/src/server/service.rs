@@ -69,8 +69,8 @@ impl ConnService {
     }
 
     /// A response the server gives without calling the app.
-    fn reject(&self, status: StatusCode, close: bool, finish: Finish) -> ResponseFuture {
-        ResponseFuture {
+    fn reject(&self, status: StatusCode, close: bool, finish: Finish) -> HeadFuture {
+        HeadFuture {
             state: FutureState::Ready(Some(Box::new(server_response(status, close)))),
             finish: Some(finish),
             http2: None,
@@ -82,9 +82,9 @@ impl ConnService {
 impl Service<Request<Incoming>> for ConnService {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = ResponseFuture;
+    type Future = HeadFuture;
 
-    fn call(&self, request: Request<Incoming>) -> ResponseFuture {
+    fn call(&self, request: Request<Incoming>) -> HeadFuture {
         // Taken apart at once: the head is read where it lies, and its header map moves into
         // the scope, with no move of the whole head on the way.
         let (mut head, body) = request.into_parts();
@@ -199,7 +199,7 @@ impl ConnService {
         request: Request<Incoming>,
         finish: Finish,
         forwarding: Option<Forwarding>,
-    ) -> ResponseFuture {
+    ) -> HeadFuture {
         let http2 = request.version() == Version::HTTP_2;
         let holds = Holds {
             permit: self.permit.clone(),
@@ -223,7 +223,7 @@ impl ConnService {
             app_calls,
             forwarding,
         );
-        ResponseFuture {
+        HeadFuture {
             state: FutureState::Handshake(future),
             finish: Some(finish),
             http2: None,
@@ -266,7 +266,7 @@ impl ConnService {
         forwarding: Option<Forwarding>,
         trailers_allowed: bool,
         permit: Option<OwnedSemaphorePermit>,
-    ) -> ResponseFuture {
+    ) -> HeadFuture {
         let http1 = head.version != Version::HTTP_2;
         if head.uri.scheme().is_some() {
             head.uri = head
@@ -291,7 +291,7 @@ impl ConnService {
                 let error: BoxError = Box::new(Error::from_panic(payload));
                 Box::pin(std::future::ready(Err(error)))
             });
-        ResponseFuture {
+        HeadFuture {
             state: FutureState::Direct(DirectCall {
                 future: Some(future),
                 head: None,
@@ -318,7 +318,7 @@ impl ConnService {
         trailers_allowed: bool,
         http1: bool,
         limit: Option<u64>,
-    ) -> ResponseFuture {
+    ) -> HeadFuture {
         // The method and target are for the app's error log lines: clones of the request's
         // own bytes.
         let exchange = Arc::new(ServerExchange::new(
@@ -354,7 +354,7 @@ impl ConnService {
                             })
                         },
                     );
-                    return ResponseFuture {
+                    return HeadFuture {
                         state: FutureState::Queued {
                             permit: Box::pin(calls.acquire_owned()),
                             call,
@@ -383,7 +383,7 @@ impl ConnService {
             polled: false,
             exchange,
         };
-        ResponseFuture {
+        HeadFuture {
             state,
             finish: Some(finish),
             http2: (!http1).then(|| self.activity.clone()),
@@ -609,7 +609,7 @@ impl DirectCall {
 /// hyper's future for one request: it polls the app until the response head is ready.
 /// Dropping it (the client left before the head) ends the request for the app, which learns
 /// it from `recv` in a task of its own.
-pub(crate) struct ResponseFuture {
+pub(crate) struct HeadFuture {
     state: FutureState,
     /// Ends the request once hyper is done with the response; handed to the response body
     /// with the head.
@@ -625,13 +625,13 @@ pub(crate) struct ResponseFuture {
 /// The end-of-request guard of this server's responses.
 type Finish = FinishGuard<ResponseBody>;
 
-impl std::fmt::Debug for ResponseFuture {
+impl std::fmt::Debug for HeadFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        f.debug_struct("HeadFuture").finish_non_exhaustive()
     }
 }
 
-impl Future for ResponseFuture {
+impl Future for HeadFuture {
     type Output = Result<Response<ResponseBody>, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -720,7 +720,7 @@ impl Future for ResponseFuture {
     }
 }
 
-impl Drop for ResponseFuture {
+impl Drop for HeadFuture {
     fn drop(&mut self) {
         let abandoned = match &mut self.state {
             FutureState::Queued { exchange, .. } => {

@@ -2,11 +2,11 @@
 //! feeds.
 
 use std::fmt;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
+use asgi_core::app::AppFuture;
 use asgi_core::{Error, SendEvent};
 use asgi_http::file::FileChunks;
 use asgi_ws::DenialBody;
@@ -15,10 +15,7 @@ use futures_util::{FutureExt, Stream};
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 
-use super::exchange::Exchange;
-
-/// The future of an app's `call`, owning everything it needs.
-pub(crate) type AppFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>;
+use super::exchange::RequestState;
 
 /// The app of one request, polled inline by whoever waits for its events: the response
 /// future until `http.response.start`, then the response body. No task is spawned while
@@ -26,18 +23,18 @@ pub(crate) type AppFuture = Pin<Box<dyn Future<Output = Result<(), Error>> + Sen
 /// while the app still works) the app moves to a task of its own, with the request over, so
 /// its `recv` returns `http.disconnect` and its `send` returns `Disconnected`: app code is
 /// never cancelled mid-await without notice.
-pub(crate) struct Running {
-    app: Option<AppFuture>,
-    exchange: Exchange,
+pub(crate) struct InlineApp {
+    app: Option<AppFuture<'static>>,
+    exchange: RequestState,
     /// What the app returned when it failed or panicked, for the `500` or the aborted body.
     failure: Option<Error>,
-    /// The request was ended for the app ([`end`](Running::end)): no need to again on drop.
+    /// The request was ended for the app ([`end`](InlineApp::end)): no need to again on drop.
     ended: bool,
 }
 
-impl Running {
-    pub(crate) fn new(app: AppFuture, exchange: Exchange) -> Self {
-        Running {
+impl InlineApp {
+    pub(crate) fn new(app: AppFuture<'static>, exchange: RequestState) -> Self {
+        InlineApp {
             app: Some(app),
             exchange,
             failure: None,
@@ -90,7 +87,7 @@ impl Running {
             .unwrap_or_else(|| Error::msg(format!("the app returned {what}")))
     }
 
-    /// Ends the request for the app (see [`Exchange::end`]); `polling` is the waker of a
+    /// Ends the request for the app (see [`RequestState::end`]); `polling` is the waker of a
     /// task that polls the app next.
     pub(crate) fn end(&mut self, polling: Option<&Waker>) {
         self.exchange.end(polling);
@@ -103,7 +100,7 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for InlineApp {
     fn drop(&mut self) {
         if !self.ended {
             self.exchange.end(None);
@@ -163,7 +160,7 @@ enum Kind {
 }
 
 struct Streaming {
-    running: Running,
+    running: InlineApp,
     /// An event taken while looking for the fast path, not yet turned into a frame.
     peeked: Option<SendEvent>,
     /// The file of an `http.response.pathsend`, being sent.
@@ -185,7 +182,7 @@ impl AppBody {
     }
 
     pub(crate) fn streaming(
-        running: Running,
+        running: InlineApp,
         peeked: Option<SendEvent>,
         trailers_declared: bool,
     ) -> Self {
@@ -194,12 +191,12 @@ impl AppBody {
 
     /// The file of an `http.response.pathsend` (taken from the exchange with its event),
     /// then, when declared, the trailers.
-    pub(crate) fn file(running: Running, file: Box<FileChunks>, trailers_declared: bool) -> Self {
+    pub(crate) fn file(running: InlineApp, file: Box<FileChunks>, trailers_declared: bool) -> Self {
         Self::streaming_file(running, None, Some(file), trailers_declared)
     }
 
     fn streaming_file(
-        running: Running,
+        running: InlineApp,
         peeked: Option<SendEvent>,
         file: Option<Box<FileChunks>>,
         trailers_declared: bool,

@@ -47,11 +47,11 @@ struct Slots {
 
 /// The shared state of one request; each side holds a clone.
 #[derive(Clone, Default)]
-pub(crate) struct Exchange {
+pub(crate) struct RequestState {
     slots: Arc<Mutex<Slots>>,
 }
 
-impl Exchange {
+impl RequestState {
     fn lock(&self) -> MutexGuard<'_, Slots> {
         // Held for field moves only, never across a panic point.
         self.slots
@@ -123,12 +123,12 @@ impl Exchange {
 
 /// The app's `send`: checks the protocol order, then waits for the slot.
 pub(crate) struct AppSink {
-    exchange: Exchange,
+    exchange: RequestState,
     protocol: SendProtocol,
 }
 
 impl AppSink {
-    pub(crate) fn new(exchange: Exchange, protocol: SendProtocol) -> Self {
+    pub(crate) fn new(exchange: RequestState, protocol: SendProtocol) -> Self {
         AppSink { exchange, protocol }
     }
 
@@ -151,10 +151,10 @@ impl AppSink {
 
 /// Marks the exchange as opening a file while it lives: a `send` cancelled mid-open clears
 /// the mark too.
-struct Opening<'a>(&'a Exchange);
+struct Opening<'a>(&'a RequestState);
 
 impl<'a> Opening<'a> {
-    fn new(exchange: &'a Exchange) -> Self {
+    fn new(exchange: &'a RequestState) -> Self {
         exchange.lock().opening_file = true;
         Opening(exchange)
     }
@@ -271,7 +271,7 @@ impl Drop for AppSink {
 /// (backpressure on the client), then `http.disconnect` once the request is over.
 pub(crate) struct BodySource<B> {
     body: Reading<B>,
-    exchange: Exchange,
+    exchange: RequestState,
 }
 
 enum Reading<B> {
@@ -291,7 +291,7 @@ where
     B: Body + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    pub(crate) fn new(body: B, exchange: Exchange) -> Self {
+    pub(crate) fn new(body: B, exchange: RequestState) -> Self {
         let body = if body.is_end_stream() {
             Reading::Empty
         } else {

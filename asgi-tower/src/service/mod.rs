@@ -33,8 +33,8 @@ use tower_service::Service;
 
 pub use body::AppBody;
 
-use body::Running;
-use exchange::{AppSink, BodySource, Exchange};
+use body::InlineApp;
+use exchange::{AppSink, BodySource, RequestState};
 
 /// An ASGI [`App`] as a tower [`Service`] over `http::Request<B>` for any
 /// [`http_body::Body`] `B`: nest it in an axum router (`nest_service`, `route_service`,
@@ -109,12 +109,12 @@ use exchange::{AppSink, BodySource, Exchange};
 /// ```
 pub struct AsgiService<A> {
     app: Arc<A>,
-    config: Arc<Config>,
+    config: Arc<ServiceConfig>,
 }
 
 /// The settings an [`AsgiService`] puts into every scope.
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Config {
+pub(crate) struct ServiceConfig {
     pub(crate) websocket: WebSocketConfig,
     pub(crate) state: State,
     pub(crate) shutdown: ShutdownSignal,
@@ -127,11 +127,11 @@ impl<A: App> AsgiService<A> {
     pub fn new(app: A) -> Self {
         AsgiService {
             app: Arc::new(app),
-            config: Arc::new(Config::default()),
+            config: Arc::new(ServiceConfig::default()),
         }
     }
 
-    fn config_mut(&mut self) -> &mut Config {
+    fn config_mut(&mut self) -> &mut ServiceConfig {
         Arc::make_mut(&mut self.config)
     }
 
@@ -213,7 +213,7 @@ where
             };
         }
         let (mut parts, body) = request.into_parts();
-        let exchange = Exchange::default();
+        let exchange = RequestState::default();
         let source = BodySource::new(body, exchange.clone());
         let scope = Scope::from(scope::http_scope(&mut parts, &self.config));
         let sink = AppSink::new(exchange.clone(), SendProtocol::for_scope(&scope));
@@ -222,7 +222,7 @@ where
         let app = self.app.clone();
         let call = asgi_core::app::start_call(app, scope, Receiver::new(source), Sender::new(sink));
         ResponseFuture {
-            state: FutureState::Http(Some(Running::new(call, exchange))),
+            state: FutureState::Http(Some(InlineApp::new(call, exchange))),
             start: None,
         }
     }
@@ -250,8 +250,8 @@ struct Start {
 }
 
 enum FutureState {
-    Http(Option<Running>),
-    Handshake(websocket::HandshakeFuture),
+    Http(Option<InlineApp>),
+    Handshake(websocket::UpgradeFuture),
 }
 
 impl fmt::Debug for ResponseFuture {

@@ -10,12 +10,12 @@ use asgi_http::path::Target;
 use asgi_http::scope::{MountedTarget, ScopeOptions};
 use http::request::Parts;
 
-use super::Config;
+use super::ServiceConfig;
 
 /// The ASGI extensions an [`AsgiService`](crate::AsgiService) HTTP scope declares.
 const SUPPORTED_EXTENSIONS: [&str; 2] = [HTTP_RESPONSE_TRAILERS, HTTP_RESPONSE_PATHSEND];
 
-pub(crate) fn http_scope(parts: &mut Parts, config: &Config) -> Box<HttpScope> {
+pub(crate) fn http_scope(parts: &mut Parts, config: &ServiceConfig) -> Box<HttpScope> {
     let client = client(&parts.extensions);
     let options = options(
         mount(parts),
@@ -26,7 +26,7 @@ pub(crate) fn http_scope(parts: &mut Parts, config: &Config) -> Box<HttpScope> {
     asgi_http::scope::http_scope(parts, options)
 }
 
-pub(crate) fn websocket_scope(mut parts: Parts, config: &Config) -> Box<WebSocketScope> {
+pub(crate) fn websocket_scope(mut parts: Parts, config: &ServiceConfig) -> Box<WebSocketScope> {
     let client = client(&parts.extensions);
     let options = options(mount(&parts), client, config, Extensions::default());
     asgi_http::scope::websocket_scope(&mut parts, options)
@@ -35,7 +35,7 @@ pub(crate) fn websocket_scope(mut parts: Parts, config: &Config) -> Box<WebSocke
 fn options(
     target: MountedTarget<'static>,
     client: Option<SocketAddr>,
-    config: &Config,
+    config: &ServiceConfig,
     extensions: Extensions,
 ) -> ScopeOptions<'static> {
     ScopeOptions {

@@ -15,9 +15,9 @@ use hyper_util::rt::TokioIo;
 
 use super::body::AppBody;
 use super::scope::websocket_scope;
-use super::{Config, plain};
+use super::{ServiceConfig, plain};
 
-pub(crate) type HandshakeFuture = Pin<Box<dyn Future<Output = Response<AppBody>> + Send>>;
+pub(crate) type UpgradeFuture = Pin<Box<dyn Future<Output = Response<AppBody>> + Send>>;
 
 /// True for a WebSocket handshake: an HTTP/1.1 `Upgrade: websocket`, or an HTTP/2 extended
 /// `CONNECT` with `:protocol websocket` (RFC 8441).
@@ -38,8 +38,8 @@ pub(crate) fn is_handshake<B>(request: &Request<B>) -> bool {
 pub(crate) fn handshake<A: App, B>(
     app: Arc<A>,
     mut request: Request<B>,
-    config: &Arc<Config>,
-) -> HandshakeFuture {
+    config: &Arc<ServiceConfig>,
+) -> UpgradeFuture {
     let on_upgrade = request.extensions_mut().remove::<OnUpgrade>();
     let (parts, _body) = request.into_parts();
     let http2 = parts.version == Version::HTTP_2;
@@ -100,7 +100,7 @@ pub(crate) fn handshake<A: App, B>(
     })
 }
 
-async fn run(on_upgrade: OnUpgrade, accepted: Accepted, config: Arc<Config>, path: String) {
+async fn run(on_upgrade: OnUpgrade, accepted: Accepted, config: Arc<ServiceConfig>, path: String) {
     let upgraded = match on_upgrade.await {
         Ok(upgraded) => upgraded,
         Err(e) => {

@@ -5,7 +5,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use asgi_core::host::testing::Session;
+use asgi_core::host::testing::TestSession;
 use asgi_core::{HttpScope, SendEvent};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -53,14 +53,14 @@ pub(crate) fn seen(events: &[SendEvent]) -> Seen {
 }
 
 /// The next event of a session, failing the test instead of hanging.
-pub(crate) async fn next(session: &mut Session) -> Option<SendEvent> {
+pub(crate) async fn next(session: &mut TestSession) -> Option<SendEvent> {
     tokio::time::timeout(PATIENCE, session.recv())
         .await
         .expect("the app sent nothing in time")
 }
 
 /// The next body chunk of a session (skipping nothing: the next event must be a body).
-pub(crate) async fn next_body(session: &mut Session) -> (Bytes, bool) {
+pub(crate) async fn next_body(session: &mut TestSession) -> (Bytes, bool) {
     match next(session).await {
         Some(SendEvent::HttpResponseBody { body, more_body }) => (body, more_body),
         other => panic!("expected http.response.body, got {other:?}"),
