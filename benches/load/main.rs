@@ -26,7 +26,9 @@
 //! them), `LOAD_CALLGRIND_ONLY` (labels separated by commas, e.g. `asgi,asgi+log`: the
 //! callgrind suite counts only those servers, and hyper), `LOAD_CALLGRIND_H2=1` (the callgrind
 //! suite's requests go over h2c from `h2load`, one connection with `LOAD_H2_STREAMS` streams
-//! at a time, instead of HTTP/1.1 one at a time). The HTTP/1.1 load comes from `wrk`
+//! at a time, instead of HTTP/1.1 one at a time), `LOAD_CALLGRIND_CACHE=1` (the callgrind
+//! suite also simulates the first-level caches, `--cache-sim=yes`, and prints their misses
+//! per request beside the instructions). The HTTP/1.1 load comes from `wrk`
 //! (`apt-get install wrk`), the HTTP/2 load from `h2load` (`apt-get install nghttp2-client`),
 //! the instruction counts from `valgrind` (`apt-get install valgrind`); everything else from
 //! clients in this harness.
@@ -81,6 +83,7 @@ pub(crate) struct Settings {
     pub(crate) h2_streams: usize,
     pub(crate) callgrind_requests: u64,
     pub(crate) callgrind_h2: bool,
+    pub(crate) callgrind_cache: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -102,6 +105,7 @@ impl Settings {
             h2_streams: env_or("LOAD_H2_STREAMS", 32),
             callgrind_requests: env_or("LOAD_CALLGRIND_REQUESTS", 2000),
             callgrind_h2: env_or("LOAD_CALLGRIND_H2", 0u8) == 1,
+            callgrind_cache: env_or("LOAD_CALLGRIND_CACHE", 0u8) == 1,
         }
     }
 }
@@ -511,18 +515,31 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     let mut hyper = f64::NAN;
     for kind in CALLGRIND_KINDS.into_iter().filter(|&kind| counted(kind)) {
         let h2 = settings.callgrind_h2.then_some(settings.h2_streams);
-        let once = callgrind_count(kind, n, h2, &dir).await?;
-        let twice = callgrind_count(kind, 2 * n, h2, &dir).await?;
-        let per_request = twice.saturating_sub(once) as f64 / n as f64;
+        let cache = settings.callgrind_cache;
+        let once = callgrind_count(kind, n, h2, cache, &dir).await?;
+        let twice = callgrind_count(kind, 2 * n, h2, cache, &dir).await?;
+        let per_request = |count: fn(&Counts) -> u64| {
+            count(&twice).saturating_sub(count(&once)) as f64 / n as f64
+        };
+        let instructions = per_request(|c| c.instructions);
         if kind == ServerKind::Hyper {
-            hyper = per_request;
+            hyper = instructions;
         }
+        let misses = if cache {
+            format!(
+                "  L1 misses per request: instructions {:.0}, data {:.0}",
+                per_request(|c| c.i1_misses),
+                per_request(|c| c.d1_misses)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "  {:>10} {:<12} {:>8.1}k instructions per request  {:.2}x hyper",
+            "  {:>10} {:<12} {:>8.1}k instructions per request  {:.2}x hyper{misses}",
             kind.label(),
             kind.hello_path(),
-            per_request / 1000.0,
-            per_request / hyper
+            instructions / 1000.0,
+            instructions / hyper
         );
     }
     match keep {
@@ -534,17 +551,23 @@ async fn callgrind_suite(settings: &Settings) -> BoxResult<()> {
     Ok(())
 }
 
-/// The instructions the server of `kind` ran in all, serving `requests` hellos: over
-/// HTTP/1.1 one at a time, or over h2c with `h2_streams` streams at a time.
+/// What the server of `kind` ran in all, serving `requests` hellos: over HTTP/1.1 one at a
+/// time, or over h2c with `h2_streams` streams at a time; with the first-level caches
+/// simulated when `cache_sim` is set.
 async fn callgrind_count(
     kind: ServerKind,
     requests: u64,
     h2_streams: Option<usize>,
+    cache_sim: bool,
     dir: &std::path::Path,
-) -> BoxResult<u64> {
+) -> BoxResult<Counts> {
     let protocol = if h2_streams.is_some() { "h2-" } else { "" };
     let out = dir.join(format!("{}-{protocol}{requests}.out", kind.label()));
-    let server = Server::launch(kind, process::Launch::Callgrind(out.clone())).await?;
+    let launch = process::Launch::Callgrind {
+        out: out.clone(),
+        cache_sim,
+    };
+    let server = Server::launch(kind, launch).await?;
     match h2_streams {
         Some(streams) => {
             client::h2_gets(server.addr(), kind.hello_path(), requests, streams).await?;
@@ -552,14 +575,48 @@ async fn callgrind_count(
         None => client::keep_alive_gets(server.addr(), kind.hello_path(), requests).await?,
     }
     server.terminate()?;
-    let counts = std::fs::read_to_string(&out)?;
-    counts
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
+    Counts::read(&out)
+}
+
+/// The totals of a callgrind output file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts {
+    /// Instructions run.
+    pub(crate) instructions: u64,
+    /// First-level instruction cache misses (0 without the cache simulation).
+    pub(crate) i1_misses: u64,
+    /// First-level data cache misses, reads and writes (0 without the cache simulation).
+    pub(crate) d1_misses: u64,
+}
+
+impl Counts {
+    /// Reads the `summary:` (or `totals:`) line of `out`, whose columns the `events:` line
+    /// names.
+    pub(crate) fn read(out: &std::path::Path) -> BoxResult<Counts> {
+        let text = std::fs::read_to_string(out)?;
+        let line = |prefix: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|v| v.split_whitespace().collect::<Vec<_>>())
+        };
+        let events = line("events:").unwrap_or_default();
+        let totals = line("summary:")
+            .or_else(|| line("totals:"))
+            .ok_or_else(|| format!("no totals in {}", out.display()))?;
+        let event = |name: &str| -> u64 {
+            (events.iter().position(|e| *e == name))
+                .and_then(|at| totals.get(at))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let instructions = event("Ir");
+        if instructions == 0 {
+            return Err(format!("no instruction total in {}", out.display()).into());
+        }
+        Ok(Counts {
+            instructions,
+            i1_misses: event("I1mr"),
+            d1_misses: event("D1mr") + event("D1mw"),
         })
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no instruction total in {}", out.display()).into())
+    }
 }

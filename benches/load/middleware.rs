@@ -55,21 +55,7 @@ fn count_calls(name: &str, n: u64, dir: &Path) -> BoxResult<u64> {
     if !status.success() {
         return Err(format!("--middleware-calls {name} {n} failed: {status}").into());
     }
-    total_instructions(&out)
-}
-
-/// The `summary:` (or `totals:`) line of a callgrind output file.
-fn total_instructions(out: &Path) -> BoxResult<u64> {
-    let counts = std::fs::read_to_string(out)?;
-    counts
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("summary:")
-                .or_else(|| l.strip_prefix("totals:"))
-        })
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| format!("no instruction total in {}", out.display()).into())
+    Ok(crate::Counts::read(&out)?.instructions)
 }
 
 /// Instructions per in-process call of each middleware stack, and each layer's cost over the
@@ -130,8 +116,12 @@ pub(crate) async fn api_suite(settings: &Settings) -> BoxResult<()> {
     std::fs::create_dir_all(&dir)?;
     let mut instructions = Vec::new();
     for kind in kinds {
-        let once = crate::callgrind_count(kind, n, None, &dir).await?;
-        let twice = crate::callgrind_count(kind, 2 * n, None, &dir).await?;
+        let once = crate::callgrind_count(kind, n, None, false, &dir)
+            .await?
+            .instructions;
+        let twice = crate::callgrind_count(kind, 2 * n, None, false, &dir)
+            .await?
+            .instructions;
         instructions.push(twice.saturating_sub(once) as f64 / n as f64);
     }
     let _ = std::fs::remove_dir_all(&dir);

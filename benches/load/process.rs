@@ -106,8 +106,14 @@ impl ServerKind {
 pub(crate) enum Launch {
     /// Natively, pinned to the server CPU when pinning is on.
     Native,
-    /// Under `valgrind --tool=callgrind`, writing its counts to this file at exit.
-    Callgrind(PathBuf),
+    /// Under `valgrind --tool=callgrind`, writing its counts to `out` at exit; with the
+    /// first-level caches simulated (`--cache-sim=yes`) when `cache_sim` is set.
+    Callgrind {
+        /// Where the counts go.
+        out: PathBuf,
+        /// Simulate the caches too.
+        cache_sim: bool,
+    },
 }
 
 /// A running server process.
@@ -223,12 +229,15 @@ impl Server {
             // `env` runs the program: one command shape for both cases.
             Command::new("env")
         };
-        if let Launch::Callgrind(out) = &launch {
+        if let Launch::Callgrind { out, cache_sim } = &launch {
             // Counts every thread of the server process (user space only: valgrind does not
             // see the kernel), written when it exits.
             command
                 .args(["valgrind", "--tool=callgrind", "--quiet"])
                 .arg(format!("--callgrind-out-file={}", out.display()));
+            if *cache_sim {
+                command.arg("--cache-sim=yes");
+            }
         }
         command.arg(program);
         if kind.is_ours() {
