@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use asgi_core::host::testing::{self, TestSession};
 use asgi_core::{
@@ -201,10 +202,12 @@ async fn hop_by_hop_headers_of_the_async_app_are_dropped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trailers_are_accepted_and_dropped() {
-    let trailer_result = Arc::new(Mutex::new(None));
-    let slot = trailer_result.clone();
+    // The app goes on in a task of its own after its last body chunk, which completes the
+    // WSGI response: it reports what its trailers' send returned once it has it.
+    let (report, trailer_result) = oneshot::channel();
+    let report = Arc::new(Mutex::new(Some(report)));
     let app = move |_: Scope, _: Receiver, mut send: Sender| {
-        let slot = slot.clone();
+        let report = report.lock().unwrap().take();
         async move {
             send.send(SendEvent::HttpResponseStart {
                 status: StatusCode::OK,
@@ -219,7 +222,9 @@ async fn trailers_are_accepted_and_dropped() {
                     more_trailers: false,
                 })
                 .await;
-            *slot.lock().unwrap() = Some(result.is_ok());
+            if let Some(report) = report {
+                let _ = report.send(result.is_ok());
+            }
             Ok(())
         }
     };
@@ -227,7 +232,11 @@ async fn trailers_are_accepted_and_dropped() {
     let seen = seen(&outcome.sent);
     assert_eq!(seen.body, b"body");
     assert!(seen.complete);
-    assert_eq!(*trailer_result.lock().unwrap(), Some(true));
+    let accepted = tokio::time::timeout(Duration::from_secs(5), trailer_result)
+        .await
+        .expect("the app sent its trailers within 5 s")
+        .expect("the app reported its trailers' send");
+    assert!(accepted, "the trailers' send failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
