@@ -199,28 +199,25 @@ where
         }
         rounds.push(round);
     }
-    let means = (0..kinds.len())
-        .map(|i| rounds.iter().map(|round| round[i]).sum::<f64>() / rounds.len().max(1) as f64)
-        .collect();
-    Ok(Turns { means, rounds })
+    Ok(Turns { rounds })
 }
 
-/// What [`in_turns`] measured, in the order of its kinds: each round's figures, and their
-/// means over the rounds (what it derefs to).
+/// What [`in_turns`] measured: each round's figures, in the order of its kinds.
 pub(crate) struct Turns {
-    means: Vec<f64>,
     rounds: Vec<Vec<f64>>,
 }
 
-impl std::ops::Deref for Turns {
-    type Target = [f64];
-
-    fn deref(&self) -> &[f64] {
-        &self.means
-    }
-}
-
 impl Turns {
+    /// Each kind's mean over the rounds.
+    pub(crate) fn means(&self) -> Vec<f64> {
+        let kinds = self.rounds.first().map_or(0, Vec::len);
+        (0..kinds)
+            .map(|i| {
+                self.rounds.iter().map(|round| round[i]).sum::<f64>() / self.rounds.len() as f64
+            })
+            .collect()
+    }
+
     /// The ratio of kind `i` to kind `base`, round by round: the median and the range, or
     /// nothing with fewer than two rounds. The kinds of one round are measured back to back
     /// and share the machine's load of that moment, so a round's ratio moves less with that
@@ -253,7 +250,7 @@ impl Turns {
 /// Prints the rows of `turns` (see [`print_row`]) with each ratio to the baseline also
 /// round by round ([`Turns::paired`]).
 fn print_turns(name: &str, unit: &str, kinds: &[ServerKind], turns: &Turns) {
-    print_row(name, unit, &zip(kinds, turns));
+    print_row(name, unit, &zip(kinds, &turns.means()));
     let Some(base) = kinds.iter().position(|kind| kind.is_baseline()) else {
         return;
     };
@@ -323,7 +320,8 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         &HELLO_KINDS,
         &hello,
     );
-    if let (Some(ours), Some(axum)) = (hello.first(), hello.get(3)) {
+    let means = hello.means();
+    if let (Some(ours), Some(axum)) = (means.first(), means.get(3)) {
         println!(
             "  ratio asgi/axum = {:.3}{}",
             ours / axum,
@@ -349,7 +347,8 @@ async fn http_suite(settings: &Settings) -> BoxResult<()> {
         &HELLO_KINDS,
         &h2,
     );
-    if let (Some(ours), Some(axum)) = (h2.first(), h2.get(3)) {
+    let means = h2.means();
+    if let (Some(ours), Some(axum)) = (means.first(), means.get(3)) {
         println!("  ratio asgi/axum = {:.3}{}", ours / axum, h2.paired(0, 3));
     }
 
@@ -442,7 +441,8 @@ async fn wsgi_suite(settings: &Settings) -> BoxResult<()> {
         &kinds,
         &hello,
     );
-    if let (Some(wsgi), Some(ours)) = (hello.first(), hello.get(1)) {
+    let means = hello.means();
+    if let (Some(wsgi), Some(ours)) = (means.first(), means.get(1)) {
         println!(
             "  ratio asgi-wsgi/asgi = {:.3}{}",
             wsgi / ours,

@@ -132,7 +132,7 @@ pub(crate) async fn api_suite(settings: &Settings) -> BoxResult<()> {
         instructions[1] / 1000.0,
         instructions[1] / instructions[0]
     );
-    let throughput = crate::in_turns(&kinds, settings, |kind, addr| {
+    let turns = crate::in_turns(&kinds, settings, |kind, addr| {
         crate::client::wrk(
             addr,
             kind.hello_path(),
@@ -141,6 +141,7 @@ pub(crate) async fn api_suite(settings: &Settings) -> BoxResult<()> {
         )
     })
     .await?;
+    let throughput = turns.means();
     println!(
         "  requests/s over HTTP/1.1 (wrk, {} connections, {} s x {} rounds): hello {:.0}, api {:.0}, ratio api/hello = {:.3}",
         settings.connections,
