@@ -174,7 +174,15 @@ pub(crate) const CLIENT_CPU: &str = "1";
 
 /// True when servers and load are pinned to separate CPUs: two or more CPUs, `taskset` found,
 /// and `LOAD_PIN` is not `0`.
+///
+/// The harness process that measures is the one [`pin_to_client_cpu`] started: it runs on the
+/// client CPU alone, so the CPUs it sees are one, and it takes the answer of the process that
+/// started it (`LOAD_PINNED`) instead of asking again. Asking again would say "no", and each
+/// server would then inherit the client CPU and share it with the load.
 pub(crate) fn pinning() -> bool {
+    if std::env::var_os("LOAD_PINNED").is_some() {
+        return true;
+    }
     std::env::var_os("LOAD_PIN").is_none_or(|v| v != "0")
         && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2)
         && Command::new("taskset")

@@ -22,10 +22,8 @@ use asgi::prelude::*;
 use asgi::tower::{AsgiService, TowerApp};
 use tokio::net::TcpListener;
 
-use crate::{BoxResult, Settings};
-
-/// The CPU the servers run on, as in the other suites.
-const SERVER_CPU: &str = "0";
+use crate::process::SERVER_CPU;
+use crate::{BoxResult, Settings, Turns};
 
 /// The servers of this suite.
 #[derive(Debug, Clone, Copy)]
@@ -179,44 +177,55 @@ pub(crate) async fn suite(settings: &Settings) -> BoxResult<()> {
         settings.connections, settings.seconds, settings.rounds
     );
     let kinds = [Kind::AsgiService, Kind::TowerApp, Kind::Axum];
-    let mut rates = [0.0; 3];
-    let mut per_cpu = [0.0; 3];
+    let mut rates = Turns {
+        rounds: Vec::with_capacity(settings.rounds),
+    };
+    let mut per_cpu = Turns {
+        rounds: Vec::with_capacity(settings.rounds),
+    };
     for _ in 0..settings.rounds {
-        for (i, kind) in kinds.iter().enumerate() {
-            let server = start(*kind).await?;
+        let mut round_rates = Vec::with_capacity(kinds.len());
+        let mut round_per_cpu = Vec::with_capacity(kinds.len());
+        for kind in kinds {
+            let server = start(kind).await?;
             let cpu_before = cpu_seconds(&server.child)?;
             let rate = crate::client::wrk(server.addr, "/", settings.connections, settings.seconds)
                 .await?;
             let cpu = cpu_seconds(&server.child)? - cpu_before;
-            rates[i] += rate;
-            per_cpu[i] += rate * settings.seconds as f64 / cpu.max(0.01);
+            round_rates.push(rate);
+            round_per_cpu.push(rate * settings.seconds as f64 / cpu.max(0.01));
             drop(server);
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
+        rates.rounds.push(round_rates);
+        per_cpu.rounds.push(round_per_cpu);
     }
-    let rounds = settings.rounds as f64;
-    let [service, app, axum] = rates.map(|s| s / rounds);
-    let [service_cpu, app_cpu, axum_cpu] = per_cpu.map(|s| s / rounds);
+    let means = rates.means();
+    let means_per_cpu = per_cpu.means();
+    let axum = kinds.len() - 1;
     // Requests per CPU-second of the server process: on a shared machine the rate follows
-    // whatever else runs on the server's CPU, the CPU cost per request much less so.
-    for (name, label, ours, ours_cpu) in [
-        (
-            "AsgiService under axum::serve",
-            "asgi-service",
-            service,
-            service_cpu,
-        ),
-        ("axum Router via TowerApp", "tower-app", app, app_cpu),
+    // whatever else runs on the server's CPU, the CPU cost per request much less so. Each
+    // ratio is also given round by round (median and range), as in the HTTP suite.
+    for (i, name) in [
+        (0, "AsgiService under axum::serve"),
+        (1, "axum Router via TowerApp"),
     ] {
         println!(
-            "{name:<30} {label:>12}: {ours:>9.1} req/s  axum::serve: {axum:>9.1} req/s  ratio = {:.3}",
-            ours / axum
+            "{name:<30} {:>12}: {:>9.1} req/s  axum::serve: {:>9.1} req/s  ratio = {:.3}{}",
+            kinds[i].label(),
+            means[i],
+            means[axum],
+            means[i] / means[axum],
+            rates.paired(i, axum)
         );
         println!(
-            "{:<30} {:>12}: {ours_cpu:>9.0} req/CPU-s  axum::serve: {axum_cpu:>9.0} req/CPU-s  ratio = {:.3}",
+            "{:<30} {:>12}: {:>9.0} req/CPU-s  axum::serve: {:>9.0} req/CPU-s  ratio = {:.3}{}",
             "",
             "",
-            ours_cpu / axum_cpu
+            means_per_cpu[i],
+            means_per_cpu[axum],
+            means_per_cpu[i] / means_per_cpu[axum],
+            per_cpu.paired(i, axum)
         );
     }
     Ok(())
