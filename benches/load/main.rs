@@ -134,20 +134,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let calls = args.get(i + 2).ok_or("--middleware-calls needs a count")?;
         return middleware::run_calls(name, calls.parse()?);
     }
-    if let Some(status) = process::pin_to_client_cpu(&args)? {
-        std::process::exit(status);
-    }
-    let settings = Settings::from_env();
     let suites: Vec<&str> = if args.is_empty() {
         vec!["http", "ws", "wsgi", "tower", "callgrind", "channels"]
     } else {
         args.iter().map(String::as_str).collect()
     };
-    process::raise_fd_limit(settings.idle_sockets as u64 * 2 + 1024);
-    // The in-process `middleware` suite runs no example server.
-    if suites.iter().any(|suite| *suite != "middleware") {
+    // The in-process `middleware` suite runs no example server. The examples are built by
+    // the first process, on every CPU, before it re-runs itself on the client CPU alone.
+    if suites.iter().any(|suite| *suite != "middleware")
+        && std::env::var_os("LOAD_PINNED").is_none()
+    {
         process::build_examples()?;
     }
+    if let Some(status) = process::pin_to_client_cpu(&args)? {
+        std::process::exit(status);
+    }
+    let settings = Settings::from_env();
+    process::raise_fd_limit(settings.idle_sockets as u64 * 2 + 1024);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
