@@ -14,13 +14,18 @@
 //!
 //! # Off the request path
 //!
-//! A request formats its line (the access log's, or any event's) and hands it to a queue of
+//! A request formats its line (the access log's, or any event's) and appends it to a queue of
 //! at most [`LOG_QUEUE_LINES`] lines; a thread of its own writes them out. A slow terminal,
 //! pipe or disk never makes a request wait: when the queue is full the line is dropped and
 //! counted. The count is logged every [`DROPPED_LINES_REPORT_INTERVAL`] while lines are being
 //! dropped, and once more when the guard is dropped (on standard error, since the writer is
-//! then gone). The thread writes the lines it has each time the queue runs empty, up to
-//! [`LOG_WRITE_BUFFER_BYTES`] at a time: under load, many lines to a system call.
+//! then gone).
+//!
+//! The queue is one buffer under a lock held only to copy a line in: nothing is allocated
+//! and no thread is woken per line. The writer thread takes all the queued lines at once,
+//! writes them in one call, and waits [`LOG_FLUSH_INTERVAL`] for the next batch to gather:
+//! under load, many lines to a system call, and no wake-up on the request path. With nothing
+//! to write it sleeps until a line comes, so a quiet server's lines go out at once.
 //!
 //! # The access log's lines
 //!
@@ -31,18 +36,17 @@
 //! other event goes through tracing-subscriber's default format.
 //!
 //! Building the subscriber yourself instead is fine: everything here is tracing-subscriber's
-//! `fmt` and tracing-appender's `non_blocking`, and with the default format the access log's
-//! lines read the same.
+//! `fmt` with a writer of its own (tracing-appender's `non_blocking` is the usual one), and
+//! with the default format the access log's lines read the same.
 
 use std::fmt;
 use std::io::IsTerminal;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::{Format, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
@@ -50,18 +54,26 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::server::ACCESS_LOG_TARGET;
 
+mod queue;
+
 /// How many formatted lines wait for the writer thread: 8,192. A burst of that many lines
 /// (a few MiB at most) rides out a stall of the output; past it, lines are dropped and
 /// counted rather than making requests wait or memory grow. Choose another bound with
 /// [`init_with`].
 pub const LOG_QUEUE_LINES: usize = 8_192;
 
-/// How many bytes of lines the writer thread gathers before it writes them out: 64 KiB. The
-/// thread writes what it has each time the queue runs empty, so a quiet server's lines
-/// still go out at once, and a busy one's go out many to a system call instead of one each
-/// (standard output alone writes at every newline). A line longer than this goes out on its
-/// own. A tuning constant, not a setting: change it here.
-pub const LOG_WRITE_BUFFER_BYTES: usize = 64 * 1024;
+/// How long the writer thread waits after writing a batch of lines before it takes the next:
+/// 10 ms. Lines come out at most this much later under load (a line that finds the thread
+/// idle wakes it at once), and a server answering tens of thousands of requests a second
+/// writes a few hundred lines per system call, where standard output alone writes at every
+/// newline. A tuning constant, not a setting: change it here.
+pub const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The most room the writer thread keeps for its next batch after writing one: 64 KiB. A burst
+/// of lines grows the batch as far as it needs (the queue's line count bounds it); past this,
+/// the room is given back once the burst is written. A tuning constant, not a setting: change
+/// it here.
+pub const LOG_BATCH_KEPT_BYTES: usize = 64 * 1024;
 
 /// How often the count of dropped lines is logged while lines are being dropped: every 10
 /// seconds, often enough to notice and rarely enough not to add to the flood.
@@ -78,14 +90,14 @@ pub const DEFAULT_FILTER: &str = "info";
 pub struct LogGuard {
     // Dropped first: the reporter stops before the writer goes.
     reporter: Option<(mpsc::SyncSender<()>, JoinHandle<()>)>,
-    writer: Option<WorkerGuard>,
-    dropped: ErrorCounter,
+    writer: Option<queue::WriterGuard>,
+    dropped: Option<Arc<queue::Queue>>,
 }
 
 impl std::fmt::Debug for LogGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogGuard")
-            .field("dropped_lines", &self.dropped.dropped_lines())
+            .field("dropped_lines", &self.dropped_lines())
             .finish_non_exhaustive()
     }
 }
@@ -93,7 +105,9 @@ impl std::fmt::Debug for LogGuard {
 impl LogGuard {
     /// How many lines were dropped so far because the queue was full.
     pub fn dropped_lines(&self) -> usize {
-        self.dropped.dropped_lines()
+        self.dropped
+            .as_ref()
+            .map_or(0, |queue| queue.dropped_lines())
     }
 }
 
@@ -105,9 +119,9 @@ impl Drop for LogGuard {
             drop(stop);
             let _ = reporter.join();
         }
-        // Flushes what is queued.
+        // Writes what is queued.
         drop(self.writer.take());
-        let dropped = self.dropped.dropped_lines();
+        let dropped = self.dropped_lines();
         if dropped > 0 {
             eprintln!("logging: {dropped} log lines were dropped because the output was too slow");
         }
@@ -128,35 +142,35 @@ pub fn init() -> LogGuard {
 /// Like [`init`], with a queue of `queue_lines` lines (at least 1).
 pub fn init_with(queue_lines: usize) -> LogGuard {
     let terminal = std::io::stdout().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(queue_lines.max(1))
-        .thread_name("asgi-log-writer")
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_WRITE_BUFFER_BYTES,
-            std::io::stdout(),
-        ));
-    let dropped = writer.error_counter();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let installed = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(terminal)
-        .event_format(LineFormat::default())
-        .with_writer(writer)
-        .try_init()
-        .is_ok();
-    let reporter = installed.then(|| spawn_reporter(dropped.clone())).flatten();
+        .event_format(LineFormat::default());
+    let Ok((writer, guard)) = queue::start(std::io::stdout(), queue_lines, "asgi-log-writer")
+    else {
+        // No thread for the writer: lines are written where they are logged.
+        let _ = builder.with_writer(std::io::stdout).try_init();
+        return LogGuard {
+            reporter: None,
+            writer: None,
+            dropped: None,
+        };
+    };
+    let queue = guard.queue();
+    let installed = builder.with_writer(writer).try_init().is_ok();
+    let reporter = installed.then(|| spawn_reporter(queue.clone())).flatten();
     LogGuard {
         reporter,
         writer: Some(guard),
-        dropped,
+        dropped: Some(queue),
     }
 }
 
 /// A thread that logs the count of dropped lines when it grew, every
 /// [`DROPPED_LINES_REPORT_INTERVAL`], until the guard stops it.
-fn spawn_reporter(dropped: ErrorCounter) -> Option<(mpsc::SyncSender<()>, JoinHandle<()>)> {
+fn spawn_reporter(dropped: Arc<queue::Queue>) -> Option<(mpsc::SyncSender<()>, JoinHandle<()>)> {
     // One slot: the stop signal.
     let (stop, stopped) = mpsc::sync_channel::<()>(1);
     let thread = std::thread::Builder::new()
