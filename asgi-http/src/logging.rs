@@ -91,7 +91,6 @@ pub struct LogGuard {
     // Dropped first: the reporter stops before the writer goes.
     reporter: Option<(mpsc::SyncSender<()>, JoinHandle<()>)>,
     writer: Option<queue::WriterGuard>,
-    dropped: Option<Arc<queue::Queue>>,
 }
 
 impl std::fmt::Debug for LogGuard {
@@ -105,9 +104,9 @@ impl std::fmt::Debug for LogGuard {
 impl LogGuard {
     /// How many lines were dropped so far because the queue was full.
     pub fn dropped_lines(&self) -> usize {
-        self.dropped
+        self.writer
             .as_ref()
-            .map_or(0, |queue| queue.dropped_lines())
+            .map_or(0, |writer| writer.queue().dropped_lines())
     }
 }
 
@@ -120,7 +119,9 @@ impl Drop for LogGuard {
             let _ = reporter.join();
         }
         // Writes what is queued.
-        drop(self.writer.take());
+        if let Some(writer) = &mut self.writer {
+            writer.stop();
+        }
         let dropped = self.dropped_lines();
         if dropped > 0 {
             eprintln!("logging: {dropped} log lines were dropped because the output was too slow");
@@ -155,16 +156,13 @@ pub fn init_with(queue_lines: usize) -> LogGuard {
         return LogGuard {
             reporter: None,
             writer: None,
-            dropped: None,
         };
     };
-    let queue = guard.queue();
     let installed = builder.with_writer(writer).try_init().is_ok();
-    let reporter = installed.then(|| spawn_reporter(queue.clone())).flatten();
+    let reporter = installed.then(|| spawn_reporter(guard.queue())).flatten();
     LogGuard {
         reporter,
         writer: Some(guard),
-        dropped: Some(queue),
     }
 }
 

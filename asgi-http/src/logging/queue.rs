@@ -60,7 +60,7 @@ impl Queue {
         pending.bytes.extend_from_slice(line);
         pending.lines += 1;
         drop(pending);
-        // SeqCst, as the writer's store: see `WriterThread::run`.
+        // SeqCst, as the writer's store: see `sleep_until_a_line`.
         if self.asleep.load(Ordering::SeqCst) && self.asleep.swap(false, Ordering::SeqCst) {
             if let Some(writer) = self.writer.get() {
                 writer.unpark();
@@ -105,7 +105,8 @@ impl<'a> MakeWriter<'a> for QueueWriter {
     }
 }
 
-/// Stops the writer thread when dropped, after it wrote every line queued before.
+/// Stops the writer thread when dropped (or [stopped](WriterGuard::stop)), after it wrote
+/// every line queued before.
 #[derive(Debug)]
 pub(super) struct WriterGuard {
     queue: Arc<Queue>,
@@ -117,15 +118,21 @@ impl WriterGuard {
     pub(super) fn queue(&self) -> Arc<Queue> {
         self.queue.clone()
     }
-}
 
-impl Drop for WriterGuard {
-    fn drop(&mut self) {
+    /// Closes the queue (a line after this is dropped and counted) and waits until the writer
+    /// thread wrote what was queued and stopped. Does nothing the second time.
+    pub(super) fn stop(&mut self) {
         self.queue.lock().closed = true;
         if let Some(thread) = self.thread.take() {
             thread.thread().unpark();
             let _ = thread.join();
         }
+    }
+}
+
+impl Drop for WriterGuard {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
